@@ -1,0 +1,65 @@
+// Bias broadcast, bias gradient and activations over a row-major [rows × cols] batch.
+// CPU twin: src/cpu/elementwise.rs. Needs the activation prelude (activation.wgsl).
+//
+// One invocation per element (bias_grad: per column). Launches may be 2-D when a tensor
+// needs more workgroups than one dimension allows: threads_x says how wide a row of the grid is.
+
+struct Shape {
+    rows: u32,
+    cols: u32,
+    len: u32,
+    threads_x: u32,
+}
+
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> y: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+@group(0) @binding(3) var<uniform> shape: Shape;
+
+fn linear_index(gid: vec3<u32>) -> u32 {
+    return gid.y * shape.threads_x + gid.x;
+}
+
+// out = act(x + bias[col]); y is the bias.
+@compute @workgroup_size(256)
+fn bias_activation(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let i = linear_index(gid);
+    if i >= shape.len {
+        return;
+    }
+    out[i] = act_forward(x[i] + y[i % shape.cols]);
+}
+
+// out = act(x).
+@compute @workgroup_size(256)
+fn activation_forward(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let i = linear_index(gid);
+    if i >= shape.len {
+        return;
+    }
+    out[i] = act_forward(x[i]);
+}
+
+// out = x · act'(y), where x is dA and y the stored activation output.
+@compute @workgroup_size(256)
+fn activation_backward(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let i = linear_index(gid);
+    if i >= shape.len {
+        return;
+    }
+    out[i] = x[i] * act_derivative_from_output(y[i]);
+}
+
+// out[col] = Σ_r x[r, col], summed in row order like the CPU twin (deterministic).
+@compute @workgroup_size(256)
+fn bias_grad(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let j = linear_index(gid);
+    if j >= shape.cols {
+        return;
+    }
+    var sum = 0.0;
+    for (var r = 0u; r < shape.rows; r++) {
+        sum += x[r * shape.cols + j];
+    }
+    out[j] = sum;
+}

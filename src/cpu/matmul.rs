@@ -1,0 +1,80 @@
+//! Matrix multiply in the three backprop forms, with the dense layer's fused epilogues.
+//! GPU twin: `shaders/matmul.wgsl`.
+
+use super::{Real, for_each_row};
+use crate::error::{Result, check_len};
+use crate::ops::{Epilogue, MatmulDims, MatmulForm};
+
+/// Below this many multiply-adds gemm runs single-threaded (threads cost more than they save).
+const PARALLEL_MIN_MACS: usize = 1 << 18;
+
+/// `C = epilogue(op(A)·op(B))` for row-major `A`, `B`, `C` (see [`MatmulForm`] for the shapes).
+///
+/// Errors if a slice's length does not match `dims` or a dimension is 0.
+pub fn matmul<T: Real>(
+    form: MatmulForm,
+    dims: MatmulDims,
+    a: &[T],
+    b: &[T],
+    c: &mut [T],
+    epilogue: Epilogue<&[T]>,
+) -> Result<()> {
+    const OP: &str = "matmul";
+    dims.validate(OP, a.len(), b.len(), c.len())?;
+    let MatmulDims { m, k, n } = dims;
+    match epilogue {
+        Epilogue::None => {}
+        Epilogue::BiasAct { bias, .. } => check_len(OP, "bias", bias.len(), n)?,
+        Epilogue::ActGrad { act_output, .. } => check_len(OP, "activation output", act_output.len(), m * n)?,
+    }
+
+    // Strides (row, column) of op(A) [m×k] and op(B) [k×n] inside their row-major storage.
+    let (a_rs, a_cs) = if form.transposes_a() { (1, m) } else { (k, 1) };
+    let (b_rs, b_cs) = if form.transposes_b() { (1, k) } else { (n, 1) };
+    let parallelism = if m * n * k >= PARALLEL_MIN_MACS {
+        gemm::Parallelism::Rayon(0)
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: the lengths were checked against dims above, so every index gemm forms from
+    // these strides lies inside its slice; `c` is exclusively borrowed and does not alias.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            a.as_ptr(),
+            a_cs as isize,
+            a_rs as isize,
+            b.as_ptr(),
+            b_cs as isize,
+            b_rs as isize,
+            T::zero(),
+            T::one(),
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+
+    match epilogue {
+        Epilogue::None => {}
+        Epilogue::BiasAct { bias, act } => for_each_row(c, n, |_, row| {
+            for (x, &b) in row.iter_mut().zip(bias) {
+                *x = act.forward(*x + b);
+            }
+        }),
+        Epilogue::ActGrad { act_output, act } => for_each_row(c, n, |r, row| {
+            let out = &act_output[r * n..(r + 1) * n];
+            for (x, &a) in row.iter_mut().zip(out) {
+                *x = *x * act.derivative_from_output(a);
+            }
+        }),
+    }
+    Ok(())
+}

@@ -1,0 +1,64 @@
+//! Parameter updates, in place. GPU twin: `shaders/optim.wgsl`.
+//!
+//! Each takes the step's [`OptimState`] (after [`OptimState::tick`]) so both backends read
+//! the same hyperparameters and bias corrections.
+
+use super::{Real, for_each_element};
+use crate::error::{Result, check_len, check_nonzero};
+use crate::optimizer::OptimState;
+
+fn check(op: &'static str, w: usize, g: usize) -> Result<()> {
+    check_nonzero(op, &[("parameters", w)])?;
+    check_len(op, "gradient", g, w)
+}
+
+fn cast<T: Real>(x: f32) -> T {
+    T::from(x).unwrap()
+}
+
+/// `w ← w·(1 − lr·wd) − lr·g`.
+pub fn sgd_update<T: Real>(w: &mut [T], g: &[T], s: &OptimState) -> Result<()> {
+    check("sgd_update", w.len(), g.len())?;
+    let (lr, decay) = (cast::<T>(s.lr), T::one() - cast::<T>(s.lr * s.weight_decay));
+    for_each_element(w, |i, w| *w = *w * decay - lr * g[i]);
+    Ok(())
+}
+
+/// `v ← μ·v + g`, `w ← w·(1 − lr·wd) − lr·v`.
+pub fn momentum_update<T: Real>(w: &mut [T], g: &[T], velocity: &mut [T], s: &OptimState) -> Result<()> {
+    const OP: &str = "momentum_update";
+    check(OP, w.len(), g.len())?;
+    check_len(OP, "velocity", velocity.len(), w.len())?;
+    let (lr, mu) = (cast::<T>(s.lr), cast::<T>(s.momentum));
+    let decay = T::one() - cast::<T>(s.lr * s.weight_decay);
+    for ((w, &g), v) in w.iter_mut().zip(g).zip(velocity.iter_mut()) {
+        *v = mu * *v + g;
+        *w = *w * decay - lr * *v;
+    }
+    Ok(())
+}
+
+/// Adam(W): `m ← β₁m + (1−β₁)g`, `v ← β₂v + (1−β₂)g²`,
+/// `w ← w·(1 − lr·wd) − lr·(m/bc₁) / (√(v/bc₂) + ε)`.
+pub fn adam_update<T: Real>(w: &mut [T], g: &[T], m: &mut [T], v: &mut [T], s: &OptimState) -> Result<()> {
+    const OP: &str = "adam_update";
+    check(OP, w.len(), g.len())?;
+    check_len(OP, "first moment", m.len(), w.len())?;
+    check_len(OP, "second moment", v.len(), w.len())?;
+    let (lr, b1, b2, eps) = (
+        cast::<T>(s.lr),
+        cast::<T>(s.beta1),
+        cast::<T>(s.beta2),
+        cast::<T>(s.eps),
+    );
+    let (bc1, bc2) = (cast::<T>(s.bias_correction1), cast::<T>(s.bias_correction2));
+    let decay = T::one() - cast::<T>(s.lr * s.weight_decay);
+    for (((w, &g), m), v) in w.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+        *m = b1 * *m + (T::one() - b1) * g;
+        *v = b2 * *v + (T::one() - b2) * g * g;
+        let m_hat = *m / bc1;
+        let v_hat = *v / bc2;
+        *w = *w * decay - lr * m_hat / (v_hat.sqrt() + eps);
+    }
+    Ok(())
+}

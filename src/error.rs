@@ -1,0 +1,98 @@
+//! The crate's one error type: every fallible public function returns [`Result<T>`].
+
+use thiserror::Error;
+
+/// Everything that can go wrong when a user drives shadergrad.
+///
+/// Variants name the problem and carry the numbers needed to fix it; panics are reserved
+/// for broken internal invariants (bugs), never for bad input.
+#[derive(Debug, Error)]
+pub enum Error {
+    /// A tensor had a different number of elements than its stated shape requires.
+    #[error("shape mismatch in {op}: {what} has {got} elements, expected {expected}")]
+    ShapeMismatch {
+        op: &'static str,
+        what: &'static str,
+        expected: usize,
+        got: usize,
+    },
+
+    /// A dimension was zero: every size must be at least 1.
+    #[error("{op}: dimension `{dim}` is 0; every size must be at least 1")]
+    EmptyDimension { op: &'static str, dim: &'static str },
+
+    /// A class label does not name one of the network's output classes.
+    #[error("{op}: label {label} at row {row} is out of range for {classes} classes")]
+    LabelOutOfRange {
+        op: &'static str,
+        row: usize,
+        label: u32,
+        classes: usize,
+    },
+
+    /// No adapter matched the request (or the machine has none).
+    #[error("no GPU adapter found{request}; available adapters: {available}")]
+    NoAdapter { request: String, available: String },
+
+    /// An environment variable held a value shadergrad does not understand.
+    #[error("environment variable {var}={value:?} is not valid: {expected}")]
+    BadEnvVar {
+        var: &'static str,
+        value: String,
+        expected: &'static str,
+    },
+
+    /// The adapter refused to create a device.
+    #[error("could not open a device on adapter {adapter}: {reason}")]
+    DeviceRequest { adapter: String, reason: String },
+
+    /// A buffer would exceed what the device allows.
+    #[error("{what} needs {bytes} bytes, over the device's {limit_name} of {limit} bytes")]
+    BufferTooLarge {
+        what: String,
+        bytes: u64,
+        limit: u64,
+        limit_name: &'static str,
+    },
+
+    /// A dispatch would need more workgroups than the device allows in one dimension.
+    #[error("{kernel}: {workgroups} workgroups exceed the device's limit of {limit} per dimension")]
+    DispatchTooLarge {
+        kernel: &'static str,
+        workgroups: u64,
+        limit: u32,
+    },
+
+    /// wgpu reported a validation error, out-of-memory or similar while running kernels.
+    #[error("GPU error in {context}: {message}")]
+    Gpu { context: String, message: String },
+
+    /// Reading a buffer back from the device failed (device lost, mapping error).
+    #[error("reading {what} back from the GPU failed: {reason}")]
+    Readback { what: String, reason: String },
+}
+
+/// Shorthand for `std::result::Result<T, shadergrad::Error>`.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Checks that a slice or buffer holds exactly `expected` elements.
+pub(crate) fn check_len(op: &'static str, what: &'static str, got: usize, expected: usize) -> Result<()> {
+    if got == expected {
+        Ok(())
+    } else {
+        Err(Error::ShapeMismatch {
+            op,
+            what,
+            expected,
+            got,
+        })
+    }
+}
+
+/// Checks that every named dimension is at least 1.
+pub(crate) fn check_nonzero(op: &'static str, dims: &[(&'static str, usize)]) -> Result<()> {
+    match dims.iter().find(|(_, size)| *size == 0) {
+        Some((dim, _)) => Err(Error::EmptyDimension { op, dim }),
+        None => Ok(()),
+    }
+}

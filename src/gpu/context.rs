@@ -1,0 +1,286 @@
+//! The device: adapter choice, limits, error capture, and the pipeline cache.
+
+use std::sync::{Arc, Mutex};
+
+use crate::error::{Error, Result};
+use crate::gpu::kernels::PipelineCache;
+
+/// Which adapter to open: every field narrows the choice; `None` means "any".
+///
+/// [`AdapterRequest::from_env`] reads `SHADERGRAD_BACKEND` (`vulkan|metal|dx12|gl`) and
+/// `SHADERGRAD_ADAPTER` (a case-insensitive substring of the adapter name).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AdapterRequest {
+    /// Only adapters of this backend.
+    pub backend: Option<wgpu::Backend>,
+    /// Only adapters whose name contains this (case-insensitive).
+    pub name_contains: Option<String>,
+}
+
+impl AdapterRequest {
+    /// The request described by `SHADERGRAD_BACKEND` and `SHADERGRAD_ADAPTER`.
+    pub fn from_env() -> Result<Self> {
+        let backend = match std::env::var("SHADERGRAD_BACKEND") {
+            Ok(value) if !value.trim().is_empty() => Some(parse_backend(&value)?),
+            _ => None,
+        };
+        let name_contains = std::env::var("SHADERGRAD_ADAPTER")
+            .ok()
+            .filter(|s| !s.trim().is_empty());
+        Ok(AdapterRequest { backend, name_contains })
+    }
+
+    fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(b) = self.backend {
+            parts.push(format!("backend {}", b.to_str()));
+        }
+        if let Some(n) = &self.name_contains {
+            parts.push(format!("name containing {n:?}"));
+        }
+        if parts.is_empty() {
+            String::new()
+        } else {
+            format!(" matching {}", parts.join(" and "))
+        }
+    }
+
+    fn matches(&self, info: &wgpu::AdapterInfo) -> bool {
+        self.backend.is_none_or(|b| b == info.backend)
+            && self
+                .name_contains
+                .as_ref()
+                .is_none_or(|n| info.name.to_lowercase().contains(&n.to_lowercase()))
+    }
+}
+
+/// Parses a backend name as written in `SHADERGRAD_BACKEND`.
+pub fn parse_backend(value: &str) -> Result<wgpu::Backend> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "vulkan" | "vk" => Ok(wgpu::Backend::Vulkan),
+        "metal" => Ok(wgpu::Backend::Metal),
+        "dx12" | "d3d12" => Ok(wgpu::Backend::Dx12),
+        "gl" | "gles" | "opengl" => Ok(wgpu::Backend::Gl),
+        _ => Err(Error::BadEnvVar {
+            var: "SHADERGRAD_BACKEND",
+            value: value.to_string(),
+            expected: "one of vulkan, metal, dx12, gl",
+        }),
+    }
+}
+
+fn backend_bit(b: wgpu::Backend) -> wgpu::Backends {
+    match b {
+        wgpu::Backend::Vulkan => wgpu::Backends::VULKAN,
+        wgpu::Backend::Metal => wgpu::Backends::METAL,
+        wgpu::Backend::Dx12 => wgpu::Backends::DX12,
+        wgpu::Backend::Gl => wgpu::Backends::GL,
+        _ => wgpu::Backends::empty(),
+    }
+}
+
+/// Hardware first; a software adapter (lavapipe, WARP) only when nothing else is there.
+fn preference(t: wgpu::DeviceType) -> u8 {
+    match t {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Other => 3,
+        wgpu::DeviceType::Cpu => 4,
+    }
+}
+
+/// An open GPU device with its queue, limits and compiled kernels.
+///
+/// Cheap to share: wrap it in an [`Arc`]; it is `Send + Sync`.
+pub struct GpuContext {
+    pub(crate) device: wgpu::Device,
+    pub(crate) queue: wgpu::Queue,
+    info: wgpu::AdapterInfo,
+    limits: wgpu::Limits,
+    pub(crate) pipelines: PipelineCache,
+    /// Bound where a kernel's layout has a slot the chosen variant does not read.
+    pub(crate) placeholder: wgpu::Buffer,
+    /// wgpu errors raised outside an error scope, kept until the next check.
+    uncaptured: Arc<Mutex<Vec<String>>>,
+}
+
+impl std::fmt::Debug for GpuContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GpuContext").field("adapter", &self.describe()).finish()
+    }
+}
+
+impl GpuContext {
+    /// Opens the adapter chosen by the environment (see [`AdapterRequest::from_env`]).
+    pub fn new() -> Result<Self> {
+        Self::with_request(&AdapterRequest::from_env()?)
+    }
+
+    /// Opens the best adapter matching `request`: hardware first, software otherwise.
+    pub fn with_request(request: &AdapterRequest) -> Result<Self> {
+        let backends = request.backend.map_or(wgpu::Backends::all(), backend_bit);
+        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+        desc.backends = backends;
+        let instance = wgpu::Instance::new(desc);
+        let adapters = pollster::block_on(instance.enumerate_adapters(backends));
+        let adapter = adapters
+            .iter()
+            .filter(|a| request.matches(&a.get_info()))
+            .min_by_key(|a| preference(a.get_info().device_type))
+            .cloned();
+        let Some(adapter) = adapter else {
+            return Err(Error::NoAdapter {
+                request: request.describe(),
+                available: list_adapters(),
+            });
+        };
+        Self::from_adapter(adapter)
+    }
+
+    fn from_adapter(adapter: wgpu::Adapter) -> Result<Self> {
+        let info = adapter.get_info();
+        // The adapter's own limits, not WebGPU's defaults: buffers as large as the device allows.
+        let limits = adapter.limits();
+        let features = adapter.features() & wgpu::Features::TIMESTAMP_QUERY;
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("shadergrad"),
+            required_features: features,
+            required_limits: limits.clone(),
+            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        }))
+        .map_err(|e| Error::DeviceRequest {
+            adapter: info.name.clone(),
+            reason: e.to_string(),
+        })?;
+
+        let uncaptured = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&uncaptured);
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            sink.lock().unwrap_or_else(|p| p.into_inner()).push(e.to_string());
+        }));
+        let placeholder = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("placeholder"),
+            size: 16,
+            usage: wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        });
+        Ok(GpuContext {
+            device,
+            queue,
+            info,
+            limits,
+            pipelines: PipelineCache::default(),
+            placeholder,
+            uncaptured,
+        })
+    }
+
+    /// The adapter in use.
+    pub fn adapter_info(&self) -> &wgpu::AdapterInfo {
+        &self.info
+    }
+
+    /// The limits the device was opened with (the adapter's own).
+    pub fn limits(&self) -> &wgpu::Limits {
+        &self.limits
+    }
+
+    /// Whether this is a software (CPU) adapter such as lavapipe or WARP.
+    pub fn is_software(&self) -> bool {
+        self.info.device_type == wgpu::DeviceType::Cpu
+    }
+
+    /// One line naming the adapter: name, backend, device type and driver.
+    pub fn describe(&self) -> String {
+        let i = &self.info;
+        format!(
+            "{} ({}, {:?}, driver {} {})",
+            i.name,
+            i.backend.to_str(),
+            i.device_type,
+            if i.driver.is_empty() { "?" } else { &i.driver },
+            i.driver_info
+        )
+        .trim_end()
+        .to_string()
+    }
+
+    /// The wgpu device, for callers that record their own work beside shadergrad's.
+    pub fn device(&self) -> &wgpu::Device {
+        &self.device
+    }
+
+    /// The wgpu queue.
+    pub fn queue(&self) -> &wgpu::Queue {
+        &self.queue
+    }
+
+    /// Runs `f` inside error scopes (thread-local in wgpu), so validation errors, out-of-memory
+    /// and internal errors it raises come back as an [`Error::Gpu`] for this caller alone.
+    pub(crate) fn scoped<R>(&self, context: &str, f: impl FnOnce() -> R) -> Result<R> {
+        let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let internal = self.device.push_error_scope(wgpu::ErrorFilter::Internal);
+        let result = f();
+        // Scopes pop innermost first.
+        let errors = [
+            pollster::block_on(internal.pop()),
+            pollster::block_on(oom.pop()),
+            pollster::block_on(validation.pop()),
+        ];
+        let messages: Vec<String> = errors.into_iter().flatten().map(|e| e.to_string()).collect();
+        if messages.is_empty() {
+            Ok(result)
+        } else {
+            Err(Error::Gpu {
+                context: context.to_string(),
+                message: messages.join("; "),
+            })
+        }
+    }
+
+    /// Turns wgpu errors raised outside any scope since the last check into an [`Error::Gpu`].
+    pub(crate) fn take_errors(&self, context: &str) -> Result<()> {
+        let mut errors = self.uncaptured.lock().unwrap_or_else(|p| p.into_inner());
+        if errors.is_empty() {
+            return Ok(());
+        }
+        let message = errors.join("; ");
+        errors.clear();
+        Err(Error::Gpu {
+            context: context.to_string(),
+            message,
+        })
+    }
+
+    /// Blocks until all submitted work has finished.
+    pub fn wait(&self) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu {
+                context: "waiting for the device".into(),
+                message: e.to_string(),
+            })?;
+        self.take_errors("waiting for the device")
+    }
+}
+
+/// Every adapter wgpu can see on this machine, one per line, for error messages.
+pub fn list_adapters() -> String {
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
+    let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
+    if adapters.is_empty() {
+        return "none (install a Vulkan driver, e.g. `apt-get install mesa-vulkan-drivers` for lavapipe)".to_string();
+    }
+    adapters
+        .iter()
+        .map(|a| {
+            let i = a.get_info();
+            format!("{} ({}, {:?})", i.name, i.backend.to_str(), i.device_type)
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -1,0 +1,128 @@
+//! Bias broadcast, bias gradient and activations. Kernel: `shaders/elementwise.wgsl`;
+//! CPU twin: [`crate::cpu::elementwise`].
+
+use crate::activation::Activation;
+use crate::error::{Result, check_len, check_nonzero};
+use crate::gpu::dispatch::grid_1d;
+use crate::gpu::kernels::{ELEMENTWISE, Kernel, Slot};
+use crate::gpu::{Dispatch, GpuBuffer, GpuContext};
+
+const SLOTS: &[(u32, Slot)] = &[
+    (0, Slot::Read),
+    (1, Slot::Read),
+    (2, Slot::ReadWrite),
+    (3, Slot::Uniform),
+];
+const WORKGROUP: u32 = 256;
+
+fn kernel(entry: &'static str) -> Kernel {
+    Kernel {
+        shader: &ELEMENTWISE,
+        entry,
+        slots: SLOTS,
+    }
+}
+
+/// Launches `entry` with one thread per element of `threads`.
+#[allow(clippy::too_many_arguments)]
+fn launch(
+    ctx: &GpuContext,
+    entry: &'static str,
+    act: Activation,
+    x: &wgpu::Buffer,
+    y: &wgpu::Buffer,
+    out: &wgpu::Buffer,
+    (rows, cols, len): (usize, usize, usize),
+    threads: usize,
+) -> Result<Dispatch> {
+    let (groups, threads_x) = grid_1d(ctx, entry, threads, WORKGROUP)?;
+    let params = [rows as u32, cols as u32, len as u32, threads_x];
+    let constants = vec![("ACT", f64::from(act.shader_code()))];
+    ctx.prepare(
+        &kernel(entry),
+        &constants,
+        &[x, y, out],
+        bytemuck::bytes_of(&params),
+        groups,
+    )
+}
+
+/// Prepares `out[r,j] = act(x[r,j] + bias[j])` over `[rows × cols]`.
+pub fn bias_activation(
+    ctx: &GpuContext,
+    x: &GpuBuffer<f32>,
+    bias: &GpuBuffer<f32>,
+    out: &GpuBuffer<f32>,
+    rows: usize,
+    cols: usize,
+    act: Activation,
+) -> Result<Dispatch> {
+    const OP: &str = "bias_activation";
+    check_nonzero(OP, &[("rows", rows), ("cols", cols)])?;
+    check_len(OP, "x", x.len(), rows * cols)?;
+    check_len(OP, "bias", bias.len(), cols)?;
+    check_len(OP, "out", out.len(), rows * cols)?;
+    let len = rows * cols;
+    launch(
+        ctx,
+        OP,
+        act,
+        &x.buffer,
+        &bias.buffer,
+        &out.buffer,
+        (rows, cols, len),
+        len,
+    )
+}
+
+/// Prepares `a = act(z)`.
+pub fn activation_forward(
+    ctx: &GpuContext,
+    z: &GpuBuffer<f32>,
+    a: &GpuBuffer<f32>,
+    act: Activation,
+) -> Result<Dispatch> {
+    const OP: &str = "activation_forward";
+    check_len(OP, "output", a.len(), z.len())?;
+    let len = z.len();
+    launch(ctx, OP, act, &z.buffer, &ctx.placeholder, &a.buffer, (1, len, len), len)
+}
+
+/// Prepares `dz = da ⊙ act'(z)`, the derivative taken from the stored output `a`.
+pub fn activation_backward(
+    ctx: &GpuContext,
+    da: &GpuBuffer<f32>,
+    a: &GpuBuffer<f32>,
+    dz: &GpuBuffer<f32>,
+    act: Activation,
+) -> Result<Dispatch> {
+    const OP: &str = "activation_backward";
+    check_len(OP, "activation output", a.len(), da.len())?;
+    check_len(OP, "dz", dz.len(), da.len())?;
+    let len = da.len();
+    launch(ctx, OP, act, &da.buffer, &a.buffer, &dz.buffer, (1, len, len), len)
+}
+
+/// Prepares `db[j] = Σ_r dz[r,j]`.
+pub fn bias_grad(
+    ctx: &GpuContext,
+    dz: &GpuBuffer<f32>,
+    db: &GpuBuffer<f32>,
+    rows: usize,
+    cols: usize,
+) -> Result<Dispatch> {
+    const OP: &str = "bias_grad";
+    check_nonzero(OP, &[("rows", rows), ("cols", cols)])?;
+    check_len(OP, "dz", dz.len(), rows * cols)?;
+    check_len(OP, "db", db.len(), cols)?;
+    launch(
+        ctx,
+        OP,
+        Activation::Identity,
+        &dz.buffer,
+        &ctx.placeholder,
+        &db.buffer,
+        (rows, cols, rows * cols),
+        cols,
+    )
+}

@@ -1,0 +1,151 @@
+//! The WGSL sources, the kernels (entry point + explicit binding layout) they define, and a
+//! cache that compiles each (kernel, specialisation) pipeline once per device.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// A WGSL module: the text the host hands to the device.
+pub(crate) struct Shader {
+    pub name: &'static str,
+    pub source: &'static str,
+}
+
+pub(crate) static MATMUL: Shader = Shader {
+    name: "matmul.wgsl",
+    source: concat!(
+        include_str!("../../shaders/activation.wgsl"),
+        include_str!("../../shaders/matmul.wgsl")
+    ),
+};
+pub(crate) static ELEMENTWISE: Shader = Shader {
+    name: "elementwise.wgsl",
+    source: concat!(
+        include_str!("../../shaders/activation.wgsl"),
+        include_str!("../../shaders/elementwise.wgsl")
+    ),
+};
+pub(crate) static LOSS: Shader = Shader {
+    name: "loss.wgsl",
+    source: include_str!("../../shaders/loss.wgsl"),
+};
+pub(crate) static METRICS: Shader = Shader {
+    name: "metrics.wgsl",
+    source: include_str!("../../shaders/metrics.wgsl"),
+};
+pub(crate) static OPTIM: Shader = Shader {
+    name: "optim.wgsl",
+    source: include_str!("../../shaders/optim.wgsl"),
+};
+
+/// How a kernel uses one binding slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Slot {
+    Read,
+    ReadWrite,
+    Uniform,
+}
+
+/// One compute entry point and the layout of what it binds (group 0).
+pub(crate) struct Kernel {
+    pub shader: &'static Shader,
+    pub entry: &'static str,
+    pub slots: &'static [(u32, Slot)],
+}
+
+/// A compiled kernel: its pipeline and the bind-group layout its bind groups are built for.
+pub(crate) struct Compiled {
+    pub pipeline: wgpu::ComputePipeline,
+    pub layout: wgpu::BindGroupLayout,
+}
+
+/// Pipeline-overridable constants that specialise a kernel (`override` in WGSL).
+pub(crate) type Constants = Vec<(&'static str, f64)>;
+
+type Key = (&'static str, &'static str, Vec<(&'static str, u64)>);
+
+/// Compiles each shader module and each specialised pipeline once.
+#[derive(Default)]
+pub(crate) struct PipelineCache {
+    modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
+    pipelines: Mutex<HashMap<Key, Arc<Compiled>>>,
+}
+
+impl PipelineCache {
+    /// The pipeline for `kernel` with `constants`, compiled on first use.
+    pub fn get(&self, device: &wgpu::Device, kernel: &Kernel, constants: &Constants) -> Arc<Compiled> {
+        let key: Key = (
+            kernel.shader.name,
+            kernel.entry,
+            constants.iter().map(|(n, v)| (*n, v.to_bits())).collect(),
+        );
+        let mut pipelines = self.pipelines.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(found) = pipelines.get(&key) {
+            return Arc::clone(found);
+        }
+        let module = {
+            let mut modules = self.modules.lock().unwrap_or_else(|p| p.into_inner());
+            modules
+                .entry(kernel.shader.name)
+                .or_insert_with(|| {
+                    device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                        label: Some(kernel.shader.name),
+                        source: wgpu::ShaderSource::Wgsl(kernel.shader.source.into()),
+                    })
+                })
+                .clone()
+        };
+        let entries: Vec<_> = kernel
+            .slots
+            .iter()
+            .map(|&(binding, slot)| wgpu::BindGroupLayoutEntry {
+                binding,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: match slot {
+                    Slot::Uniform => wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Uniform,
+                        has_dynamic_offset: false,
+                        min_binding_size: None,
+                    },
+                    Slot::Read | Slot::ReadWrite => wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Storage {
+                            read_only: slot == Slot::Read,
+                        },
+                        has_dynamic_offset: false,
+                        min_binding_size: None,
+                    },
+                },
+                count: None,
+            })
+            .collect();
+        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some(kernel.entry),
+            entries: &entries,
+        });
+        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some(kernel.entry),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
+        });
+        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(kernel.entry),
+            layout: Some(&pipeline_layout),
+            module: &module,
+            entry_point: Some(kernel.entry),
+            compilation_options: wgpu::PipelineCompilationOptions {
+                constants,
+                // Kernels initialise their own workgroup memory; skipping wgpu's zeroing pass saves
+                // a barrier per workgroup.
+                zero_initialize_workgroup_memory: false,
+            },
+            cache: None,
+        });
+        let compiled = Arc::new(Compiled { pipeline, layout });
+        pipelines.insert(key, Arc::clone(&compiled));
+        compiled
+    }
+
+    /// How many distinct pipelines have been compiled.
+    pub fn len(&self) -> usize {
+        self.pipelines.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+}

@@ -1,0 +1,111 @@
+//! Fused loss heads. Kernel: `shaders/loss.wgsl`; CPU twin: [`crate::cpu::loss`].
+
+use crate::error::{Result, check_len, check_nonzero};
+use crate::gpu::dispatch::grid_1d;
+use crate::gpu::kernels::{Kernel, LOSS, Slot};
+use crate::gpu::{Dispatch, GpuBuffer, GpuContext};
+
+const SLOTS: &[(u32, Slot)] = &[
+    (0, Slot::Read),
+    (1, Slot::Read),
+    (2, Slot::Read),
+    (3, Slot::ReadWrite),
+    (4, Slot::ReadWrite),
+    (5, Slot::Uniform),
+];
+const WORKGROUP: u32 = 64;
+
+fn check(op: &'static str, z: usize, loss_rows: usize, dz: usize, rows: usize, cols: usize) -> Result<()> {
+    check_nonzero(op, &[("rows", rows), ("cols", cols)])?;
+    check_len(op, "logits", z, rows * cols)?;
+    check_len(op, "loss_rows", loss_rows, rows)?;
+    check_len(op, "dz", dz, rows * cols)
+}
+
+fn launch(
+    ctx: &GpuContext,
+    entry: &'static str,
+    buffers: [&wgpu::Buffer; 5],
+    rows: usize,
+    cols: usize,
+) -> Result<Dispatch> {
+    let (groups, threads_x) = grid_1d(ctx, entry, rows, WORKGROUP)?;
+    let params = [rows as u32, cols as u32, threads_x, 0];
+    let kernel = Kernel {
+        shader: &LOSS,
+        entry,
+        slots: SLOTS,
+    };
+    ctx.prepare(&kernel, &Vec::new(), &buffers, bytemuck::bytes_of(&params), groups)
+}
+
+/// Prepares fused softmax + cross-entropy: per-row loss and `dz = (softmax(z) − onehot(y)) / rows`.
+///
+/// Labels must be `< cols` (validate them on the host); an out-of-range label yields a NaN loss.
+pub fn softmax_cross_entropy(
+    ctx: &GpuContext,
+    z: &GpuBuffer<f32>,
+    labels: &GpuBuffer<u32>,
+    loss_rows: &GpuBuffer<f32>,
+    dz: &GpuBuffer<f32>,
+    rows: usize,
+    cols: usize,
+) -> Result<Dispatch> {
+    const OP: &str = "softmax_cross_entropy";
+    check(OP, z.len(), loss_rows.len(), dz.len(), rows, cols)?;
+    check_len(OP, "labels", labels.len(), rows)?;
+    let buffers = [
+        &z.buffer,
+        &labels.buffer,
+        &ctx.placeholder,
+        &loss_rows.buffer,
+        &dz.buffer,
+    ];
+    launch(ctx, OP, buffers, rows, cols)
+}
+
+/// Prepares fused sigmoid + binary cross-entropy against targets in `[0, 1]`.
+pub fn sigmoid_binary_cross_entropy(
+    ctx: &GpuContext,
+    z: &GpuBuffer<f32>,
+    targets: &GpuBuffer<f32>,
+    loss_rows: &GpuBuffer<f32>,
+    dz: &GpuBuffer<f32>,
+    rows: usize,
+    cols: usize,
+) -> Result<Dispatch> {
+    const OP: &str = "sigmoid_binary_cross_entropy";
+    check(OP, z.len(), loss_rows.len(), dz.len(), rows, cols)?;
+    check_len(OP, "targets", targets.len(), rows * cols)?;
+    let buffers = [
+        &z.buffer,
+        &ctx.placeholder,
+        &targets.buffer,
+        &loss_rows.buffer,
+        &dz.buffer,
+    ];
+    launch(ctx, OP, buffers, rows, cols)
+}
+
+/// Prepares mean squared error on linear outputs: per-row `Σ (z − y)²`, `dz = 2(z − y) / rows`.
+pub fn mse(
+    ctx: &GpuContext,
+    z: &GpuBuffer<f32>,
+    targets: &GpuBuffer<f32>,
+    loss_rows: &GpuBuffer<f32>,
+    dz: &GpuBuffer<f32>,
+    rows: usize,
+    cols: usize,
+) -> Result<Dispatch> {
+    const OP: &str = "mse";
+    check(OP, z.len(), loss_rows.len(), dz.len(), rows, cols)?;
+    check_len(OP, "targets", targets.len(), rows * cols)?;
+    let buffers = [
+        &z.buffer,
+        &ctx.placeholder,
+        &targets.buffer,
+        &loss_rows.buffer,
+        &dz.buffer,
+    ];
+    launch(ctx, OP, buffers, rows, cols)
+}

@@ -1,0 +1,31 @@
+//! The GPU backend: a wgpu device, the WGSL kernels in `shaders/`, and typed buffers.
+//!
+//! Each kernel family has a module mirroring [`crate::cpu`]. Its functions *prepare* a
+//! [`Dispatch`] (pipeline from the cache, bind group, grid) once; recording it later creates
+//! nothing, so a training step is a fixed list of dispatches replayed every step.
+
+mod buffer;
+mod context;
+mod dispatch;
+pub mod elementwise;
+pub(crate) mod kernels;
+pub mod loss;
+pub mod matmul;
+pub mod metrics;
+pub mod optim;
+
+pub use buffer::GpuBuffer;
+pub use context::{AdapterRequest, GpuContext, list_adapters, parse_backend};
+pub use dispatch::Dispatch;
+pub use elementwise::{activation_backward, activation_forward, bias_activation, bias_grad};
+pub use loss::{mse, sigmoid_binary_cross_entropy, softmax_cross_entropy};
+pub use matmul::matmul;
+pub use metrics::{accumulate_sum, count_correct};
+pub use optim::{adam_update, momentum_update, sgd_update, tick};
+
+impl GpuContext {
+    /// How many specialised pipelines this device has compiled so far.
+    pub fn compiled_pipelines(&self) -> usize {
+        self.pipelines.len()
+    }
+}

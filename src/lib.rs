@@ -1,0 +1,42 @@
+//! # shadergrad
+//!
+//! Train neural networks on any GPU through wgpu compute shaders (Vulkan, Metal, DX12, GL),
+//! with a CPU backend that implements the same math and serves as the reference every GPU
+//! kernel is tested against.
+//!
+//! ## Layout
+//! - [`gpu`]: the device ([`gpu::GpuContext`]), typed buffers, and one module per kernel
+//!   family, each binding a WGSL file in `shaders/`.
+//! - [`cpu`]: the same operations on the host, one module per family, generic over `f32`/`f64`.
+//!
+//! An op is found by name on both sides: `shaders/loss.wgsl` ↔ [`gpu::loss`] ↔ [`cpu::loss`].
+//!
+//! ## Conventions
+//! - Numbers are `f32` (the CPU path also runs in `f64` for gradient checks), matrices row-major.
+//! - Activations are batch-major: `[B × features]`, one sample per row.
+//! - A dense layer's weight is `[out × in]`, as in PyTorch's `nn.Linear`; its bias is `[out]`.
+//!   The forward pass is `A = act(X·Wᵀ + b)` ([`ops::MatmulForm::ABt`] with a fused
+//!   [`ops::Epilogue::BiasAct`]); backward uses `dW = dZᵀ·X` ([`ops::MatmulForm::AtB`]),
+//!   `db = Σ_rows dZ`, and `dX = dZ·W` ([`ops::MatmulForm::AB`]).
+//! - The loss is the **mean over the batch** of the per-sample loss; binary cross-entropy and
+//!   MSE **sum** over a sample's outputs. The `1/B` of the mean lives in the loss kernel's
+//!   `dZ` and nowhere else.
+//! - Activation derivatives are computed from the activation's output, so only outputs are kept.
+//! - Weight decay is decoupled (AdamW-style) for every optimizer.
+//!
+//! ## Choosing an adapter
+//! [`gpu::GpuContext::new`] picks a hardware GPU first and a software one (lavapipe, WARP) when
+//! there is none. `SHADERGRAD_BACKEND=vulkan|metal|dx12|gl` and `SHADERGRAD_ADAPTER=<name part>`
+//! narrow the choice; a request that matches nothing is an error listing what exists.
+
+pub mod activation;
+pub mod cpu;
+pub mod error;
+pub mod gpu;
+pub mod ops;
+pub mod optimizer;
+
+pub use activation::Activation;
+pub use error::{Error, Result};
+pub use ops::{Epilogue, MatmulDims, MatmulForm};
+pub use optimizer::{OptimState, Optimizer};

@@ -1,0 +1,144 @@
+//! Optimizer choices and the small state block both backends update parameters from.
+
+use bytemuck::{Pod, Zeroable};
+
+/// How parameters move against their gradients.
+///
+/// Weight decay is *decoupled* (AdamW-style) for every optimizer:
+/// `w ← w·(1 − lr·weight_decay) − lr·update`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Optimizer {
+    /// `update = g`.
+    Sgd { lr: f32, weight_decay: f32 },
+    /// PyTorch-style heavy ball: `v ← μ·v + g`, `update = v`.
+    Momentum { lr: f32, momentum: f32, weight_decay: f32 },
+    /// Adam with bias correction: `update = m̂ / (√v̂ + ε)`; with `weight_decay > 0` it is AdamW.
+    Adam {
+        lr: f32,
+        beta1: f32,
+        beta2: f32,
+        eps: f32,
+        weight_decay: f32,
+    },
+}
+
+impl Optimizer {
+    /// Plain SGD without weight decay.
+    pub fn sgd(lr: f32) -> Self {
+        Optimizer::Sgd { lr, weight_decay: 0.0 }
+    }
+
+    /// SGD with momentum `momentum`, without weight decay.
+    pub fn momentum(lr: f32, momentum: f32) -> Self {
+        Optimizer::Momentum {
+            lr,
+            momentum,
+            weight_decay: 0.0,
+        }
+    }
+
+    /// Adam with the usual β₁ = 0.9, β₂ = 0.999, ε = 1e-8.
+    pub fn adam(lr: f32) -> Self {
+        Optimizer::Adam {
+            lr,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+        }
+    }
+
+    /// AdamW: Adam with decoupled weight decay.
+    pub fn adamw(lr: f32, weight_decay: f32) -> Self {
+        Optimizer::Adam {
+            lr,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay,
+        }
+    }
+
+    /// How many state tensors of a parameter's size the optimizer keeps (0, 1 or 2).
+    pub fn state_tensors(&self) -> usize {
+        match self {
+            Optimizer::Sgd { .. } => 0,
+            Optimizer::Momentum { .. } => 1,
+            Optimizer::Adam { .. } => 2,
+        }
+    }
+
+    /// The learning rate the optimizer was configured with.
+    pub fn lr(&self) -> f32 {
+        match *self {
+            Optimizer::Sgd { lr, .. } | Optimizer::Momentum { lr, .. } | Optimizer::Adam { lr, .. } => lr,
+        }
+    }
+
+    /// A fresh state block (step 0) for this optimizer.
+    pub fn initial_state(&self) -> OptimState {
+        let mut s = OptimState::zeroed();
+        match *self {
+            Optimizer::Sgd { lr, weight_decay } => {
+                s.lr = lr;
+                s.weight_decay = weight_decay;
+            }
+            Optimizer::Momentum {
+                lr,
+                momentum,
+                weight_decay,
+            } => {
+                s.lr = lr;
+                s.momentum = momentum;
+                s.weight_decay = weight_decay;
+            }
+            Optimizer::Adam {
+                lr,
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+            } => {
+                s.lr = lr;
+                s.beta1 = beta1;
+                s.beta2 = beta2;
+                s.eps = eps;
+                s.weight_decay = weight_decay;
+            }
+        }
+        s
+    }
+}
+
+/// Hyperparameters and step counter read by every parameter update of one training step.
+///
+/// The same 48 bytes live in a GPU storage buffer (`shaders/optim.wgsl`), where a one-thread
+/// `tick` kernel advances the step on the device, so no per-step upload is needed.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Pod, Zeroable)]
+pub struct OptimState {
+    pub lr: f32,
+    pub momentum: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+    pub weight_decay: f32,
+    /// Updates taken so far (Adam's `t`).
+    pub step: u32,
+    /// `1 − β₁ᵗ`, valid after [`OptimState::tick`].
+    pub bias_correction1: f32,
+    /// `1 − β₂ᵗ`, valid after [`OptimState::tick`].
+    pub bias_correction2: f32,
+    pub _pad: [u32; 3],
+}
+
+impl OptimState {
+    /// Advances to the next step; call once per training step before the updates.
+    /// Twin of `tick` in `shaders/optim.wgsl`.
+    pub fn tick(&mut self) {
+        self.step += 1;
+        let t = self.step as f32;
+        self.bias_correction1 = 1.0 - self.beta1.powf(t);
+        self.bias_correction2 = 1.0 - self.beta2.powf(t);
+    }
+}

@@ -1,0 +1,511 @@
+//! Every GPU kernel against its CPU twin on fresh random inputs, over awkward shapes.
+//! Outputs are poisoned with NaN first, so an element a kernel does not write fails the test.
+
+mod common;
+
+use common::{GPU_TOLERANCE, assert_close, poisoned, random_labels, random_vec, rng};
+use rand::RngExt;
+use shadergrad::gpu::GpuBuffer;
+use shadergrad::{Activation, Epilogue, MatmulDims, MatmulForm, Optimizer, cpu, gpu};
+
+/// (m, k, n): edge sizes 1, 3, 17, 127, 785, K never a multiple of a tile, plus the MNIST layer.
+const MATMUL_SHAPES: &[(usize, usize, usize)] = &[
+    (1, 1, 1),
+    (1, 785, 10),
+    (3, 17, 127),
+    (17, 3, 1),
+    (127, 785, 17),
+    (785, 127, 3),
+    (33, 65, 31),
+    (64, 64, 64),
+    (128, 784, 512),
+];
+
+/// (rows, cols) for elementwise kernels and losses.
+const ROW_SHAPES: &[(usize, usize)] = &[
+    (1, 1),
+    (1, 10),
+    (3, 17),
+    (17, 3),
+    (127, 10),
+    (785, 3),
+    (17, 127),
+    (128, 785),
+];
+
+fn run_matmul(form: MatmulForm, d: MatmulDims, epilogue_kind: u8, act: Activation, seed_name: &str) -> f64 {
+    let ctx = match common::gpu() {
+        Some(c) => c,
+        None => return 0.0,
+    };
+    let mut r = rng(seed_name);
+    let a = random_vec(&mut r, d.m * d.k, 1.0);
+    let b = random_vec(&mut r, d.k * d.n, 1.0);
+    let bias = random_vec(&mut r, d.n, 1.0);
+    // A stored activation output in the range each activation produces.
+    let act_out: Vec<f32> = random_vec(&mut r, d.m * d.n, 1.0)
+        .into_iter()
+        .map(|v| act.forward(v))
+        .collect();
+
+    let mut want = vec![0.0f32; d.m * d.n];
+    let cpu_epilogue = match epilogue_kind {
+        0 => Epilogue::None,
+        1 => Epilogue::BiasAct { bias: &bias[..], act },
+        _ => Epilogue::ActGrad {
+            act_output: &act_out[..],
+            act,
+        },
+    };
+    cpu::matmul(form, d, &a, &b, &mut want, cpu_epilogue).unwrap();
+
+    let ga = ctx.upload("a", &a).unwrap();
+    let gb = ctx.upload("b", &b).unwrap();
+    let gbias = ctx.upload("bias", &bias).unwrap();
+    let gact = ctx.upload("act_out", &act_out).unwrap();
+    let gc = poisoned(ctx, "c", d.m * d.n);
+    let gpu_epilogue = match epilogue_kind {
+        0 => Epilogue::None,
+        1 => Epilogue::BiasAct { bias: &gbias, act },
+        _ => Epilogue::ActGrad { act_output: &gact, act },
+    };
+    let dispatch = gpu::matmul(ctx, form, d, &ga, &gb, &gc, gpu_epilogue).unwrap();
+    ctx.run(&[&dispatch]).unwrap();
+    let got = ctx.read(&gc).unwrap();
+    assert_close(
+        &format!("matmul {form:?} {d:?} epilogue {epilogue_kind} {act:?}"),
+        &got,
+        &want,
+        GPU_TOLERANCE,
+    )
+}
+
+#[test]
+fn matmul_all_forms_match_cpu() {
+    let mut worst: f64 = 0.0;
+    for &(m, k, n) in MATMUL_SHAPES {
+        for form in MatmulForm::ALL {
+            worst = worst.max(run_matmul(
+                form,
+                MatmulDims::new(m, k, n),
+                0,
+                Activation::Identity,
+                "matmul",
+            ));
+        }
+    }
+    eprintln!("matmul worst relative error: {worst:.3e}");
+}
+
+#[test]
+fn matmul_bias_activation_epilogue_matches_cpu() {
+    let mut worst: f64 = 0.0;
+    for act in Activation::ALL {
+        for &(m, k, n) in &[(1, 1, 1), (3, 785, 17), (127, 17, 3), (128, 784, 512)] {
+            worst = worst.max(run_matmul(
+                MatmulForm::ABt,
+                MatmulDims::new(m, k, n),
+                1,
+                act,
+                "bias_act",
+            ));
+        }
+    }
+    eprintln!("matmul+bias+act worst relative error: {worst:.3e}");
+}
+
+#[test]
+fn matmul_activation_grad_epilogue_matches_cpu() {
+    let mut worst: f64 = 0.0;
+    for act in Activation::ALL {
+        for &(m, k, n) in &[(1, 1, 1), (17, 10, 127), (128, 256, 512), (785, 3, 17)] {
+            worst = worst.max(run_matmul(MatmulForm::AB, MatmulDims::new(m, k, n), 2, act, "act_grad"));
+        }
+    }
+    eprintln!("matmul+act' worst relative error: {worst:.3e}");
+}
+
+#[test]
+fn elementwise_kernels_match_cpu() {
+    let ctx = gpu_or_skip!();
+    let mut r = rng("elementwise");
+    let mut worst: f64 = 0.0;
+    for &(rows, cols) in ROW_SHAPES {
+        let len = rows * cols;
+        let x = random_vec(&mut r, len, 3.0);
+        let bias = random_vec(&mut r, cols, 1.0);
+        let gx = ctx.upload("x", &x).unwrap();
+        let gbias = ctx.upload("bias", &bias).unwrap();
+        for act in Activation::ALL {
+            // bias + activation
+            let mut want = vec![0.0; len];
+            cpu::bias_activation(&x, &bias, &mut want, rows, cols, act).unwrap();
+            let out = poisoned(ctx, "out", len);
+            let d = gpu::bias_activation(ctx, &gx, &gbias, &out, rows, cols, act).unwrap();
+            ctx.run(&[&d]).unwrap();
+            worst = worst.max(assert_close(
+                &format!("bias_activation {act:?} {rows}x{cols}"),
+                &ctx.read(&out).unwrap(),
+                &want,
+                GPU_TOLERANCE,
+            ));
+
+            // activation forward
+            let mut a = vec![0.0; len];
+            cpu::activation_forward(&x, &mut a, act).unwrap();
+            let ga = poisoned(ctx, "a", len);
+            let d = gpu::activation_forward(ctx, &gx, &ga, act).unwrap();
+            ctx.run(&[&d]).unwrap();
+            worst = worst.max(assert_close(
+                &format!("activation_forward {act:?} {rows}x{cols}"),
+                &ctx.read(&ga).unwrap(),
+                &a,
+                GPU_TOLERANCE,
+            ));
+
+            // activation backward from the stored output
+            let da = random_vec(&mut r, len, 1.0);
+            let mut dz = vec![0.0; len];
+            cpu::activation_backward(&da, &a, &mut dz, act).unwrap();
+            let gda = ctx.upload("da", &da).unwrap();
+            let ga_exact = ctx.upload("a", &a).unwrap();
+            let gdz = poisoned(ctx, "dz", len);
+            let d = gpu::activation_backward(ctx, &gda, &ga_exact, &gdz, act).unwrap();
+            ctx.run(&[&d]).unwrap();
+            worst = worst.max(assert_close(
+                &format!("activation_backward {act:?} {rows}x{cols}"),
+                &ctx.read(&gdz).unwrap(),
+                &dz,
+                GPU_TOLERANCE,
+            ));
+        }
+        // bias gradient
+        let mut db = vec![0.0; cols];
+        cpu::bias_grad(&x, &mut db, rows, cols).unwrap();
+        let gdb = poisoned(ctx, "db", cols);
+        let d = gpu::bias_grad(ctx, &gx, &gdb, rows, cols).unwrap();
+        ctx.run(&[&d]).unwrap();
+        worst = worst.max(assert_close(
+            &format!("bias_grad {rows}x{cols}"),
+            &ctx.read(&gdb).unwrap(),
+            &db,
+            GPU_TOLERANCE,
+        ));
+    }
+    eprintln!("elementwise worst relative error: {worst:.3e}");
+}
+
+/// Which loss head a test drives.
+#[derive(Debug, Clone, Copy)]
+enum Head {
+    SoftmaxCe,
+    SigmoidBce,
+    Mse,
+}
+
+/// Runs a loss head on both paths; returns (gpu loss_rows, gpu dz, cpu loss_rows, cpu dz).
+fn run_loss(
+    ctx: &shadergrad::gpu::GpuContext,
+    head: Head,
+    z: &[f32],
+    labels: &[u32],
+    targets: &[f32],
+    rows: usize,
+    cols: usize,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
+    let mut loss = vec![0.0; rows];
+    let mut dz = vec![0.0; rows * cols];
+    match head {
+        Head::SoftmaxCe => cpu::softmax_cross_entropy(z, labels, &mut loss, &mut dz, rows, cols),
+        Head::SigmoidBce => cpu::sigmoid_binary_cross_entropy(z, targets, &mut loss, &mut dz, rows, cols),
+        Head::Mse => cpu::mse(z, targets, &mut loss, &mut dz, rows, cols),
+    }
+    .unwrap();
+    let gz = ctx.upload("z", z).unwrap();
+    let glabels = ctx.upload("labels", labels).unwrap();
+    let gtargets = ctx.upload("targets", targets).unwrap();
+    let gloss = poisoned(ctx, "loss_rows", rows);
+    let gdz = poisoned(ctx, "dz", rows * cols);
+    let d = match head {
+        Head::SoftmaxCe => gpu::softmax_cross_entropy(ctx, &gz, &glabels, &gloss, &gdz, rows, cols),
+        Head::SigmoidBce => gpu::sigmoid_binary_cross_entropy(ctx, &gz, &gtargets, &gloss, &gdz, rows, cols),
+        Head::Mse => gpu::mse(ctx, &gz, &gtargets, &gloss, &gdz, rows, cols),
+    }
+    .unwrap();
+    ctx.run(&[&d]).unwrap();
+    (ctx.read(&gloss).unwrap(), ctx.read(&gdz).unwrap(), loss, dz)
+}
+
+#[test]
+fn loss_heads_match_cpu() {
+    let ctx = gpu_or_skip!();
+    let mut r = rng("loss");
+    let mut worst: f64 = 0.0;
+    for head in [Head::SoftmaxCe, Head::SigmoidBce, Head::Mse] {
+        for &(rows, cols) in ROW_SHAPES {
+            let z = random_vec(&mut r, rows * cols, 5.0);
+            let labels = random_labels(&mut r, rows, cols);
+            let targets: Vec<f32> = (0..rows * cols).map(|_| r.random_range(0.0..1.0)).collect();
+            let (gl, gdz, cl, cdz) = run_loss(ctx, head, &z, &labels, &targets, rows, cols);
+            worst = worst.max(assert_close(
+                &format!("{head:?} loss {rows}x{cols}"),
+                &gl,
+                &cl,
+                GPU_TOLERANCE,
+            ));
+            worst = worst.max(assert_close(
+                &format!("{head:?} dz {rows}x{cols}"),
+                &gdz,
+                &cdz,
+                GPU_TOLERANCE,
+            ));
+        }
+    }
+    eprintln!("loss worst relative error: {worst:.3e}");
+}
+
+#[test]
+fn extreme_logits_stay_finite_on_both_paths() {
+    let ctx = gpu_or_skip!();
+    let (rows, cols) = (4, 3);
+    let z = vec![1e4, -1e4, 0.0, -1e4, 1e4, 1e4, 1e4, 1e4, 1e4, -1e4, -1e4, -1e4];
+    let labels = vec![1, 0, 2, 0];
+    let targets = vec![0.0, 1.0, 0.5, 1.0, 0.0, 1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.5];
+    for head in [Head::SoftmaxCe, Head::SigmoidBce] {
+        let (gl, gdz, cl, cdz) = run_loss(ctx, head, &z, &labels, &targets, rows, cols);
+        for (name, v) in [("gpu loss", &gl), ("gpu dz", &gdz), ("cpu loss", &cl), ("cpu dz", &cdz)] {
+            assert!(v.iter().all(|x| x.is_finite()), "{head:?} {name} not finite: {v:?}");
+        }
+        assert_close(&format!("{head:?} extreme loss"), &gl, &cl, GPU_TOLERANCE);
+        assert_close(&format!("{head:?} extreme dz"), &gdz, &cdz, GPU_TOLERANCE);
+    }
+    // Softmax row 0 puts all mass on class 0 with logit gap 2e4: loss of label 1 is exactly 2e4.
+    let (gl, _, cl, _) = run_loss(ctx, Head::SoftmaxCe, &z, &labels, &targets, rows, cols);
+    assert!(
+        (cl[0] - 2e4).abs() < 1.0 && (gl[0] - 2e4).abs() < 1.0,
+        "cpu {} gpu {}",
+        cl[0],
+        gl[0]
+    );
+    // Activations saturate instead of overflowing.
+    let big = ctx.upload("big", &[1e4f32, -1e4, 88.0, -88.0]).unwrap();
+    for act in Activation::ALL {
+        let out = poisoned(ctx, "out", 4);
+        let d = gpu::activation_forward(ctx, &big, &out, act).unwrap();
+        ctx.run(&[&d]).unwrap();
+        let got = ctx.read(&out).unwrap();
+        assert!(got.iter().all(|x| x.is_finite()), "{act:?}: {got:?}");
+        let mut want = vec![0.0; 4];
+        cpu::activation_forward(&[1e4f32, -1e4, 88.0, -88.0], &mut want, act).unwrap();
+        assert_close(&format!("{act:?} saturated"), &got, &want, GPU_TOLERANCE);
+    }
+}
+
+#[test]
+fn metrics_match_cpu() {
+    let ctx = gpu_or_skip!();
+    let mut r = rng("metrics");
+    for &(rows, cols) in ROW_SHAPES {
+        let z = random_vec(&mut r, rows * cols, 1.0);
+        let labels = random_labels(&mut r, rows, cols);
+        let want = cpu::count_correct(&z, &labels, rows, cols).unwrap();
+        let gz = ctx.upload("z", &z).unwrap();
+        let gl = ctx.upload("labels", &labels).unwrap();
+        let counter = ctx.upload("counter", &[7u32]).unwrap();
+        let d = gpu::count_correct(ctx, &gz, &gl, &counter, rows, cols).unwrap();
+        ctx.run(&[&d, &d]).unwrap();
+        assert_eq!(
+            ctx.read(&counter).unwrap()[0],
+            7 + 2 * want,
+            "count_correct {rows}x{cols}"
+        );
+
+        // Accumulated sum of per-row values, twice, onto a non-zero start.
+        let values = random_vec(&mut r, rows * cols, 1.0);
+        let gv = ctx.upload("values", &values).unwrap();
+        let total = ctx.upload("total", &[0.5f32]).unwrap();
+        let d = gpu::accumulate_sum(ctx, &gv, &total).unwrap();
+        ctx.run(&[&d, &d]).unwrap();
+        let sum: f64 = values.iter().map(|v| *v as f64).sum();
+        let want = (0.5 + 2.0 * sum) as f32;
+        assert_close(
+            &format!("accumulate_sum {}", rows * cols),
+            &ctx.read(&total).unwrap(),
+            &[want],
+            GPU_TOLERANCE,
+        );
+    }
+}
+
+#[test]
+fn optimizers_match_cpu_over_several_steps() {
+    let ctx = gpu_or_skip!();
+    let mut r = rng("optim");
+    let configs = [
+        Optimizer::sgd(0.1),
+        Optimizer::Sgd {
+            lr: 0.05,
+            weight_decay: 0.01,
+        },
+        Optimizer::momentum(0.05, 0.9),
+        Optimizer::Momentum {
+            lr: 0.05,
+            momentum: 0.8,
+            weight_decay: 0.1,
+        },
+        Optimizer::adam(1e-2),
+        Optimizer::adamw(1e-2, 0.05),
+    ];
+    for opt in configs {
+        for len in [1usize, 3, 17, 785, 100_003] {
+            let mut w = random_vec(&mut r, len, 1.0);
+            let mut m = vec![0.0f32; len];
+            let mut v = vec![0.0f32; len];
+            let mut state = opt.initial_state();
+            let gw = ctx.upload("w", &w).unwrap();
+            let gg: GpuBuffer<f32> = ctx.zeros("g", len).unwrap();
+            let gm = ctx.zeros("m", len).unwrap();
+            let gv = ctx.zeros("v", len).unwrap();
+            let gstate = ctx.upload("state", &[state]).unwrap();
+            let tick = gpu::tick(ctx, &gstate).unwrap();
+            let update = match opt {
+                Optimizer::Sgd { .. } => gpu::sgd_update(ctx, &gw, &gg, &gstate),
+                Optimizer::Momentum { .. } => gpu::momentum_update(ctx, &gw, &gg, &gm, &gstate),
+                Optimizer::Adam { .. } => gpu::adam_update(ctx, &gw, &gg, &gm, &gv, &gstate),
+            }
+            .unwrap();
+            for _ in 0..3 {
+                let g = random_vec(&mut r, len, 1.0);
+                ctx.write(&gg, &g).unwrap();
+                ctx.run(&[&tick, &update]).unwrap();
+                state.tick();
+                match opt {
+                    Optimizer::Sgd { .. } => cpu::sgd_update(&mut w, &g, &state),
+                    Optimizer::Momentum { .. } => cpu::momentum_update(&mut w, &g, &mut m, &state),
+                    Optimizer::Adam { .. } => cpu::adam_update(&mut w, &g, &mut m, &mut v, &state),
+                }
+                .unwrap();
+            }
+            assert_close(
+                &format!("{opt:?} weights len {len}"),
+                &ctx.read(&gw).unwrap(),
+                &w,
+                GPU_TOLERANCE,
+            );
+            if opt.state_tensors() >= 1 {
+                assert_close(
+                    &format!("{opt:?} m len {len}"),
+                    &ctx.read(&gm).unwrap(),
+                    &m,
+                    GPU_TOLERANCE,
+                );
+            }
+            if opt.state_tensors() == 2 {
+                assert_close(
+                    &format!("{opt:?} v len {len}"),
+                    &ctx.read(&gv).unwrap(),
+                    &v,
+                    GPU_TOLERANCE,
+                );
+            }
+            let gpu_state = ctx.read(&gstate).unwrap()[0];
+            assert_eq!(gpu_state.step, 3);
+            assert_close(
+                "bias corrections",
+                &[gpu_state.bias_correction1, gpu_state.bias_correction2],
+                &[state.bias_correction1, state.bias_correction2],
+                GPU_TOLERANCE,
+            );
+        }
+    }
+}
+
+#[test]
+fn gpu_ops_reject_mismatched_shapes() {
+    let ctx = gpu_or_skip!();
+    let a = ctx.zeros::<f32>("a", 6).unwrap();
+    let b = ctx.zeros::<f32>("b", 6).unwrap();
+    let c = ctx.zeros::<f32>("c", 5).unwrap();
+    let err = gpu::matmul(
+        ctx,
+        MatmulForm::AB,
+        MatmulDims::new(2, 3, 2),
+        &a,
+        &b,
+        &c,
+        Epilogue::None,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("C has 5 elements, expected 4"), "{err}");
+    let err = gpu::matmul(
+        ctx,
+        MatmulForm::AB,
+        MatmulDims::new(0, 3, 2),
+        &a,
+        &b,
+        &c,
+        Epilogue::None,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, shadergrad::Error::EmptyDimension { dim: "m", .. }),
+        "{err}"
+    );
+    assert!(ctx.zeros::<f32>("none", 0).is_err());
+    let too_big = ctx.limits().max_storage_buffer_binding_size as usize / 4 + 1;
+    let err = ctx.zeros::<f32>("huge", too_big).unwrap_err();
+    assert!(matches!(err, shadergrad::Error::BufferTooLarge { .. }), "{err}");
+}
+
+#[test]
+fn pipelines_are_compiled_once() {
+    let ctx = gpu_or_skip!();
+    let a = ctx.upload("a", &[1.0f32; 12]).unwrap();
+    let c = ctx.zeros::<f32>("c", 16).unwrap();
+    let out = ctx.zeros::<f32>("out", 16).unwrap();
+    let d = MatmulDims::new(4, 3, 4);
+    // A specialisation no other test uses, so parallel tests cannot change the count between reads.
+    let make = || {
+        gpu::matmul(
+            ctx,
+            MatmulForm::AtB,
+            d,
+            &a,
+            &a,
+            &out,
+            Epilogue::ActGrad {
+                act_output: &c,
+                act: Activation::Tanh,
+            },
+        )
+    };
+    make().unwrap();
+    let before = ctx.compiled_pipelines();
+    make().unwrap();
+    assert_eq!(ctx.compiled_pipelines(), before, "the second prepare compiled again");
+}
+
+#[test]
+fn wgpu_validation_errors_become_results() {
+    let ctx = gpu_or_skip!();
+    let a = ctx.upload("a", &[1.0f32; 12]).unwrap();
+    let c = ctx.zeros::<f32>("c", 16).unwrap();
+    // The epilogue reads c while the kernel writes c: wgpu rejects the aliasing.
+    let aliasing = gpu::matmul(
+        ctx,
+        MatmulForm::AtB,
+        MatmulDims::new(4, 3, 4),
+        &a,
+        &a,
+        &c,
+        Epilogue::ActGrad {
+            act_output: &c,
+            act: Activation::Relu,
+        },
+    );
+    let result = aliasing.and_then(|d| ctx.run(&[&d]));
+    let err = result.expect_err("aliased read and write must be an error");
+    assert!(matches!(err, shadergrad::Error::Gpu { .. }), "{err}");
+    // The device stays usable afterwards.
+    assert_eq!(ctx.read(&a).unwrap(), vec![1.0f32; 12]);
+}
