@@ -40,3 +40,5 @@ pub use activation::Activation;
 pub use error::{Error, Result};
 pub use ops::{Epilogue, MatmulDims, MatmulForm};
 pub use optimizer::{OptimState, Optimizer};
+/// The wgpu this crate is built against, for callers who record their own work on its device.
+pub use wgpu;
