@@ -11,11 +11,11 @@ struct OptimState {
     eps: f32,
     weight_decay: f32,
     step: u32,
+    beta1_power: f32,
+    beta2_power: f32,
     bias_correction1: f32,
     bias_correction2: f32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
+    _pad: u32,
 }
 
 struct Len {
@@ -40,9 +40,11 @@ fn index(gid: vec3<u32>) -> u32 {
 @compute @workgroup_size(1)
 fn tick() {
     state.step += 1u;
-    let t = f32(state.step);
-    state.bias_correction1 = 1.0 - pow(state.beta1, t);
-    state.bias_correction2 = 1.0 - pow(state.beta2, t);
+    // Running products, not pow(): the same f32 multiplications as the CPU twin.
+    state.beta1_power *= state.beta1;
+    state.beta2_power *= state.beta2;
+    state.bias_correction1 = 1.0 - state.beta1_power;
+    state.bias_correction2 = 1.0 - state.beta2_power;
 }
 
 @compute @workgroup_size(256)

@@ -77,7 +77,11 @@ impl Optimizer {
 
     /// A fresh state block (step 0) for this optimizer.
     pub fn initial_state(&self) -> OptimState {
-        let mut s = OptimState::zeroed();
+        let mut s = OptimState {
+            beta1_power: 1.0,
+            beta2_power: 1.0,
+            ..OptimState::zeroed()
+        };
         match *self {
             Optimizer::Sgd { lr, weight_decay } => {
                 s.lr = lr;
@@ -125,11 +129,16 @@ pub struct OptimState {
     pub weight_decay: f32,
     /// Updates taken so far (Adam's `t`).
     pub step: u32,
+    /// `β₁ᵗ`, kept as a running product: `1 − pow(β, t)` through a library `pow` differs
+    /// between CPU and GPU, and the subtraction magnifies it (β₂ = 0.999).
+    pub beta1_power: f32,
+    /// `β₂ᵗ`, a running product like `beta1_power`.
+    pub beta2_power: f32,
     /// `1 − β₁ᵗ`, valid after [`OptimState::tick`].
     pub bias_correction1: f32,
     /// `1 − β₂ᵗ`, valid after [`OptimState::tick`].
     pub bias_correction2: f32,
-    pub _pad: [u32; 3],
+    pub _pad: u32,
 }
 
 impl OptimState {
@@ -137,8 +146,9 @@ impl OptimState {
     /// Twin of `tick` in `shaders/optim.wgsl`.
     pub fn tick(&mut self) {
         self.step += 1;
-        let t = self.step as f32;
-        self.bias_correction1 = 1.0 - self.beta1.powf(t);
-        self.bias_correction2 = 1.0 - self.beta2.powf(t);
+        self.beta1_power *= self.beta1;
+        self.beta2_power *= self.beta2;
+        self.bias_correction1 = 1.0 - self.beta1_power;
+        self.bias_correction2 = 1.0 - self.beta2_power;
     }
 }

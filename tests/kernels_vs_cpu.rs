@@ -320,8 +320,8 @@ fn metrics_match_cpu() {
             "count_correct {rows}x{cols}"
         );
 
-        // Accumulated sum of per-row values, twice, onto a non-zero start.
-        let values = random_vec(&mut r, rows * cols, 1.0);
+        // Accumulated sum of per-row losses (non-negative, as losses are), twice, onto a non-zero start.
+        let values: Vec<f32> = (0..rows * cols).map(|_| r.random_range(0.0..1.0)).collect();
         let gv = ctx.upload("values", &values).unwrap();
         let total = ctx.upload("total", &[0.5f32]).unwrap();
         let d = gpu::accumulate_sum(ctx, &gv, &total).unwrap();
