@@ -15,7 +15,11 @@ struct OptimState {
     beta2_power: f32,
     bias_correction1: f32,
     bias_correction2: f32,
-    _pad: u32,
+    grad_sq_sum: f32,
+    max_grad_norm: f32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 struct Len {
@@ -45,6 +49,40 @@ fn tick() {
     state.beta2_power *= state.beta2;
     state.bias_correction1 = 1.0 - state.beta1_power;
     state.bias_correction2 = 1.0 - state.beta2_power;
+    state.grad_sq_sum = 0.0;
+}
+
+// Global-norm clipping factor: max_norm / ‖g‖ when ‖g‖ exceeds max_grad_norm (> 0), else 1.
+fn clip_scale() -> f32 {
+    let norm = sqrt(state.grad_sq_sum);
+    if state.max_grad_norm > 0.0 && norm > state.max_grad_norm {
+        return state.max_grad_norm / norm;
+    }
+    return 1.0;
+}
+
+const NORM_THREADS: u32 = 256u;
+var<workgroup> partial: array<f32, NORM_THREADS>;
+
+// state.grad_sq_sum += Σ g² for one gradient tensor: one workgroup, fixed reduction order.
+// Run for every gradient between tick and the updates when clipping is on.
+@compute @workgroup_size(256)
+fn accumulate_grad_norm(@builtin(local_invocation_index) lid: u32) {
+    var s = 0.0;
+    for (var i = lid; i < len.n; i += NORM_THREADS) {
+        s += g[i] * g[i];
+    }
+    partial[lid] = s;
+    workgroupBarrier();
+    for (var stride = NORM_THREADS / 2u; stride > 0u; stride >>= 1u) {
+        if lid < stride {
+            partial[lid] += partial[lid + stride];
+        }
+        workgroupBarrier();
+    }
+    if lid == 0u {
+        state.grad_sq_sum += partial[0];
+    }
 }
 
 @compute @workgroup_size(256)
@@ -54,7 +92,7 @@ fn sgd(@builtin(global_invocation_id) gid: vec3<u32>) {
         return;
     }
     let decay = 1.0 - state.lr * state.weight_decay;
-    w[i] = w[i] * decay - state.lr * g[i];
+    w[i] = w[i] * decay - state.lr * g[i] * clip_scale();
 }
 
 // m holds the velocity.
@@ -64,7 +102,7 @@ fn momentum(@builtin(global_invocation_id) gid: vec3<u32>) {
     if i >= len.n {
         return;
     }
-    let vel = state.momentum * m[i] + g[i];
+    let vel = state.momentum * m[i] + g[i] * clip_scale();
     m[i] = vel;
     let decay = 1.0 - state.lr * state.weight_decay;
     w[i] = w[i] * decay - state.lr * vel;
@@ -76,7 +114,7 @@ fn adam(@builtin(global_invocation_id) gid: vec3<u32>) {
     if i >= len.n {
         return;
     }
-    let grad = g[i];
+    let grad = g[i] * clip_scale();
     let m1 = state.beta1 * m[i] + (1.0 - state.beta1) * grad;
     let v1 = state.beta2 * v[i] + (1.0 - state.beta2) * grad * grad;
     m[i] = m1;

@@ -70,6 +70,52 @@ pub enum Error {
     /// Reading a buffer back from the device failed (device lost, mapping error).
     #[error("reading {what} back from the GPU failed: {reason}")]
     Readback { what: String, reason: String },
+
+    /// A file could not be opened or read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A data file is not what its name or header promises.
+    #[error("corrupt data file {path}: {problem}")]
+    CorruptFile { path: std::path::PathBuf, problem: String },
+
+    /// A required data file is not in the folder.
+    #[error("{what} not found in {dir}: looked for {tried}")]
+    DataNotFound {
+        what: &'static str,
+        dir: std::path::PathBuf,
+        tried: String,
+    },
+
+    /// A dataset's parts disagree or hold values a network cannot train on.
+    #[error("invalid dataset: {0}")]
+    InvalidDataset(String),
+
+    /// A network description that cannot be built.
+    #[error("invalid network: {0}")]
+    InvalidNetwork(String),
+
+    /// A dataset does not fit the network (input width, class count, target width).
+    #[error("dataset does not fit the network: {0}")]
+    DatasetMismatch(String),
+
+    /// A layer's tensors exceed what the device allows, even split across bindings.
+    #[error("layer {layer} ({what}) needs {bytes} bytes, over the device's {limit_name} of {limit} bytes")]
+    LayerTooLarge {
+        layer: usize,
+        what: &'static str,
+        bytes: u64,
+        limit: u64,
+        limit_name: &'static str,
+    },
+
+    /// A training option that cannot be used (batch size 0, negative learning rate, …).
+    #[error("invalid training option: {0}")]
+    InvalidOption(String),
 }
 
 /// Shorthand for `std::result::Result<T, shadergrad::Error>`.

@@ -31,10 +31,13 @@
 
 pub mod activation;
 pub mod cpu;
+pub mod data;
 pub mod error;
 pub mod gpu;
+pub mod model;
 pub mod ops;
 pub mod optimizer;
+pub mod train;
 
 pub use activation::Activation;
 pub use error::{Error, Result};

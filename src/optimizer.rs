@@ -116,7 +116,7 @@ impl Optimizer {
 
 /// Hyperparameters and step counter read by every parameter update of one training step.
 ///
-/// The same 48 bytes live in a GPU storage buffer (`shaders/optim.wgsl`), where a one-thread
+/// The same 64 bytes live in a GPU storage buffer (`shaders/optim.wgsl`), where a one-thread
 /// `tick` kernel advances the step on the device, so no per-step upload is needed.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Pod, Zeroable)]
@@ -138,7 +138,11 @@ pub struct OptimState {
     pub bias_correction1: f32,
     /// `1 − β₂ᵗ`, valid after [`OptimState::tick`].
     pub bias_correction2: f32,
-    pub _pad: u32,
+    /// Σ g² over every gradient of the step (filled only when clipping is on).
+    pub grad_sq_sum: f32,
+    /// Clip gradients to this global L2 norm; 0 turns clipping off.
+    pub max_grad_norm: f32,
+    pub _pad: [u32; 3],
 }
 
 impl OptimState {
@@ -150,5 +154,17 @@ impl OptimState {
         self.beta2_power *= self.beta2;
         self.bias_correction1 = 1.0 - self.beta1_power;
         self.bias_correction2 = 1.0 - self.beta2_power;
+        self.grad_sq_sum = 0.0;
+    }
+
+    /// The factor every gradient is multiplied by: `max_norm / ‖g‖` when the global norm
+    /// exceeds `max_grad_norm`, else 1. Twin of `clip_scale` in `shaders/optim.wgsl`.
+    pub fn clip_scale(&self) -> f32 {
+        let norm = self.grad_sq_sum.sqrt();
+        if self.max_grad_norm > 0.0 && norm > self.max_grad_norm {
+            self.max_grad_norm / norm
+        } else {
+            1.0
+        }
     }
 }

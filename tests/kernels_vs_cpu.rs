@@ -6,7 +6,7 @@ mod common;
 use common::{GPU_TOLERANCE, assert_close, poisoned, random_labels, random_vec, rng};
 use rand::RngExt;
 use shadergrad::gpu::GpuBuffer;
-use shadergrad::{Activation, Epilogue, MatmulDims, MatmulForm, Optimizer, cpu, gpu};
+use shadergrad::{Activation, Epilogue, MatmulDims, MatmulForm, OptimState, Optimizer, cpu, gpu};
 
 /// (m, k, n): edge sizes 1, 3, 17, 127, 785, K never a multiple of a tile, plus the MNIST layer.
 const MATMUL_SHAPES: &[(usize, usize, usize)] = &[
@@ -357,28 +357,36 @@ fn optimizers_match_cpu_over_several_steps() {
         Optimizer::adamw(1e-2, 0.05),
     ];
     for opt in configs {
-        for len in [1usize, 3, 17, 785, 100_003] {
+        for (len, max_grad_norm) in [(1usize, 0.0), (3, 0.5), (17, 0.0), (785, 2.0), (100_003, 0.0), (100_003, 10.0)] {
             let mut w = random_vec(&mut r, len, 1.0);
             let mut m = vec![0.0f32; len];
             let mut v = vec![0.0f32; len];
-            let mut state = opt.initial_state();
+            let mut state = OptimState { max_grad_norm, ..opt.initial_state() };
             let gw = ctx.upload("w", &w).unwrap();
             let gg: GpuBuffer<f32> = ctx.zeros("g", len).unwrap();
             let gm = ctx.zeros("m", len).unwrap();
             let gv = ctx.zeros("v", len).unwrap();
             let gstate = ctx.upload("state", &[state]).unwrap();
-            let tick = gpu::tick(ctx, &gstate).unwrap();
-            let update = match opt {
-                Optimizer::Sgd { .. } => gpu::sgd_update(ctx, &gw, &gg, &gstate),
-                Optimizer::Momentum { .. } => gpu::momentum_update(ctx, &gw, &gg, &gm, &gstate),
-                Optimizer::Adam { .. } => gpu::adam_update(ctx, &gw, &gg, &gm, &gv, &gstate),
+            let mut step = vec![gpu::tick(ctx, &gstate).unwrap()];
+            if max_grad_norm > 0.0 {
+                step.push(gpu::accumulate_grad_norm(ctx, &gg, &gstate).unwrap());
             }
-            .unwrap();
+            step.push(
+                match opt {
+                    Optimizer::Sgd { .. } => gpu::sgd_update(ctx, &gw, &gg, &gstate),
+                    Optimizer::Momentum { .. } => gpu::momentum_update(ctx, &gw, &gg, &gm, &gstate),
+                    Optimizer::Adam { .. } => gpu::adam_update(ctx, &gw, &gg, &gm, &gv, &gstate),
+                }
+                .unwrap(),
+            );
             for _ in 0..3 {
                 let g = random_vec(&mut r, len, 1.0);
                 ctx.write(&gg, &g).unwrap();
-                ctx.run(&[&tick, &update]).unwrap();
+                ctx.run(&step.iter().collect::<Vec<_>>()).unwrap();
                 state.tick();
+                if max_grad_norm > 0.0 {
+                    cpu::accumulate_grad_norm(&g, &mut state);
+                }
                 match opt {
                     Optimizer::Sgd { .. } => cpu::sgd_update(&mut w, &g, &state),
                     Optimizer::Momentum { .. } => cpu::momentum_update(&mut w, &g, &mut m, &state),
@@ -386,36 +394,22 @@ fn optimizers_match_cpu_over_several_steps() {
                 }
                 .unwrap();
             }
-            assert_close(
-                &format!("{opt:?} weights len {len}"),
-                &ctx.read(&gw).unwrap(),
-                &w,
-                GPU_TOLERANCE,
-            );
+            let what = format!("{opt:?} len {len} clip {max_grad_norm}");
+            assert_close(&format!("{what} weights"), &ctx.read(&gw).unwrap(), &w, GPU_TOLERANCE);
             if opt.state_tensors() >= 1 {
-                assert_close(
-                    &format!("{opt:?} m len {len}"),
-                    &ctx.read(&gm).unwrap(),
-                    &m,
-                    GPU_TOLERANCE,
-                );
+                assert_close(&format!("{what} m"), &ctx.read(&gm).unwrap(), &m, GPU_TOLERANCE);
             }
             if opt.state_tensors() == 2 {
-                assert_close(
-                    &format!("{opt:?} v len {len}"),
-                    &ctx.read(&gv).unwrap(),
-                    &v,
-                    GPU_TOLERANCE,
-                );
+                assert_close(&format!("{what} v"), &ctx.read(&gv).unwrap(), &v, GPU_TOLERANCE);
             }
             let gpu_state = ctx.read(&gstate).unwrap()[0];
             assert_eq!(gpu_state.step, 3);
-            assert_close(
-                "bias corrections",
-                &[gpu_state.bias_correction1, gpu_state.bias_correction2],
-                &[state.bias_correction1, state.bias_correction2],
-                GPU_TOLERANCE,
-            );
+            let got = [gpu_state.bias_correction1, gpu_state.bias_correction2, gpu_state.grad_sq_sum];
+            let want = [state.bias_correction1, state.bias_correction2, state.grad_sq_sum];
+            assert_close(&format!("{what} state"), &got, &want, GPU_TOLERANCE);
+            if max_grad_norm > 0.0 && state.grad_sq_sum.sqrt() > max_grad_norm {
+                assert!(state.clip_scale() < 1.0, "{what}: clipping should engage");
+            }
         }
     }
 }

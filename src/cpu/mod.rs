@@ -4,17 +4,19 @@
 //! generic over [`Real`], so the backend runs in `f32` while the gradient checks run the
 //! very same code in `f64`.
 
+pub mod data;
 pub mod elementwise;
 pub mod loss;
 pub mod matmul;
 pub mod metrics;
 pub mod optim;
 
+pub use data::gather_batch;
 pub use elementwise::{activation_backward, activation_forward, bias_activation, bias_grad};
 pub use loss::{mse, sigmoid_binary_cross_entropy, softmax_cross_entropy};
 pub use matmul::matmul;
 pub use metrics::count_correct;
-pub use optim::{adam_update, momentum_update, sgd_update};
+pub use optim::{accumulate_grad_norm, adam_update, momentum_update, sgd_update};
 
 use num_traits::Float;
 use rayon::prelude::*;

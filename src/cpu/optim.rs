@@ -20,7 +20,8 @@ fn cast<T: Real>(x: f32) -> T {
 pub fn sgd_update<T: Real>(w: &mut [T], g: &[T], s: &OptimState) -> Result<()> {
     check("sgd_update", w.len(), g.len())?;
     let (lr, decay) = (cast::<T>(s.lr), T::one() - cast::<T>(s.lr * s.weight_decay));
-    for_each_element(w, |i, w| *w = *w * decay - lr * g[i]);
+    let clip = cast::<T>(s.clip_scale());
+    for_each_element(w, |i, w| *w = *w * decay - lr * (g[i] * clip));
     Ok(())
 }
 
@@ -31,8 +32,9 @@ pub fn momentum_update<T: Real>(w: &mut [T], g: &[T], velocity: &mut [T], s: &Op
     check_len(OP, "velocity", velocity.len(), w.len())?;
     let (lr, mu) = (cast::<T>(s.lr), cast::<T>(s.momentum));
     let decay = T::one() - cast::<T>(s.lr * s.weight_decay);
+    let clip = cast::<T>(s.clip_scale());
     for ((w, &g), v) in w.iter_mut().zip(g).zip(velocity.iter_mut()) {
-        *v = mu * *v + g;
+        *v = mu * *v + g * clip;
         *w = *w * decay - lr * *v;
     }
     Ok(())
@@ -53,7 +55,9 @@ pub fn adam_update<T: Real>(w: &mut [T], g: &[T], m: &mut [T], v: &mut [T], s: &
     );
     let (bc1, bc2) = (cast::<T>(s.bias_correction1), cast::<T>(s.bias_correction2));
     let decay = T::one() - cast::<T>(s.lr * s.weight_decay);
+    let clip = cast::<T>(s.clip_scale());
     for (((w, &g), m), v) in w.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+        let g = g * clip;
         *m = b1 * *m + (T::one() - b1) * g;
         *v = b2 * *v + (T::one() - b2) * g * g;
         let m_hat = *m / bc1;
@@ -61,4 +65,11 @@ pub fn adam_update<T: Real>(w: &mut [T], g: &[T], m: &mut [T], v: &mut [T], s: &
         *w = *w * decay - lr * m_hat / (v_hat.sqrt() + eps);
     }
     Ok(())
+}
+
+/// `state.grad_sq_sum += Σ g²` for one gradient tensor (run for each between `tick` and the
+/// updates when clipping is on). GPU twin: `accumulate_grad_norm`.
+pub fn accumulate_grad_norm<T: Real>(g: &[T], state: &mut OptimState) {
+    let sum: f64 = g.iter().map(|v| v.to_f64().unwrap_or(f64::NAN).powi(2)).sum();
+    state.grad_sq_sum += sum as f32;
 }

@@ -24,6 +24,10 @@ pub(crate) static ELEMENTWISE: Shader = Shader {
         include_str!("../../shaders/elementwise.wgsl")
     ),
 };
+pub(crate) static DATA: Shader = Shader {
+    name: "data.wgsl",
+    source: include_str!("../../shaders/data.wgsl"),
+};
 pub(crate) static LOSS: Shader = Shader {
     name: "loss.wgsl",
     source: include_str!("../../shaders/loss.wgsl"),

@@ -7,6 +7,7 @@
 mod buffer;
 mod context;
 mod dispatch;
+pub mod data;
 pub mod elementwise;
 pub(crate) mod kernels;
 pub mod loss;
@@ -21,7 +22,7 @@ pub use elementwise::{activation_backward, activation_forward, bias_activation, 
 pub use loss::{mse, sigmoid_binary_cross_entropy, softmax_cross_entropy};
 pub use matmul::matmul;
 pub use metrics::{accumulate_sum, count_correct};
-pub use optim::{adam_update, momentum_update, sgd_update, tick};
+pub use optim::{accumulate_grad_norm, adam_update, momentum_update, sgd_update, tick};
 
 impl GpuContext {
     /// How many specialised pipelines this device has compiled so far.

@@ -48,6 +48,20 @@ const ADAM: Kernel = Kernel {
     ],
 };
 
+const GRAD_NORM: Kernel = Kernel {
+    shader: &OPTIM,
+    entry: "accumulate_grad_norm",
+    slots: &[(1, Slot::Read), (4, Slot::ReadWrite), (5, Slot::Uniform)],
+};
+
+/// Prepares `state.grad_sq_sum += Σ g²` for one gradient (between [`tick`] and the updates,
+/// when clipping by global norm is on).
+pub fn accumulate_grad_norm(ctx: &GpuContext, g: &GpuBuffer<f32>, state: &GpuBuffer<OptimState>) -> Result<Dispatch> {
+    check_len("accumulate_grad_norm", "state", state.len(), 1)?;
+    let params = [g.len() as u32, 0, 0, 0];
+    ctx.prepare(&GRAD_NORM, &Vec::new(), &[&g.buffer, &state.buffer], bytemuck::bytes_of(&params), [1, 1, 1])
+}
+
 /// Prepares the once-per-step advance of the state's step counter and bias corrections.
 pub fn tick(ctx: &GpuContext, state: &GpuBuffer<OptimState>) -> Result<Dispatch> {
     check_len("tick", "state", state.len(), 1)?;

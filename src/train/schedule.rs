@@ -1,0 +1,49 @@
+//! Learning-rate schedules, evaluated once per epoch on the host.
+
+use crate::error::{Error, Result};
+
+/// How the learning rate changes from epoch to epoch.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LrSchedule {
+    /// The optimizer's learning rate throughout.
+    Constant,
+    /// Multiply by `gamma` every `every` epochs.
+    Step { every: usize, gamma: f32 },
+    /// Cosine annealing from the base rate down to `min_lr` over the run's epochs.
+    Cosine { min_lr: f32 },
+}
+
+impl LrSchedule {
+    /// The learning rate of `epoch` (0-based) in a run of `epochs` epochs.
+    pub fn lr(&self, base: f32, epoch: usize, epochs: usize) -> f32 {
+        match *self {
+            LrSchedule::Constant => base,
+            LrSchedule::Step { every, gamma } => base * gamma.powi((epoch / every.max(1)) as i32),
+            LrSchedule::Cosine { min_lr } => {
+                let progress = epoch as f64 / epochs.max(1) as f64;
+                let cosine = 0.5 * (1.0 + (std::f64::consts::PI * progress).cos());
+                (min_lr as f64 + (base - min_lr) as f64 * cosine) as f32
+            }
+        }
+    }
+}
+
+impl std::str::FromStr for LrSchedule {
+    type Err = Error;
+
+    /// `constant`, `step:EVERY:GAMMA` (e.g. `step:2:0.5`), or `cosine[:MIN_LR]`.
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = || Error::InvalidOption(format!("schedule {s:?}: expected constant, step:EVERY:GAMMA or cosine[:MIN_LR]"));
+        let parts: Vec<&str> = s.split(':').collect();
+        match parts.as_slice() {
+            ["constant"] => Ok(LrSchedule::Constant),
+            ["step", every, gamma] => Ok(LrSchedule::Step {
+                every: every.parse().map_err(|_| bad())?,
+                gamma: gamma.parse().map_err(|_| bad())?,
+            }),
+            ["cosine"] => Ok(LrSchedule::Cosine { min_lr: 0.0 }),
+            ["cosine", min] => Ok(LrSchedule::Cosine { min_lr: min.parse().map_err(|_| bad())? }),
+            _ => Err(bad()),
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! The training loop: epochs of shuffled batches on a backend, a learning-rate schedule, and
+//! per-epoch reports.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::backend::{Backend, Totals};
+use super::cpu_backend::CpuBackend;
+use super::gpu_backend::GpuBackend;
+use super::schedule::LrSchedule;
+use crate::data::{Dataset, batches, epoch_order};
+use crate::error::Result;
+use crate::gpu::GpuContext;
+use crate::model::Network;
+use crate::optimizer::Optimizer;
+
+/// Where training runs.
+#[derive(Debug, Clone)]
+pub enum Device {
+    /// The CPU backend (gemm on every core).
+    Cpu,
+    /// A GPU through wgpu.
+    Gpu(Arc<GpuContext>),
+}
+
+/// How to train.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainConfig {
+    pub optimizer: Optimizer,
+    pub schedule: LrSchedule,
+    pub epochs: usize,
+    pub batch_size: usize,
+    /// Seeds the per-epoch shuffle.
+    pub seed: u64,
+    /// Clip gradients to this global L2 norm; 0 turns clipping off.
+    pub max_grad_norm: f32,
+    /// Shuffle the training set every epoch.
+    pub shuffle: bool,
+    /// Drop the last batch of an epoch when it is smaller than `batch_size`.
+    pub drop_last: bool,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            optimizer: Optimizer::adam(1e-3),
+            schedule: LrSchedule::Constant,
+            epochs: 5,
+            batch_size: 128,
+            seed: 0,
+            max_grad_norm: 0.0,
+            shuffle: true,
+            drop_last: false,
+        }
+    }
+}
+
+/// What one epoch did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EpochReport {
+    /// 1-based epoch number.
+    pub epoch: usize,
+    pub learning_rate: f32,
+    pub train: Totals,
+    pub test: Option<Totals>,
+    /// Seconds spent training (evaluation excluded).
+    pub train_seconds: f64,
+    /// Seconds spent evaluating the test set.
+    pub eval_seconds: f64,
+    /// Optimizer steps taken this epoch.
+    pub steps: usize,
+}
+
+impl EpochReport {
+    /// Training samples per second.
+    pub fn samples_per_second(&self) -> f64 {
+        self.train.samples as f64 / self.train_seconds
+    }
+}
+
+/// Progress within an epoch: `(steps done, steps in the epoch)`.
+pub type StepProgress<'a> = &'a mut dyn FnMut(usize, usize);
+
+/// Steps handed to the backend at once: a GPU records several into one submit, and progress
+/// is reported between groups.
+const STEPS_PER_CALL: usize = 32;
+
+/// Trains a network on a backend.
+pub struct Trainer {
+    backend: Box<dyn Backend>,
+    config: TrainConfig,
+    epochs_done: usize,
+}
+
+impl Trainer {
+    /// A trainer for `network` on `device`.
+    pub fn new(network: Network, device: &Device, config: TrainConfig) -> Result<Trainer> {
+        let backend: Box<dyn Backend> = match device {
+            Device::Cpu => Box::new(CpuBackend::new(network, config.optimizer, config.batch_size, config.max_grad_norm)?),
+            Device::Gpu(ctx) => Box::new(GpuBackend::new(
+                Arc::clone(ctx),
+                &network,
+                config.optimizer,
+                config.batch_size,
+                config.max_grad_norm,
+            )?),
+        };
+        Ok(Trainer { backend, config, epochs_done: 0 })
+    }
+
+    /// A trainer on a backend built elsewhere.
+    pub fn with_backend(backend: Box<dyn Backend>, config: TrainConfig) -> Trainer {
+        Trainer { backend, config, epochs_done: 0 }
+    }
+
+    /// The backend's one-line description.
+    pub fn backend_name(&self) -> String {
+        self.backend.name()
+    }
+
+    /// The backend itself.
+    pub fn backend_mut(&mut self) -> &mut dyn Backend {
+        self.backend.as_mut()
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    /// Epochs trained so far.
+    pub fn epochs_done(&self) -> usize {
+        self.epochs_done
+    }
+
+    /// Trains one epoch (the next one), evaluates on `test` if given, and reports.
+    pub fn train_epoch(&mut self, train: &Dataset, test: Option<&Dataset>, progress: StepProgress<'_>) -> Result<EpochReport> {
+        let epoch = self.epochs_done;
+        let c = &self.config;
+        let lr = c.schedule.lr(c.optimizer.lr(), epoch, c.epochs);
+        self.backend.set_learning_rate(lr)?;
+        let order = epoch_order(train.len(), c.seed, epoch, c.shuffle);
+        let all: Vec<&[u32]> = batches(&order, c.batch_size, c.drop_last).collect();
+        let started = Instant::now();
+        let mut done = 0;
+        progress(0, all.len());
+        for group in all.chunks(STEPS_PER_CALL) {
+            self.backend.train_batches(train, group)?;
+            done += group.len();
+            progress(done, all.len());
+        }
+        let train_totals = self.backend.take_train_totals()?;
+        let train_seconds = started.elapsed().as_secs_f64();
+        let eval_started = Instant::now();
+        let test_totals = test.map(|t| self.backend.evaluate(t)).transpose()?;
+        self.epochs_done += 1;
+        Ok(EpochReport {
+            epoch: self.epochs_done,
+            learning_rate: lr,
+            train: train_totals,
+            test: test_totals,
+            train_seconds,
+            eval_seconds: eval_started.elapsed().as_secs_f64(),
+            steps: all.len(),
+        })
+    }
+
+    /// Trains the remaining epochs of the configuration, calling `on_epoch` after each.
+    pub fn fit(
+        &mut self,
+        train: &Dataset,
+        test: Option<&Dataset>,
+        mut on_epoch: impl FnMut(&EpochReport),
+    ) -> Result<Vec<EpochReport>> {
+        let mut reports = Vec::new();
+        while self.epochs_done < self.config.epochs {
+            let report = self.train_epoch(train, test, &mut |_, _| {})?;
+            on_epoch(&report);
+            reports.push(report);
+        }
+        Ok(reports)
+    }
+
+    /// Loss and accuracy over `data`.
+    pub fn evaluate(&mut self, data: &Dataset) -> Result<Totals> {
+        self.backend.evaluate(data)
+    }
+
+    /// Predictions for `rows` samples (see [`Backend::predict`]).
+    pub fn predict(&mut self, features: &[f32], rows: usize) -> Result<Vec<f32>> {
+        self.backend.predict(features, rows)
+    }
+
+    /// The current parameters.
+    pub fn network(&mut self) -> Result<Network> {
+        self.backend.network()
+    }
+}
