@@ -66,10 +66,21 @@ struct Args {
 fn optimizer(args: &Args) -> Result<Optimizer, String> {
     let wd = args.weight_decay;
     Ok(match args.optimizer.as_str() {
-        "sgd" => Optimizer::Sgd { lr: args.lr.unwrap_or(0.1), weight_decay: wd },
-        "momentum" => Optimizer::Momentum { lr: args.lr.unwrap_or(0.05), momentum: 0.9, weight_decay: wd },
+        "sgd" => Optimizer::Sgd {
+            lr: args.lr.unwrap_or(0.1),
+            weight_decay: wd,
+        },
+        "momentum" => Optimizer::Momentum {
+            lr: args.lr.unwrap_or(0.05),
+            momentum: 0.9,
+            weight_decay: wd,
+        },
         "adam" | "adamw" => Optimizer::adamw(args.lr.unwrap_or(1e-3), wd),
-        other => return Err(format!("unknown optimizer {other:?}; expected sgd, momentum, adam or adamw")),
+        other => {
+            return Err(format!(
+                "unknown optimizer {other:?}; expected sgd, momentum, adam or adamw"
+            ));
+        }
     })
 }
 

@@ -357,11 +357,21 @@ fn optimizers_match_cpu_over_several_steps() {
         Optimizer::adamw(1e-2, 0.05),
     ];
     for opt in configs {
-        for (len, max_grad_norm) in [(1usize, 0.0), (3, 0.5), (17, 0.0), (785, 2.0), (100_003, 0.0), (100_003, 10.0)] {
+        for (len, max_grad_norm) in [
+            (1usize, 0.0),
+            (3, 0.5),
+            (17, 0.0),
+            (785, 2.0),
+            (100_003, 0.0),
+            (100_003, 10.0),
+        ] {
             let mut w = random_vec(&mut r, len, 1.0);
             let mut m = vec![0.0f32; len];
             let mut v = vec![0.0f32; len];
-            let mut state = OptimState { max_grad_norm, ..opt.initial_state() };
+            let mut state = OptimState {
+                max_grad_norm,
+                ..opt.initial_state()
+            };
             let gw = ctx.upload("w", &w).unwrap();
             let gg: GpuBuffer<f32> = ctx.zeros("g", len).unwrap();
             let gm = ctx.zeros("m", len).unwrap();
@@ -404,7 +414,11 @@ fn optimizers_match_cpu_over_several_steps() {
             }
             let gpu_state = ctx.read(&gstate).unwrap()[0];
             assert_eq!(gpu_state.step, 3);
-            let got = [gpu_state.bias_correction1, gpu_state.bias_correction2, gpu_state.grad_sq_sum];
+            let got = [
+                gpu_state.bias_correction1,
+                gpu_state.bias_correction2,
+                gpu_state.grad_sq_sum,
+            ];
             let want = [state.bias_correction1, state.bias_correction2, state.grad_sq_sum];
             assert_close(&format!("{what} state"), &got, &want, GPU_TOLERANCE);
             if max_grad_norm > 0.0 && state.grad_sq_sum.sqrt() > max_grad_norm {
@@ -502,4 +516,65 @@ fn wgpu_validation_errors_become_results() {
     assert!(matches!(err, shadergrad::Error::Gpu { .. }), "{err}");
     // The device stays usable afterwards.
     assert_eq!(ctx.read(&a).unwrap(), vec![1.0f32; 12]);
+}
+
+#[test]
+fn gather_matches_cpu() {
+    use shadergrad::data::{Dataset, Features, Targets};
+    use shadergrad::gpu::data::{BatchTargets, DeviceDataset, gather};
+    use std::sync::Arc;
+    let ctx = gpu_or_skip!();
+    let mut r = rng("gather");
+    for (samples, dim, width) in [(1usize, 1usize, 1usize), (5, 3, 2), (40, 17, 10), (9, 785, 3)] {
+        let bytes: Vec<u8> = (0..samples * dim).map(|_| r.random_range(0..=255u8)).collect();
+        let floats = random_vec(&mut r, samples * dim, 2.0);
+        let labels = random_labels(&mut r, samples, width);
+        let values: Vec<f32> = (0..samples * width).map(|_| r.random_range(0.0..1.0)).collect();
+        let feature_kinds = [
+            Features::U8 {
+                data: Arc::new(bytes),
+                scale: 1.0 / 255.0,
+            },
+            Features::F32(Arc::new(floats)),
+        ];
+        for features in feature_kinds {
+            let target_kinds = [
+                Targets::Classes {
+                    labels: Arc::new(labels.clone()),
+                    classes: width,
+                },
+                Targets::Values {
+                    values: Arc::new(values.clone()),
+                    width,
+                },
+            ];
+            for targets in target_kinds {
+                let data = Dataset::new(features.clone(), dim, targets).unwrap();
+                let rows = 2 * samples + 1;
+                let indices: Vec<u32> = (0..rows + 3).map(|_| r.random_range(0..samples as u32)).collect();
+                let offset = 3;
+                let batch = &indices[offset..offset + rows];
+                let (mut x, mut l, mut t) = (vec![0.0; rows * dim], vec![0u32; rows], vec![0.0; rows * width]);
+                cpu::gather_batch(&data, batch, &mut x, &mut l, Some(&mut t)).unwrap();
+
+                let device = DeviceDataset::upload(ctx, &data).unwrap();
+                let gi = ctx.upload("indices", &indices).unwrap();
+                let (gx, gt) = (poisoned(ctx, "x", rows * dim), poisoned(ctx, "targets", rows * width));
+                let gl = ctx.upload("labels", &vec![u32::MAX; rows]).unwrap();
+                let classes = data.classes().is_some();
+                let out = BatchTargets {
+                    x: &gx,
+                    labels: classes.then_some(&gl),
+                    targets: Some(&gt),
+                };
+                let dispatches = gather(ctx, &device, &gi, offset, rows, out).unwrap();
+                ctx.run(&dispatches.iter().collect::<Vec<_>>()).unwrap();
+                assert_eq!(ctx.read(&gx).unwrap(), x, "features {samples}x{dim}");
+                assert_eq!(ctx.read(&gt).unwrap(), t, "targets {samples}x{width}");
+                if classes {
+                    assert_eq!(ctx.read(&gl).unwrap(), l, "labels {samples}");
+                }
+            }
+        }
+    }
 }

@@ -17,7 +17,10 @@ pub fn gather_batch(
     let (rows, dim, width) = (indices.len(), data.dim(), data.target_width());
     check_len(OP, "x", x.len(), rows * dim)?;
     if let Some((r, &i)) = indices.iter().enumerate().find(|(_, i)| **i as usize >= data.len()) {
-        return Err(crate::Error::InvalidOption(format!("batch row {r} names sample {i} of a {}-sample dataset", data.len())));
+        return Err(crate::Error::InvalidOption(format!(
+            "batch row {r} names sample {i} of a {}-sample dataset",
+            data.len()
+        )));
     }
     for (row, &i) in x.chunks_exact_mut(dim).zip(indices) {
         let start = i as usize * dim;
@@ -39,7 +42,9 @@ pub fn gather_batch(
             if let Some(t) = targets {
                 check_len(OP, "targets", t.len(), rows * width)?;
                 for (row, &label) in t.chunks_exact_mut(width).zip(labels.iter()) {
-                    row.iter_mut().enumerate().for_each(|(c, v)| *v = if c == label as usize { 1.0 } else { 0.0 });
+                    row.iter_mut()
+                        .enumerate()
+                        .for_each(|(c, v)| *v = if c == label as usize { 1.0 } else { 0.0 });
                 }
             }
         }

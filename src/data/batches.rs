@@ -17,6 +17,8 @@ pub fn epoch_order(len: usize, seed: u64, epoch: usize, shuffle: bool) -> Vec<u3
 
 /// Cuts an epoch's order into batches of `batch` samples; the last, partial batch is kept
 /// unless `drop_last`.
-pub fn batches(order: &[u32], batch: usize, drop_last: bool) -> impl Iterator<Item = &[u32]> {
-    order.chunks(batch.max(1)).filter(move |b| !drop_last || b.len() == batch)
+pub fn batches(order: &[u32], batch: usize, drop_last: bool) -> impl Iterator<Item = &[u32]> + Clone {
+    order
+        .chunks(batch.max(1))
+        .filter(move |b| !drop_last || b.len() == batch)
 }

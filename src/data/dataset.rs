@@ -65,7 +65,9 @@ impl Dataset {
             }
         };
         if values % dim != 0 {
-            return Err(Error::InvalidDataset(format!("{values} feature values are not a whole number of {dim}-wide samples")));
+            return Err(Error::InvalidDataset(format!(
+                "{values} feature values are not a whole number of {dim}-wide samples"
+            )));
         }
         let len = values / dim;
         if len == 0 {
@@ -74,13 +76,18 @@ impl Dataset {
         match &targets {
             Targets::Classes { labels, classes } => {
                 if labels.len() != len {
-                    return Err(Error::InvalidDataset(format!("{len} samples but {} labels", labels.len())));
+                    return Err(Error::InvalidDataset(format!(
+                        "{len} samples but {} labels",
+                        labels.len()
+                    )));
                 }
                 if *classes == 0 {
                     return Err(Error::InvalidDataset("0 classes".into()));
                 }
                 if let Some((i, l)) = labels.iter().enumerate().find(|(_, l)| **l as usize >= *classes) {
-                    return Err(Error::InvalidDataset(format!("label {l} of sample {i} is not below {classes} classes")));
+                    return Err(Error::InvalidDataset(format!(
+                        "label {l} of sample {i} is not below {classes} classes"
+                    )));
                 }
             }
             Targets::Values { values, width } => {
@@ -92,21 +99,46 @@ impl Dataset {
                     )));
                 }
                 if let Some(i) = values.iter().position(|v| !v.is_finite()) {
-                    return Err(Error::InvalidDataset(format!("target {} of sample {} is {}", i % width, i / width, values[i])));
+                    return Err(Error::InvalidDataset(format!(
+                        "target {} of sample {} is {}",
+                        i % width,
+                        i / width,
+                        values[i]
+                    )));
                 }
             }
         }
-        Ok(Dataset { id: next_id(), len, dim, features, targets })
+        Ok(Dataset {
+            id: next_id(),
+            len,
+            dim,
+            features,
+            targets,
+        })
     }
 
     /// Float features with class labels.
     pub fn classification(features: Vec<f32>, dim: usize, labels: Vec<u32>, classes: usize) -> Result<Self> {
-        Self::new(Features::F32(Arc::new(features)), dim, Targets::Classes { labels: Arc::new(labels), classes })
+        Self::new(
+            Features::F32(Arc::new(features)),
+            dim,
+            Targets::Classes {
+                labels: Arc::new(labels),
+                classes,
+            },
+        )
     }
 
     /// Float features with float targets (`width` per sample).
     pub fn regression(features: Vec<f32>, dim: usize, targets: Vec<f32>, width: usize) -> Result<Self> {
-        Self::new(Features::F32(Arc::new(features)), dim, Targets::Values { values: Arc::new(targets), width })
+        Self::new(
+            Features::F32(Arc::new(features)),
+            dim,
+            Targets::Values {
+                values: Arc::new(targets),
+                width,
+            },
+        )
     }
 
     /// A stable identity for this dataset's contents (backends cache device copies by it).
@@ -159,13 +191,28 @@ impl Dataset {
     pub fn take(&self, n: usize) -> Dataset {
         let n = n.clamp(1, self.len);
         let features = match &self.features {
-            Features::U8 { data, scale } => Features::U8 { data: Arc::new(data[..n * self.dim].to_vec()), scale: *scale },
+            Features::U8 { data, scale } => Features::U8 {
+                data: Arc::new(data[..n * self.dim].to_vec()),
+                scale: *scale,
+            },
             Features::F32(data) => Features::F32(Arc::new(data[..n * self.dim].to_vec())),
         };
         let targets = match &self.targets {
-            Targets::Classes { labels, classes } => Targets::Classes { labels: Arc::new(labels[..n].to_vec()), classes: *classes },
-            Targets::Values { values, width } => Targets::Values { values: Arc::new(values[..n * width].to_vec()), width: *width },
+            Targets::Classes { labels, classes } => Targets::Classes {
+                labels: Arc::new(labels[..n].to_vec()),
+                classes: *classes,
+            },
+            Targets::Values { values, width } => Targets::Values {
+                values: Arc::new(values[..n * width].to_vec()),
+                width: *width,
+            },
         };
-        Dataset { id: next_id(), len: n, dim: self.dim, features, targets }
+        Dataset {
+            id: next_id(),
+            len: n,
+            dim: self.dim,
+            features,
+            targets,
+        }
     }
 }

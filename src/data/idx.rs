@@ -22,13 +22,19 @@ const MAX_RANK: usize = 4;
 
 /// Reads an IDX file, gunzipping it first when it starts with the gzip magic bytes.
 pub fn read_idx(path: &Path) -> Result<IdxArray> {
-    let raw = std::fs::read(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+    let raw = std::fs::read(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
     parse_idx(&raw, path)
 }
 
 /// Parses IDX bytes (gzip or raw); `path` only names the source in errors.
 pub fn parse_idx(raw: &[u8], path: &Path) -> Result<IdxArray> {
-    let corrupt = |problem: String| Error::CorruptFile { path: path.to_path_buf(), problem };
+    let corrupt = |problem: String| Error::CorruptFile {
+        path: path.to_path_buf(),
+        problem,
+    };
     let is_gzip = raw.starts_with(&[0x1f, 0x8b]);
     let header_source: &[u8] = raw;
     // For gzip, decode the header first, then exactly as many bytes as it promises plus one
@@ -49,7 +55,10 @@ pub fn parse_idx(raw: &[u8], path: &Path) -> Result<IdxArray> {
         )));
     }
     if head[2] != UNSIGNED_BYTE {
-        return Err(corrupt(format!("element type 0x{:02x} is not unsigned byte (0x08)", head[2])));
+        return Err(corrupt(format!(
+            "element type 0x{:02x} is not unsigned byte (0x08)",
+            head[2]
+        )));
     }
     let rank = head[3] as usize;
     if rank == 0 || rank > MAX_RANK {

@@ -51,7 +51,11 @@ fn find_file(dir: &Path, what: &'static str, stem: &str, kind: &str) -> Result<P
         .iter()
         .map(|n| dir.join(n))
         .find(|p| p.is_file())
-        .ok_or_else(|| Error::DataNotFound { what, dir: dir.to_path_buf(), tried: names.join(", ") })
+        .ok_or_else(|| Error::DataNotFound {
+            what,
+            dir: dir.to_path_buf(),
+            tried: names.join(", "),
+        })
 }
 
 fn load_split(dir: &Path, split: &str) -> Result<Dataset> {
@@ -64,26 +68,57 @@ fn load_split(dir: &Path, split: &str) -> Result<Dataset> {
     let labels_path = find_file(dir, labels_what, &format!("{split}-labels"), "idx1-ubyte")?;
     let images = read_idx(&images_path)?;
     let labels = read_idx(&labels_path)?;
-    let corrupt = |path: &Path, problem: String| Error::CorruptFile { path: path.to_path_buf(), problem };
+    let corrupt = |path: &Path, problem: String| Error::CorruptFile {
+        path: path.to_path_buf(),
+        problem,
+    };
     if images.dims.len() != 3 {
-        return Err(corrupt(&images_path, format!("images must have 3 dimensions (count, rows, cols), found {:?}", images.dims)));
+        return Err(corrupt(
+            &images_path,
+            format!(
+                "images must have 3 dimensions (count, rows, cols), found {:?}",
+                images.dims
+            ),
+        ));
     }
     if labels.dims.len() != 1 {
-        return Err(corrupt(&labels_path, format!("labels must have 1 dimension, found {:?}", labels.dims)));
+        return Err(corrupt(
+            &labels_path,
+            format!("labels must have 1 dimension, found {:?}", labels.dims),
+        ));
     }
     if images.dims[0] != labels.dims[0] {
         return Err(corrupt(
             &labels_path,
-            format!("{} labels for {} images in {}", labels.dims[0], images.dims[0], images_path.display()),
+            format!(
+                "{} labels for {} images in {}",
+                labels.dims[0],
+                images.dims[0],
+                images_path.display()
+            ),
         ));
     }
-    if let Some((i, l)) = labels.data.iter().enumerate().find(|(_, l)| **l as usize >= MNIST_CLASSES) {
-        return Err(corrupt(&labels_path, format!("label {l} of sample {i} is not a digit class 0-9")));
+    if let Some((i, l)) = labels
+        .data
+        .iter()
+        .enumerate()
+        .find(|(_, l)| **l as usize >= MNIST_CLASSES)
+    {
+        return Err(corrupt(
+            &labels_path,
+            format!("label {l} of sample {i} is not a digit class 0-9"),
+        ));
     }
     let dim = images.dims[1] * images.dims[2];
     Dataset::new(
-        Features::U8 { data: Arc::new(images.data), scale: 1.0 / 255.0 },
+        Features::U8 {
+            data: Arc::new(images.data),
+            scale: 1.0 / 255.0,
+        },
         dim,
-        Targets::Classes { labels: Arc::new(labels.data.iter().map(|&l| l as u32).collect()), classes: MNIST_CLASSES },
+        Targets::Classes {
+            labels: Arc::new(labels.data.iter().map(|&l| l as u32).collect()),
+            classes: MNIST_CLASSES,
+        },
     )
 }

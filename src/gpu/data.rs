@@ -105,14 +105,25 @@ pub fn gather(
     const OP: &str = "gather";
     check_len(OP, "x", out.x.len(), rows * data.dim)?;
     if index_offset + rows > indices.len() {
-        return Err(crate::Error::ShapeMismatch { op: OP, what: "indices", expected: index_offset + rows, got: indices.len() });
+        return Err(crate::Error::ShapeMismatch {
+            op: OP,
+            what: "indices",
+            expected: index_offset + rows,
+            got: indices.len(),
+        });
     }
     let placeholder_u32 = &ctx.placeholder;
     let labels_src = data.labels.as_ref().map_or(placeholder_u32, |b| &b.buffer);
     let values_src = data.values.as_ref().map_or(placeholder_u32, |b| &b.buffer);
     let constants = vec![("BYTE_FEATURES", f64::from(u8::from(data.byte_features)))];
     let mut dispatches = Vec::new();
-    let mut launch = |entry: &'static str, threads: usize, workgroup: u32, x: &wgpu::Buffer, labels: &wgpu::Buffer, targets: &wgpu::Buffer| -> Result<()> {
+    let mut launch = |entry: &'static str,
+                      threads: usize,
+                      workgroup: u32,
+                      x: &wgpu::Buffer,
+                      labels: &wgpu::Buffer,
+                      targets: &wgpu::Buffer|
+     -> Result<()> {
         let (groups, threads_x) = grid_1d(ctx, entry, threads, workgroup)?;
         let params: [u32; 8] = [
             rows as u32,
@@ -124,8 +135,20 @@ pub fn gather(
             0,
             0,
         ];
-        let kernel = Kernel { shader: &DATA, entry, slots: SLOTS };
-        let buffers = [&data.features.buffer, &indices.buffer, labels_src, values_src, x, labels, targets];
+        let kernel = Kernel {
+            shader: &DATA,
+            entry,
+            slots: SLOTS,
+        };
+        let buffers = [
+            &data.features.buffer,
+            &indices.buffer,
+            labels_src,
+            values_src,
+            x,
+            labels,
+            targets,
+        ];
         dispatches.push(ctx.prepare(&kernel, &constants, &buffers, bytemuck::bytes_of(&params), groups)?);
         Ok(())
     };
@@ -134,17 +157,42 @@ pub fn gather(
     let scratch_x: GpuBuffer<f32> = ctx.zeros("gather scratch x", 1)?;
     let scratch_labels: GpuBuffer<u32> = ctx.zeros("gather scratch labels", 1)?;
     let scratch_targets: GpuBuffer<f32> = ctx.zeros("gather scratch targets", 1)?;
-    launch("gather_features", rows * data.dim, 256, &out.x.buffer, &scratch_labels.buffer, &scratch_targets.buffer)?;
+    launch(
+        "gather_features",
+        rows * data.dim,
+        256,
+        &out.x.buffer,
+        &scratch_labels.buffer,
+        &scratch_targets.buffer,
+    )?;
     if let Some(labels) = out.labels {
         check_len(OP, "labels", labels.len(), rows)?;
         if data.labels.is_some() {
-            launch("gather_labels", rows, 64, &scratch_x.buffer, &labels.buffer, &scratch_targets.buffer)?;
+            launch(
+                "gather_labels",
+                rows,
+                64,
+                &scratch_x.buffer,
+                &labels.buffer,
+                &scratch_targets.buffer,
+            )?;
         }
     }
     if let Some(targets) = out.targets {
         check_len(OP, "targets", targets.len(), rows * data.width)?;
-        let entry = if data.labels.is_some() { "gather_one_hot" } else { "gather_values" };
-        launch(entry, rows * data.width, 256, &scratch_x.buffer, &scratch_labels.buffer, &targets.buffer)?;
+        let entry = if data.labels.is_some() {
+            "gather_one_hot"
+        } else {
+            "gather_values"
+        };
+        launch(
+            entry,
+            rows * data.width,
+            256,
+            &scratch_x.buffer,
+            &scratch_labels.buffer,
+            &targets.buffer,
+        )?;
     }
     Ok(dispatches)
 }

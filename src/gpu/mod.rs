@@ -6,8 +6,8 @@
 
 mod buffer;
 mod context;
-mod dispatch;
 pub mod data;
+mod dispatch;
 pub mod elementwise;
 pub(crate) mod kernels;
 pub mod loss;

@@ -59,7 +59,13 @@ const GRAD_NORM: Kernel = Kernel {
 pub fn accumulate_grad_norm(ctx: &GpuContext, g: &GpuBuffer<f32>, state: &GpuBuffer<OptimState>) -> Result<Dispatch> {
     check_len("accumulate_grad_norm", "state", state.len(), 1)?;
     let params = [g.len() as u32, 0, 0, 0];
-    ctx.prepare(&GRAD_NORM, &Vec::new(), &[&g.buffer, &state.buffer], bytemuck::bytes_of(&params), [1, 1, 1])
+    ctx.prepare(
+        &GRAD_NORM,
+        &Vec::new(),
+        &[&g.buffer, &state.buffer],
+        bytemuck::bytes_of(&params),
+        [1, 1, 1],
+    )
 }
 
 /// Prepares the once-per-step advance of the state's step counter and bias corrections.

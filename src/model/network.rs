@@ -43,16 +43,26 @@ impl Network {
                         (0..n).map(|_| uniform.sample(&mut rng) as f32).collect()
                     }
                 };
-                DenseLayer { weight, bias: vec![0.0; fan_out] }
+                DenseLayer {
+                    weight,
+                    bias: vec![0.0; fan_out],
+                }
             })
             .collect();
-        Network { spec: spec.clone(), layers }
+        Network {
+            spec: spec.clone(),
+            layers,
+        }
     }
 
     /// Builds a network from given parameters, checking every shape against the spec.
     pub fn from_layers(spec: &NetworkSpec, layers: Vec<DenseLayer>) -> Result<Network> {
         if layers.len() != spec.layers() {
-            return Err(Error::InvalidNetwork(format!("spec has {} layers, got {}", spec.layers(), layers.len())));
+            return Err(Error::InvalidNetwork(format!(
+                "spec has {} layers, got {}",
+                spec.layers(),
+                layers.len()
+            )));
         }
         for (l, layer) in layers.iter().enumerate() {
             let (fan_in, fan_out) = spec.layer_shape(l);
@@ -64,7 +74,10 @@ impl Network {
                 )));
             }
         }
-        Ok(Network { spec: spec.clone(), layers })
+        Ok(Network {
+            spec: spec.clone(),
+            layers,
+        })
     }
 
     /// Weights plus biases.

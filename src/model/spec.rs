@@ -16,8 +16,11 @@ pub enum LossKind {
 
 impl LossKind {
     /// Every loss head.
-    pub const ALL: [LossKind; 3] =
-        [LossKind::SoftmaxCrossEntropy, LossKind::SigmoidBinaryCrossEntropy, LossKind::MeanSquaredError];
+    pub const ALL: [LossKind; 3] = [
+        LossKind::SoftmaxCrossEntropy,
+        LossKind::SigmoidBinaryCrossEntropy,
+        LossKind::MeanSquaredError,
+    ];
 
     /// Short name as used on command lines and in checkpoints.
     pub fn name(self) -> &'static str {
@@ -87,9 +90,15 @@ impl NetworkSpec {
             return Err(Error::InvalidNetwork(format!("layer size {i} in {sizes:?} is 0")));
         }
         if sizes.iter().any(|&s| s > u32::MAX as usize / 4) {
-            return Err(Error::InvalidNetwork(format!("a layer size in {sizes:?} is beyond 2^30")));
+            return Err(Error::InvalidNetwork(format!(
+                "a layer size in {sizes:?} is beyond 2^30"
+            )));
         }
-        Ok(NetworkSpec { sizes: sizes.to_vec(), hidden, loss })
+        Ok(NetworkSpec {
+            sizes: sizes.to_vec(),
+            hidden,
+            loss,
+        })
     }
 
     /// Number of dense layers.
@@ -114,7 +123,11 @@ impl NetworkSpec {
 
     /// The activation applied after layer `l` (identity for the output layer).
     pub fn activation(&self, l: usize) -> Activation {
-        if l + 1 == self.layers() { Activation::Identity } else { self.hidden }
+        if l + 1 == self.layers() {
+            Activation::Identity
+        } else {
+            self.hidden
+        }
     }
 
     /// Weights plus biases of every layer.

@@ -70,7 +70,11 @@ pub(crate) fn check_fits(spec: &NetworkSpec, data: &Dataset) -> Result<()> {
         )));
     }
     if data.target_width() != spec.outputs() {
-        let what = if data.classes().is_some() { "classes" } else { "target values per sample" };
+        let what = if data.classes().is_some() {
+            "classes"
+        } else {
+            "target values per sample"
+        };
         return Err(Error::DatasetMismatch(format!(
             "the data has {} {what} but the network has {} outputs",
             data.target_width(),
@@ -106,7 +110,9 @@ pub(crate) fn check_batches(batches: &[&[u32]], len: usize, max_batch: usize) ->
             )));
         }
         if let Some(&i) = batch.iter().find(|&&i| i as usize >= len) {
-            return Err(Error::InvalidOption(format!("batch {b} names sample {i} of a {len}-sample dataset")));
+            return Err(Error::InvalidOption(format!(
+                "batch {b} names sample {i} of a {len}-sample dataset"
+            )));
         }
     }
     Ok(())
@@ -117,7 +123,12 @@ pub(crate) fn check_predict_input(spec: &NetworkSpec, features: &[f32], rows: us
     crate::error::check_nonzero("predict", &[("rows", rows)])?;
     crate::error::check_len("predict", "features", features.len(), rows * spec.inputs())?;
     if let Some(i) = features.iter().position(|v| !v.is_finite()) {
-        return Err(Error::InvalidDataset(format!("feature {} of row {} is {}", i % spec.inputs(), i / spec.inputs(), features[i])));
+        return Err(Error::InvalidDataset(format!(
+            "feature {} of row {} is {}",
+            i % spec.inputs(),
+            i / spec.inputs(),
+            features[i]
+        )));
     }
     Ok(())
 }

@@ -55,7 +55,10 @@ fn zeros_like(network: &Network) -> Vec<DenseLayer> {
     network
         .layers
         .iter()
-        .map(|l| DenseLayer { weight: vec![0.0; l.weight.len()], bias: vec![0.0; l.bias.len()] })
+        .map(|l| DenseLayer {
+            weight: vec![0.0; l.weight.len()],
+            bias: vec![0.0; l.bias.len()],
+        })
         .collect()
 }
 
@@ -66,7 +69,10 @@ impl CpuBackend {
         super::check_training_options(max_batch, max_grad_norm, &optimizer)?;
         let grads = zeros_like(&network);
         let moments = (0..optimizer.state_tensors()).map(|_| zeros_like(&network)).collect();
-        let state = OptimState { max_grad_norm, ..optimizer.initial_state() };
+        let state = OptimState {
+            max_grad_norm,
+            ..optimizer.initial_state()
+        };
         Ok(CpuBackend {
             network,
             state,
@@ -81,7 +87,9 @@ impl CpuBackend {
 
     fn workspace(&mut self, rows: usize) -> Workspace {
         let spec = &self.network.spec;
-        self.workspaces.remove(&rows).unwrap_or_else(|| Workspace::new(spec, rows))
+        self.workspaces
+            .remove(&rows)
+            .unwrap_or_else(|| Workspace::new(spec, rows))
     }
 }
 
@@ -92,8 +100,18 @@ fn forward(network: &Network, ws: &mut Workspace, rows: usize) -> Result<()> {
         let (fan_in, fan_out) = spec.layer_shape(l);
         let (before, after) = ws.acts.split_at_mut(l);
         let input: &[f32] = if l == 0 { &ws.x } else { &before[l - 1] };
-        let epilogue = Epilogue::BiasAct { bias: &layer.bias[..], act: spec.activation(l) };
-        cpu::matmul(MatmulForm::ABt, MatmulDims::new(rows, fan_in, fan_out), input, &layer.weight, &mut after[0], epilogue)?;
+        let epilogue = Epilogue::BiasAct {
+            bias: &layer.bias[..],
+            act: spec.activation(l),
+        };
+        cpu::matmul(
+            MatmulForm::ABt,
+            MatmulDims::new(rows, fan_in, fan_out),
+            input,
+            &layer.weight,
+            &mut after[0],
+            epilogue,
+        )?;
     }
     Ok(())
 }
@@ -112,7 +130,11 @@ fn loss(spec: &NetworkSpec, ws: &mut Workspace, rows: usize, classes: bool) -> R
         LossKind::MeanSquaredError => cpu::mse(z, &ws.targets, &mut ws.loss_rows, dz, rows, cols)?,
     }
     let loss_sum = ws.loss_rows.iter().map(|&v| f64::from(v)).sum();
-    let correct = if classes { cpu::count_correct(z, &ws.labels, rows, cols)? } else { 0 };
+    let correct = if classes {
+        cpu::count_correct(z, &ws.labels, rows, cols)?
+    } else {
+        0
+    };
     Ok((loss_sum, u64::from(correct)))
 }
 
@@ -146,13 +168,30 @@ impl CpuBackend {
             let (fan_in, fan_out) = spec.layer_shape(l);
             let input: &[f32] = if l == 0 { &ws.x } else { &ws.acts[l - 1] };
             let grad = &mut self.grads[l];
-            cpu::matmul(MatmulForm::AtB, MatmulDims::new(fan_out, rows, fan_in), &ws.dz[l], input, &mut grad.weight, Epilogue::None)?;
+            cpu::matmul(
+                MatmulForm::AtB,
+                MatmulDims::new(fan_out, rows, fan_in),
+                &ws.dz[l],
+                input,
+                &mut grad.weight,
+                Epilogue::None,
+            )?;
             cpu::bias_grad(&ws.dz[l], &mut grad.bias, rows, fan_out)?;
             if l > 0 {
                 let (before, after) = ws.dz.split_at_mut(l);
-                let epilogue = Epilogue::ActGrad { act_output: &ws.acts[l - 1][..], act: spec.activation(l - 1) };
+                let epilogue = Epilogue::ActGrad {
+                    act_output: &ws.acts[l - 1][..],
+                    act: spec.activation(l - 1),
+                };
                 let dims = MatmulDims::new(rows, fan_out, fan_in);
-                cpu::matmul(MatmulForm::AB, dims, &after[0], &self.network.layers[l].weight, &mut before[l - 1], epilogue)?;
+                cpu::matmul(
+                    MatmulForm::AB,
+                    dims,
+                    &after[0],
+                    &self.network.layers[l].weight,
+                    &mut before[l - 1],
+                    epilogue,
+                )?;
             }
         }
 
@@ -209,7 +248,10 @@ impl Backend for CpuBackend {
     fn evaluate(&mut self, data: &Dataset) -> Result<Totals> {
         check_fits(&self.network.spec, data)?;
         let spec = self.network.spec.clone();
-        let mut totals = Totals { has_accuracy: data.classes().is_some(), ..Totals::default() };
+        let mut totals = Totals {
+            has_accuracy: data.classes().is_some(),
+            ..Totals::default()
+        };
         let order: Vec<u32> = (0..data.len() as u32).collect();
         for chunk in order.chunks(EVAL_BATCH) {
             let rows = chunk.len();
@@ -232,7 +274,10 @@ impl Backend for CpuBackend {
         ws.x.copy_from_slice(features);
         forward(&self.network, &mut ws, rows)?;
         let mut out = ws.acts.pop().expect("at least one layer");
-        self.network.spec.loss.output_transform(&mut out, self.network.spec.outputs());
+        self.network
+            .spec
+            .loss
+            .output_transform(&mut out, self.network.spec.outputs());
         Ok(out)
     }
 

@@ -82,7 +82,12 @@ pub struct GpuBackend {
     in_flight: VecDeque<wgpu::SubmissionIndex>,
 }
 
-fn layer_buffers(ctx: &GpuContext, spec: &NetworkSpec, name: &str, init: Option<&Network>) -> Result<Vec<LayerBuffers>> {
+fn layer_buffers(
+    ctx: &GpuContext,
+    spec: &NetworkSpec,
+    name: &str,
+    init: Option<&Network>,
+) -> Result<Vec<LayerBuffers>> {
     (0..spec.layers())
         .map(|l| {
             let (fan_in, fan_out) = spec.layer_shape(l);
@@ -91,7 +96,10 @@ fn layer_buffers(ctx: &GpuContext, spec: &NetworkSpec, name: &str, init: Option<
                     ctx.upload(&format!("{name} {l} weight"), &n.layers[l].weight)?,
                     ctx.upload(&format!("{name} {l} bias"), &n.layers[l].bias)?,
                 ),
-                None => (ctx.zeros(&format!("{name} {l} weight"), fan_in * fan_out)?, ctx.zeros(&format!("{name} {l} bias"), fan_out)?),
+                None => (
+                    ctx.zeros(&format!("{name} {l} weight"), fan_in * fan_out)?,
+                    ctx.zeros(&format!("{name} {l} bias"), fan_out)?,
+                ),
             };
             Ok(LayerBuffers { weight, bias })
         })
@@ -99,7 +107,10 @@ fn layer_buffers(ctx: &GpuContext, spec: &NetworkSpec, name: &str, init: Option<
 }
 
 fn accumulators(ctx: &GpuContext, name: &str) -> Result<Accumulators> {
-    Ok(Accumulators { loss: ctx.zeros(&format!("{name} loss sum"), 1)?, correct: ctx.zeros(&format!("{name} correct"), 1)? })
+    Ok(Accumulators {
+        loss: ctx.zeros(&format!("{name} loss sum"), 1)?,
+        correct: ctx.zeros(&format!("{name} correct"), 1)?,
+    })
 }
 
 /// Refuses, before anything is allocated, a network whose tensors the device cannot hold.
@@ -109,7 +120,10 @@ fn check_device_fits(ctx: &GpuContext, spec: &NetworkSpec, max_batch: usize) -> 
     let rows = max_batch.max(EVAL_BATCH) as u64;
     for l in 0..spec.layers() {
         let (fan_in, fan_out) = spec.layer_shape(l);
-        let tensors = [("weight", (fan_in * fan_out) as u64 * 4), ("activations", rows * fan_out as u64 * 4)];
+        let tensors = [
+            ("weight", (fan_in * fan_out) as u64 * 4),
+            ("activations", rows * fan_out as u64 * 4),
+        ];
         for (what, bytes) in tensors {
             let (limit, limit_name) = if bytes > limits.max_buffer_size {
                 (limits.max_buffer_size, "max_buffer_size")
@@ -117,7 +131,13 @@ fn check_device_fits(ctx: &GpuContext, spec: &NetworkSpec, max_batch: usize) -> 
                 (binding, "max_storage_buffer_binding_size")
             };
             if bytes > limit {
-                return Err(Error::LayerTooLarge { layer: l, what, bytes, limit, limit_name });
+                return Err(Error::LayerTooLarge {
+                    layer: l,
+                    what,
+                    bytes,
+                    limit,
+                    limit_name,
+                });
             }
         }
     }
@@ -142,7 +162,13 @@ impl GpuBackend {
         let moments = (0..optimizer.state_tensors())
             .map(|i| layer_buffers(&ctx, &spec, &format!("moment{i}"), None))
             .collect::<Result<_>>()?;
-        let state = ctx.upload("optimizer state", &[OptimState { max_grad_norm, ..optimizer.initial_state() }])?;
+        let state = ctx.upload(
+            "optimizer state",
+            &[OptimState {
+                max_grad_norm,
+                ..optimizer.initial_state()
+            }],
+        )?;
         let train_totals = accumulators(&ctx, "train")?;
         let eval_totals = accumulators(&ctx, "eval")?;
         Ok(GpuBackend {
@@ -190,8 +216,16 @@ impl GpuBackend {
             x: ctx.zeros("batch x", rows * spec.inputs())?,
             labels: ctx.zeros("batch labels", rows)?,
             targets: ctx.zeros("batch targets", rows * spec.outputs())?,
-            acts: spec.sizes[1..].iter().enumerate().map(|(l, &s)| ctx.zeros(&format!("act {l}"), rows * s)).collect::<Result<_>>()?,
-            dz: spec.sizes[1..].iter().enumerate().map(|(l, &s)| ctx.zeros(&format!("dz {l}"), rows * s)).collect::<Result<_>>()?,
+            acts: spec.sizes[1..]
+                .iter()
+                .enumerate()
+                .map(|(l, &s)| ctx.zeros(&format!("act {l}"), rows * s))
+                .collect::<Result<_>>()?,
+            dz: spec.sizes[1..]
+                .iter()
+                .enumerate()
+                .map(|(l, &s)| ctx.zeros(&format!("dz {l}"), rows * s))
+                .collect::<Result<_>>()?,
             loss_rows: ctx.zeros("loss rows", rows)?,
         })
     }
@@ -202,9 +236,20 @@ impl GpuBackend {
             let (fan_in, fan_out) = self.spec.layer_shape(l);
             let input = if l == 0 { &ws.x } else { &ws.acts[l - 1] };
             let p = &self.params[l];
-            let epilogue = Epilogue::BiasAct { bias: &p.bias, act: self.spec.activation(l) };
+            let epilogue = Epilogue::BiasAct {
+                bias: &p.bias,
+                act: self.spec.activation(l),
+            };
             let dims = MatmulDims::new(ws.rows, fan_in, fan_out);
-            out.push(gpu::matmul(&self.ctx, MatmulForm::ABt, dims, input, &p.weight, &ws.acts[l], epilogue)?);
+            out.push(gpu::matmul(
+                &self.ctx,
+                MatmulForm::ABt,
+                dims,
+                input,
+                &p.weight,
+                &ws.acts[l],
+                epilogue,
+            )?);
         }
         Ok(())
     }
@@ -216,7 +261,9 @@ impl GpuBackend {
         let last = self.spec.layers() - 1;
         let (z, dz) = (&ws.acts[last], &ws.dz[last]);
         out.push(match self.spec.loss {
-            LossKind::SoftmaxCrossEntropy => gpu::softmax_cross_entropy(ctx, z, &ws.labels, &ws.loss_rows, dz, rows, cols)?,
+            LossKind::SoftmaxCrossEntropy => {
+                gpu::softmax_cross_entropy(ctx, z, &ws.labels, &ws.loss_rows, dz, rows, cols)?
+            }
             LossKind::SigmoidBinaryCrossEntropy => {
                 gpu::sigmoid_binary_cross_entropy(ctx, z, &ws.targets, &ws.loss_rows, dz, rows, cols)?
             }
@@ -238,12 +285,31 @@ impl GpuBackend {
             let input = if l == 0 { &ws.x } else { &ws.acts[l - 1] };
             let g = &self.grads[l];
             let dims = MatmulDims::new(fan_out, rows, fan_in);
-            out.push(gpu::matmul(ctx, MatmulForm::AtB, dims, &ws.dz[l], input, &g.weight, Epilogue::None)?);
+            out.push(gpu::matmul(
+                ctx,
+                MatmulForm::AtB,
+                dims,
+                &ws.dz[l],
+                input,
+                &g.weight,
+                Epilogue::None,
+            )?);
             out.push(gpu::bias_grad(ctx, &ws.dz[l], &g.bias, rows, fan_out)?);
             if l > 0 {
-                let epilogue = Epilogue::ActGrad { act_output: &ws.acts[l - 1], act: self.spec.activation(l - 1) };
+                let epilogue = Epilogue::ActGrad {
+                    act_output: &ws.acts[l - 1],
+                    act: self.spec.activation(l - 1),
+                };
                 let dims = MatmulDims::new(rows, fan_out, fan_in);
-                out.push(gpu::matmul(ctx, MatmulForm::AB, dims, &ws.dz[l], &self.params[l].weight, &ws.dz[l - 1], epilogue)?);
+                out.push(gpu::matmul(
+                    ctx,
+                    MatmulForm::AB,
+                    dims,
+                    &ws.dz[l],
+                    &self.params[l].weight,
+                    &ws.dz[l - 1],
+                    epilogue,
+                )?);
             }
         }
         out.push(gpu::tick(ctx, &self.state)?);
@@ -277,7 +343,11 @@ impl GpuBackend {
                 let device_data = DeviceDataset::upload(&self.ctx, data)?;
                 self.datasets.insert(data.id(), device_data);
             }
-            let slots = if purpose == Purpose::Train { self.steps_per_submit } else { 1 };
+            let slots = if purpose == Purpose::Train {
+                self.steps_per_submit
+            } else {
+                1
+            };
             let ws = self.workspace(rows, slots)?;
             let device_data = &self.datasets[&data.id()];
             let needs_targets = self.spec.loss != LossKind::SoftmaxCrossEntropy;
@@ -313,11 +383,16 @@ impl GpuBackend {
         let ctx = Arc::clone(&self.ctx);
         let program = self.program(data, rows, purpose)?;
         let index = ctx.scoped("recording a training step", || {
-            ctx.queue.write_buffer(&program.ws.indices.buffer, 0, bytemuck::cast_slice(&indices));
-            let mut encoder = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("steps") });
+            ctx.queue
+                .write_buffer(&program.ws.indices.buffer, 0, bytemuck::cast_slice(&indices));
+            let mut encoder = ctx
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("steps") });
             {
-                let mut pass =
-                    encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("steps"), timestamp_writes: None });
+                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("steps"),
+                    timestamp_writes: None,
+                });
                 for k in 0..batches.len() {
                     for d in program.gathers[k].iter().chain(&program.body) {
                         d.record(&mut pass);
@@ -330,14 +405,24 @@ impl GpuBackend {
         while self.in_flight.len() > MAX_IN_FLIGHT {
             let oldest = self.in_flight.pop_front().expect("non-empty");
             ctx.device
-                .poll(wgpu::PollType::Wait { submission_index: Some(oldest), timeout: None })
-                .map_err(|e| Error::Gpu { context: "waiting for training steps".into(), message: e.to_string() })?;
+                .poll(wgpu::PollType::Wait {
+                    submission_index: Some(oldest),
+                    timeout: None,
+                })
+                .map_err(|e| Error::Gpu {
+                    context: "waiting for training steps".into(),
+                    message: e.to_string(),
+                })?;
         }
         Ok(())
     }
 
     fn read_totals(&mut self, which: Purpose) -> Result<(f64, u64)> {
-        let acc = if which == Purpose::Train { &self.train_totals } else { &self.eval_totals };
+        let acc = if which == Purpose::Train {
+            &self.train_totals
+        } else {
+            &self.eval_totals
+        };
         let loss = self.ctx.read(&acc.loss)?[0];
         let correct = self.ctx.read(&acc.correct)?[0];
         self.ctx.write(&acc.loss, &[0.0])?;
@@ -378,7 +463,12 @@ impl Backend for GpuBackend {
     fn take_train_totals(&mut self) -> Result<Totals> {
         let (loss_sum, correct) = self.read_totals(Purpose::Train)?;
         let samples = std::mem::take(&mut self.train_samples);
-        Ok(Totals { loss_sum, correct, samples, has_accuracy: self.train_has_accuracy })
+        Ok(Totals {
+            loss_sum,
+            correct,
+            samples,
+            has_accuracy: self.train_has_accuracy,
+        })
     }
 
     fn evaluate(&mut self, data: &Dataset) -> Result<Totals> {
@@ -388,7 +478,12 @@ impl Backend for GpuBackend {
             self.submit_batches(data, &[chunk], Purpose::Evaluate)?;
         }
         let (loss_sum, correct) = self.read_totals(Purpose::Evaluate)?;
-        Ok(Totals { loss_sum, correct, samples: data.len() as u64, has_accuracy: data.classes().is_some() })
+        Ok(Totals {
+            loss_sum,
+            correct,
+            samples: data.len() as u64,
+            has_accuracy: data.classes().is_some(),
+        })
     }
 
     fn predict(&mut self, features: &[f32], rows: usize) -> Result<Vec<f32>> {
@@ -410,7 +505,9 @@ impl Backend for GpuBackend {
     fn set_learning_rate(&mut self, lr: f32) -> Result<()> {
         super::check_learning_rate(lr)?;
         // `lr` is the first field of OptimState: a 4-byte write, ordered before the next submit.
-        self.ctx.queue.write_buffer(&self.state.buffer, 0, bytemuck::bytes_of(&lr));
+        self.ctx
+            .queue
+            .write_buffer(&self.state.buffer, 0, bytemuck::bytes_of(&lr));
         Ok(())
     }
 
@@ -418,7 +515,12 @@ impl Backend for GpuBackend {
         let layers = self
             .params
             .iter()
-            .map(|p| Ok(DenseLayer { weight: self.ctx.read(&p.weight)?, bias: self.ctx.read(&p.bias)? }))
+            .map(|p| {
+                Ok(DenseLayer {
+                    weight: self.ctx.read(&p.weight)?,
+                    bias: self.ctx.read(&p.bias)?,
+                })
+            })
             .collect::<Result<Vec<_>>>()?;
         Network::from_layers(&self.spec, layers)
     }

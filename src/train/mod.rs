@@ -19,7 +19,9 @@ fn check_learning_rate(lr: f32) -> Result<()> {
     if lr.is_finite() && lr >= 0.0 {
         Ok(())
     } else {
-        Err(Error::InvalidOption(format!("learning rate {lr} must be a finite number ≥ 0")))
+        Err(Error::InvalidOption(format!(
+            "learning rate {lr} must be a finite number ≥ 0"
+        )))
     }
 }
 
@@ -28,7 +30,9 @@ fn check_training_options(max_batch: usize, max_grad_norm: f32, optimizer: &Opti
         return Err(Error::InvalidOption("batch size 0; use at least 1".into()));
     }
     if !(max_grad_norm.is_finite() && max_grad_norm >= 0.0) {
-        return Err(Error::InvalidOption(format!("max gradient norm {max_grad_norm} must be finite and ≥ 0 (0 = off)")));
+        return Err(Error::InvalidOption(format!(
+            "max gradient norm {max_grad_norm} must be finite and ≥ 0 (0 = off)"
+        )));
     }
     check_learning_rate(optimizer.lr())
 }

@@ -33,7 +33,11 @@ impl std::str::FromStr for LrSchedule {
 
     /// `constant`, `step:EVERY:GAMMA` (e.g. `step:2:0.5`), or `cosine[:MIN_LR]`.
     fn from_str(s: &str) -> Result<Self> {
-        let bad = || Error::InvalidOption(format!("schedule {s:?}: expected constant, step:EVERY:GAMMA or cosine[:MIN_LR]"));
+        let bad = || {
+            Error::InvalidOption(format!(
+                "schedule {s:?}: expected constant, step:EVERY:GAMMA or cosine[:MIN_LR]"
+            ))
+        };
         let parts: Vec<&str> = s.split(':').collect();
         match parts.as_slice() {
             ["constant"] => Ok(LrSchedule::Constant),
@@ -42,7 +46,9 @@ impl std::str::FromStr for LrSchedule {
                 gamma: gamma.parse().map_err(|_| bad())?,
             }),
             ["cosine"] => Ok(LrSchedule::Cosine { min_lr: 0.0 }),
-            ["cosine", min] => Ok(LrSchedule::Cosine { min_lr: min.parse().map_err(|_| bad())? }),
+            ["cosine", min] => Ok(LrSchedule::Cosine {
+                min_lr: min.parse().map_err(|_| bad())?,
+            }),
             _ => Err(bad()),
         }
     }

@@ -96,7 +96,12 @@ impl Trainer {
     /// A trainer for `network` on `device`.
     pub fn new(network: Network, device: &Device, config: TrainConfig) -> Result<Trainer> {
         let backend: Box<dyn Backend> = match device {
-            Device::Cpu => Box::new(CpuBackend::new(network, config.optimizer, config.batch_size, config.max_grad_norm)?),
+            Device::Cpu => Box::new(CpuBackend::new(
+                network,
+                config.optimizer,
+                config.batch_size,
+                config.max_grad_norm,
+            )?),
             Device::Gpu(ctx) => Box::new(GpuBackend::new(
                 Arc::clone(ctx),
                 &network,
@@ -105,12 +110,20 @@ impl Trainer {
                 config.max_grad_norm,
             )?),
         };
-        Ok(Trainer { backend, config, epochs_done: 0 })
+        Ok(Trainer {
+            backend,
+            config,
+            epochs_done: 0,
+        })
     }
 
     /// A trainer on a backend built elsewhere.
     pub fn with_backend(backend: Box<dyn Backend>, config: TrainConfig) -> Trainer {
-        Trainer { backend, config, epochs_done: 0 }
+        Trainer {
+            backend,
+            config,
+            epochs_done: 0,
+        }
     }
 
     /// The backend's one-line description.
@@ -134,7 +147,12 @@ impl Trainer {
     }
 
     /// Trains one epoch (the next one), evaluates on `test` if given, and reports.
-    pub fn train_epoch(&mut self, train: &Dataset, test: Option<&Dataset>, progress: StepProgress<'_>) -> Result<EpochReport> {
+    pub fn train_epoch(
+        &mut self,
+        train: &Dataset,
+        test: Option<&Dataset>,
+        progress: StepProgress<'_>,
+    ) -> Result<EpochReport> {
         let epoch = self.epochs_done;
         let c = &self.config;
         let lr = c.schedule.lr(c.optimizer.lr(), epoch, c.epochs);

@@ -1,0 +1,251 @@
+//! The IDX reader and MNIST loader on small generated files, including corrupt ones; batch order.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use shadergrad::Error;
+use shadergrad::data::idx::{IdxArray, encode_idx, parse_idx, read_idx};
+use shadergrad::data::{Mnist, batches, epoch_order};
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("shadergrad-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn images(n: usize) -> IdxArray {
+    IdxArray {
+        dims: vec![n, 2, 3],
+        data: (0..n * 6).map(|i| (i * 37 % 256) as u8).collect(),
+    }
+}
+
+fn labels(n: usize) -> IdxArray {
+    IdxArray {
+        dims: vec![n],
+        data: (0..n).map(|i| (i % 10) as u8).collect(),
+    }
+}
+
+/// Writes a four-file MNIST folder; `name(stem, kind)` picks each file's name.
+fn write_mnist(dir: &Path, train: usize, test: usize, compress: bool, dotted: bool) {
+    let files = [
+        ("train-images", "idx3-ubyte", encode_idx(&images(train))),
+        ("train-labels", "idx1-ubyte", encode_idx(&labels(train))),
+        ("t10k-images", "idx3-ubyte", encode_idx(&images(test))),
+        ("t10k-labels", "idx1-ubyte", encode_idx(&labels(test))),
+    ];
+    for (stem, kind, bytes) in files {
+        let name = if dotted {
+            format!("{stem}.{kind}")
+        } else {
+            format!("{stem}-{kind}")
+        };
+        let (name, bytes) = if compress {
+            (format!("{name}.gz"), gzip(&bytes))
+        } else {
+            (name, bytes)
+        };
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+}
+
+#[test]
+fn idx_round_trips_raw_and_gzipped() {
+    let a = images(5);
+    let raw = encode_idx(&a);
+    assert_eq!(parse_idx(&raw, Path::new("raw")).unwrap(), a);
+    assert_eq!(parse_idx(&gzip(&raw), Path::new("gz")).unwrap(), a);
+}
+
+#[test]
+fn mnist_folder_loads_with_every_naming() {
+    for (compress, dotted) in [(true, false), (false, false), (false, true), (true, true)] {
+        let dir = temp_dir(&format!("mnist-{compress}-{dotted}"));
+        write_mnist(&dir, 7, 3, compress, dotted);
+        let m = Mnist::load(&dir).unwrap();
+        assert_eq!(
+            (m.train.len(), m.test.len(), m.train.dim(), m.train.classes()),
+            (7, 3, 6, Some(10))
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+#[test]
+fn missing_files_name_what_was_looked_for() {
+    let dir = temp_dir("missing");
+    let err = Mnist::load(&dir).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(
+            err,
+            Error::DataNotFound {
+                what: "training images",
+                ..
+            }
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("train-images-idx3-ubyte.gz") && text.contains("train-images.idx3-ubyte"),
+        "{text}"
+    );
+}
+
+fn corrupt_message(bytes: &[u8]) -> String {
+    match parse_idx(bytes, Path::new("bad.idx")) {
+        Err(e @ Error::CorruptFile { .. }) => e.to_string(),
+        other => panic!("expected a corrupt-file error, got {other:?}"),
+    }
+}
+
+#[test]
+fn corrupt_idx_files_give_errors_naming_the_problem() {
+    let good = encode_idx(&images(4));
+    let mut bad_magic = good.clone();
+    bad_magic[0] = 1;
+    assert!(corrupt_message(&bad_magic).contains("bad magic number"));
+    let mut bad_type = good.clone();
+    bad_type[2] = 0x0d;
+    assert!(corrupt_message(&bad_type).contains("element type 0x0d"));
+    let mut bad_rank = good.clone();
+    bad_rank[3] = 9;
+    assert!(corrupt_message(&bad_rank).contains("rank 9"));
+    assert!(corrupt_message(&good[..3]).contains("too short"));
+    assert!(corrupt_message(&good[..10]).contains("header ends before dimension"));
+    let truncated = &good[..good.len() - 1];
+    assert!(corrupt_message(truncated).contains("= 24 bytes of data, but the file holds 23"));
+    let mut trailing = good.clone();
+    trailing.push(0);
+    assert!(corrupt_message(&trailing).contains("but the file holds 25"));
+    assert!(corrupt_message(&gzip(truncated)).contains("but the file holds 23"));
+    let mut longer = good.clone();
+    longer.push(7);
+    assert!(corrupt_message(&gzip(&longer)).contains("more than 24"));
+    let mut damaged = gzip(&good);
+    let mid = damaged.len() / 2;
+    damaged.truncate(mid);
+    let msg = corrupt_message(&damaged);
+    assert!(msg.contains("damaged") || msg.contains("holds"), "{msg}");
+    assert!(
+        corrupt_message(&encode_idx(&IdxArray {
+            dims: vec![0, 28, 28],
+            data: vec![]
+        }))
+        .contains("hold no data")
+    );
+}
+
+#[test]
+fn lying_headers_do_not_allocate_what_they_claim() {
+    // Claims 4 billion × 4 billion × 4 billion bytes: must fail fast on the header's word alone.
+    let mut lie = vec![0, 0, 8, 3];
+    for _ in 0..3 {
+        lie.extend_from_slice(&u32::MAX.to_be_bytes());
+    }
+    lie.extend_from_slice(&[1, 2, 3]);
+    let msg = corrupt_message(&lie);
+    assert!(msg.contains("overflow") || msg.contains("holds"), "{msg}");
+    // 1 GiB claimed inside a tiny gzip stream: rejected before decompressing.
+    let mut big = vec![0, 0, 8, 1];
+    big.extend_from_slice(&(1u32 << 30).to_be_bytes());
+    big.extend_from_slice(&[0; 16]);
+    assert!(corrupt_message(&gzip(&big)).contains("more than"));
+}
+
+#[test]
+fn inconsistent_mnist_folders_are_rejected() {
+    let dir = temp_dir("inconsistent");
+    write_mnist(&dir, 5, 3, false, false);
+    std::fs::write(dir.join("train-labels-idx1-ubyte"), encode_idx(&labels(4))).unwrap();
+    let err = Mnist::load(&dir).unwrap_err().to_string();
+    assert!(err.contains("4 labels for 5 images"), "{err}");
+
+    std::fs::write(
+        dir.join("train-labels-idx1-ubyte"),
+        encode_idx(&IdxArray {
+            dims: vec![5],
+            data: vec![0, 1, 2, 11, 3],
+        }),
+    )
+    .unwrap();
+    let err = Mnist::load(&dir).unwrap_err().to_string();
+    assert!(err.contains("label 11 of sample 3"), "{err}");
+
+    std::fs::write(dir.join("train-labels-idx1-ubyte"), encode_idx(&images(5))).unwrap();
+    let err = Mnist::load(&dir).unwrap_err().to_string();
+    assert!(err.contains("labels must have 1 dimension"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn read_idx_reports_unreadable_paths() {
+    let err = read_idx(Path::new("/nonexistent/shadergrad.idx")).unwrap_err();
+    assert!(matches!(err, Error::Io { .. }), "{err}");
+    assert!(err.to_string().contains("/nonexistent/shadergrad.idx"));
+}
+
+#[test]
+fn epoch_order_is_a_seeded_permutation() {
+    let a = epoch_order(1000, 42, 0, true);
+    assert_eq!(a, epoch_order(1000, 42, 0, true), "same seed and epoch, same order");
+    assert_ne!(a, epoch_order(1000, 42, 1, true), "each epoch reshuffles");
+    assert_ne!(a, epoch_order(1000, 43, 0, true), "the seed matters");
+    let mut sorted = a.clone();
+    sorted.sort();
+    assert_eq!(sorted, (0..1000).collect::<Vec<_>>());
+    assert_eq!(epoch_order(5, 1, 0, false), vec![0, 1, 2, 3, 4]);
+}
+
+#[test]
+fn batches_keep_the_last_partial_batch_unless_dropped() {
+    let order: Vec<u32> = (0..10).collect();
+    let sizes: Vec<usize> = batches(&order, 4, false).map(|b| b.len()).collect();
+    assert_eq!(sizes, vec![4, 4, 2]);
+    let sizes: Vec<usize> = batches(&order, 4, true).map(|b| b.len()).collect();
+    assert_eq!(sizes, vec![4, 4]);
+}
+
+#[test]
+fn datasets_reject_inconsistent_parts() {
+    use shadergrad::data::Dataset;
+    assert!(Dataset::classification(vec![0.0; 6], 3, vec![0, 1], 2).is_ok());
+    let cases = [
+        (
+            Dataset::classification(vec![0.0; 6], 3, vec![0], 2),
+            "2 samples but 1 labels",
+        ),
+        (
+            Dataset::classification(vec![0.0; 6], 3, vec![0, 2], 2),
+            "label 2 of sample 1",
+        ),
+        (
+            Dataset::classification(vec![0.0; 7], 3, vec![0, 1], 2),
+            "not a whole number",
+        ),
+        (
+            Dataset::classification(vec![0.0, f32::NAN, 0.0], 3, vec![0], 2),
+            "feature 1 of sample 0 is NaN",
+        ),
+        (Dataset::classification(vec![], 3, vec![], 2), "no samples"),
+        (
+            Dataset::regression(vec![0.0; 6], 3, vec![0.0; 5], 3),
+            "need 6 target values",
+        ),
+    ];
+    for (result, message) in cases {
+        let err = result.unwrap_err();
+        assert!(
+            matches!(err, Error::InvalidDataset(_)) && err.to_string().contains(message),
+            "{err} (wanted {message})"
+        );
+    }
+}

@@ -1,0 +1,81 @@
+//! End to end on real MNIST: a slice of the training set, the full test set, both backends.
+//!
+//! Data comes from `$MNIST_DIR` (CI exports it), else `../shared/data/mnist`, else
+//! `./data/mnist`. Under `CI` missing data fails the test; elsewhere the test says it skipped.
+
+mod common;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use shadergrad::data::Mnist;
+use shadergrad::gpu::GpuContext;
+use shadergrad::model::{LossKind, Network, NetworkSpec};
+use shadergrad::train::{Device, LrSchedule, TrainConfig, Trainer};
+use shadergrad::{Activation, Optimizer};
+
+const TRAIN_SAMPLES: usize = 20_000;
+const MIN_ACCURACY: f64 = 0.95;
+
+fn mnist_dir() -> Option<PathBuf> {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let candidates = [
+        std::env::var_os("MNIST_DIR").map(PathBuf::from),
+        Some(manifest.join("../shared/data/mnist")),
+        Some(manifest.join("data/mnist")),
+    ];
+    candidates
+        .into_iter()
+        .flatten()
+        .find(|d| d.join("t10k-labels-idx1-ubyte.gz").is_file() || d.join("t10k-labels-idx1-ubyte").is_file())
+}
+
+#[test]
+fn mnist_slice_trains_to_stated_accuracy_on_both_backends() {
+    let Some(dir) = mnist_dir() else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must provide MNIST (set MNIST_DIR)"
+        );
+        eprintln!("SKIPPED: no MNIST found (set MNIST_DIR)");
+        return;
+    };
+    let mnist = Mnist::load(&dir).unwrap();
+    let train = mnist.train.take(TRAIN_SAMPLES);
+    let spec = NetworkSpec::new(&[784, 128, 10], Activation::Relu, LossKind::SoftmaxCrossEntropy).unwrap();
+    let config = TrainConfig {
+        optimizer: Optimizer::adam(2e-3),
+        schedule: LrSchedule::Cosine { min_lr: 0.0 },
+        epochs: 3,
+        batch_size: 64,
+        seed: 1,
+        ..TrainConfig::default()
+    };
+    let mut devices = vec![Device::Cpu];
+    if common::gpu().is_some() {
+        devices.push(Device::Gpu(Arc::new(GpuContext::new().unwrap())));
+    }
+    for device in devices {
+        let started = Instant::now();
+        let mut trainer = Trainer::new(Network::init(&spec, 1), &device, config.clone()).unwrap();
+        let reports = trainer.fit(&train, Some(&mnist.test), |_| {}).unwrap();
+        let test = reports.last().unwrap().test.unwrap();
+        let accuracy = test.accuracy().unwrap();
+        eprintln!(
+            "{}: {} train images x {} epochs → test accuracy {:.2}% (loss {:.4}) in {:.1} s",
+            trainer.backend_name(),
+            train.len(),
+            config.epochs,
+            100.0 * accuracy,
+            test.mean_loss(),
+            started.elapsed().as_secs_f64()
+        );
+        assert_eq!(test.samples, 10_000);
+        assert!(
+            accuracy >= MIN_ACCURACY,
+            "{}: test accuracy {accuracy} < {MIN_ACCURACY}",
+            trainer.backend_name()
+        );
+    }
+}

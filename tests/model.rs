@@ -1,0 +1,92 @@
+//! Network specs, seeded initialisation and the summary.
+
+use shadergrad::model::{LossKind, Network, NetworkSpec};
+use shadergrad::{Activation, Error};
+
+#[test]
+fn parameter_counts_are_exact() {
+    let small = NetworkSpec::new(&[784, 128, 64, 10], Activation::Relu, LossKind::SoftmaxCrossEntropy).unwrap();
+    assert_eq!(small.parameter_count(), 109_386);
+    let large = NetworkSpec::new(
+        &[784, 2352, 784, 10],
+        Activation::Sigmoid,
+        LossKind::SoftmaxCrossEntropy,
+    )
+    .unwrap();
+    assert_eq!(large.parameter_count(), 3_698_922);
+    let summary = Network::init(&small, 0).summary();
+    assert!(summary.contains("total: 109,386 parameters"), "{summary}");
+    assert!(
+        summary.contains("layer 0: dense 784 → 128, relu") && summary.contains("100,480 parameters"),
+        "{summary}"
+    );
+    assert!(summary.contains("layer 2: dense 64 → 10, identity"), "{summary}");
+    assert_eq!(
+        summary.lines().count(),
+        5,
+        "title, one line per layer, total:\n{summary}"
+    );
+}
+
+#[test]
+fn initialisation_is_seeded_and_scaled_per_activation() {
+    let relu = NetworkSpec::new(&[400, 300, 10], Activation::Relu, LossKind::SoftmaxCrossEntropy).unwrap();
+    let a = Network::init(&relu, 5);
+    assert_eq!(a, Network::init(&relu, 5), "same seed, same parameters");
+    assert_ne!(a, Network::init(&relu, 6));
+    let std = |w: &[f32]| (w.iter().map(|v| (*v as f64).powi(2)).sum::<f64>() / w.len() as f64).sqrt();
+    // He for the ReLU layer: σ = √(2/400) ≈ 0.0707.
+    let he = std(&a.layers[0].weight);
+    assert!((he - (2.0f64 / 400.0).sqrt()).abs() < 0.003, "He std {he}");
+    // Glorot uniform for the linear output: σ = √(2/(300+10)) ≈ 0.0803.
+    let glorot = std(&a.layers[1].weight);
+    assert!((glorot - (2.0f64 / 310.0).sqrt()).abs() < 0.004, "Glorot std {glorot}");
+    let bound = (6.0f32 / 310.0).sqrt();
+    assert!(a.layers[1].weight.iter().all(|w| w.abs() <= bound));
+    assert!(a.layers.iter().all(|l| l.bias.iter().all(|&b| b == 0.0)));
+    let tanh = NetworkSpec::new(&[400, 300, 10], Activation::Tanh, LossKind::SoftmaxCrossEntropy).unwrap();
+    let glorot_hidden = std(&Network::init(&tanh, 5).layers[0].weight);
+    assert!(
+        (glorot_hidden - (2.0f64 / 700.0).sqrt()).abs() < 0.003,
+        "Glorot hidden std {glorot_hidden}"
+    );
+}
+
+#[test]
+fn bad_specs_are_errors() {
+    let cases: [(&[usize], &str); 3] = [
+        (&[784], "need an input and at least one layer"),
+        (&[784, 0, 10], "layer size 1"),
+        (&[], "need an input"),
+    ];
+    for (sizes, message) in cases {
+        let err = NetworkSpec::new(sizes, Activation::Relu, LossKind::MeanSquaredError).unwrap_err();
+        assert!(
+            matches!(err, Error::InvalidNetwork(_)) && err.to_string().contains(message),
+            "{err}"
+        );
+    }
+    let spec = NetworkSpec::new(&[3, 2], Activation::Relu, LossKind::MeanSquaredError).unwrap();
+    let mut layers = Network::init(&spec, 0).layers;
+    layers[0].bias.push(0.0);
+    let err = Network::from_layers(&spec, layers).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("layer 0 should have weight [2×3] and bias [2]"),
+        "{err}"
+    );
+}
+
+#[test]
+fn names_parse() {
+    assert_eq!("relu".parse::<Activation>().unwrap(), Activation::Relu);
+    assert_eq!("Sigmoid".parse::<Activation>().unwrap(), Activation::Sigmoid);
+    assert!(
+        "swish"
+            .parse::<Activation>()
+            .unwrap_err()
+            .contains("expected one of identity, relu")
+    );
+    assert_eq!("mse".parse::<LossKind>().unwrap(), LossKind::MeanSquaredError);
+    assert_eq!("bce".parse::<LossKind>().unwrap(), LossKind::SigmoidBinaryCrossEntropy);
+}

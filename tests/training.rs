@@ -1,0 +1,338 @@
+//! The training engine: GPU steps equal CPU steps, batches, evaluation, prediction, errors.
+
+mod common;
+
+use std::sync::Arc;
+
+use rand::RngExt;
+use shadergrad::data::{Dataset, batches, epoch_order};
+use shadergrad::gpu::GpuContext;
+use shadergrad::model::{LossKind, Network, NetworkSpec};
+use shadergrad::train::{Backend, CpuBackend, Device, GpuBackend, LrSchedule, TrainConfig, Trainer};
+use shadergrad::{Activation, Error, Optimizer};
+
+/// A learnable synthetic problem: class = argmax of a fixed random projection of the input.
+fn synthetic(samples: usize, dim: usize, classes: usize, seed: &str) -> Dataset {
+    let mut r = common::rng(seed);
+    let projection = common::random_vec(&mut r, dim * classes, 1.0);
+    let features = common::random_vec(&mut r, samples * dim, 1.0);
+    let labels = features
+        .chunks(dim)
+        .map(|x| {
+            let scores: Vec<f32> = projection
+                .chunks(dim)
+                .map(|p| p.iter().zip(x).map(|(a, b)| a * b).sum())
+                .collect();
+            shadergrad::cpu::metrics::argmax(&scores) as u32
+        })
+        .collect();
+    Dataset::classification(features, dim, labels, classes).unwrap()
+}
+
+fn synthetic_values(samples: usize, dim: usize, width: usize, seed: &str) -> Dataset {
+    let mut r = common::rng(seed);
+    let features = common::random_vec(&mut r, samples * dim, 1.0);
+    let targets = (0..samples * width).map(|_| r.random_range(0.0..1.0)).collect();
+    Dataset::regression(features, dim, targets, width).unwrap()
+}
+
+fn ctx() -> Option<Arc<GpuContext>> {
+    static SHARED: std::sync::OnceLock<Option<Arc<GpuContext>>> = std::sync::OnceLock::new();
+    SHARED
+        .get_or_init(|| common::gpu().map(|_| Arc::new(GpuContext::new().unwrap())))
+        .clone()
+}
+
+fn relative(a: &[f32], b: &[f32]) -> f64 {
+    common::relative_error(a, b)
+}
+
+/// Trains the same network on both backends for `steps` steps; returns the largest relative
+/// drift of per-step losses and of the final parameters.
+fn compare_backends(
+    spec: &NetworkSpec,
+    optimizer: Optimizer,
+    data: &Dataset,
+    batch: usize,
+    steps: usize,
+    clip: f32,
+) -> (f64, f64) {
+    let ctx = ctx().expect("gpu");
+    let network = Network::init(spec, 7);
+    let mut cpu = CpuBackend::new(network.clone(), optimizer, batch, clip).unwrap();
+    let mut gpu = GpuBackend::new(ctx, &network, optimizer, batch, clip).unwrap();
+    let order = epoch_order(data.len(), 3, 0, true);
+    let all: Vec<&[u32]> = batches(&order, batch, false).cycle().take(steps).collect();
+    let mut worst_loss: f64 = 0.0;
+    for b in &all {
+        cpu.train_batches(data, &[b]).unwrap();
+        gpu.train_batches(data, &[b]).unwrap();
+        let (c, g) = (cpu.take_train_totals().unwrap(), gpu.take_train_totals().unwrap());
+        assert_eq!(c.samples, g.samples);
+        let drift = (c.loss_sum - g.loss_sum).abs() / c.loss_sum.abs().max(1e-12);
+        worst_loss = worst_loss.max(drift);
+    }
+    let (cn, gn) = (cpu.network().unwrap(), gpu.network().unwrap());
+    let worst_param = cn
+        .layers
+        .iter()
+        .zip(&gn.layers)
+        .map(|(c, g)| relative(&g.weight, &c.weight).max(relative(&g.bias, &c.bias)))
+        .fold(0.0, f64::max);
+    (worst_loss, worst_param)
+}
+
+#[test]
+fn gpu_steps_equal_cpu_steps_for_every_loss_optimizer_and_architecture() {
+    let _ = gpu_or_skip!();
+    let class_data = synthetic(300, 17, 5, "class data");
+    let value_data = synthetic_values(300, 17, 5, "value data");
+    let optimizers = [
+        Optimizer::sgd(0.1),
+        Optimizer::momentum(0.05, 0.9),
+        Optimizer::adam(3e-3),
+        Optimizer::adamw(3e-3, 0.01),
+    ];
+    let architectures: [(&[usize], Activation); 4] = [
+        (&[17, 5], Activation::Identity),
+        (&[17, 33, 5], Activation::Relu),
+        (&[17, 31, 9, 5], Activation::Sigmoid),
+        (&[17, 64, 3, 5], Activation::Tanh),
+    ];
+    for loss in LossKind::ALL {
+        for optimizer in optimizers {
+            for (sizes, act) in architectures {
+                let spec = NetworkSpec::new(sizes, act, loss).unwrap();
+                // Class labels for softmax (and one-hot for the others half the time), values otherwise.
+                let data = if loss == LossKind::SoftmaxCrossEntropy || sizes.len() == 3 {
+                    &class_data
+                } else {
+                    &value_data
+                };
+                let (loss_drift, param_drift) = compare_backends(&spec, optimizer, data, 32, 12, 0.0);
+                eprintln!(
+                    "{loss:?} {optimizer:?} {sizes:?} {act:?}: loss drift {loss_drift:.2e}, params {param_drift:.2e}"
+                );
+                assert!(
+                    loss_drift <= 1e-4,
+                    "{loss:?} {optimizer:?} {sizes:?}: loss drift {loss_drift:e}"
+                );
+                assert!(
+                    param_drift <= 1e-4,
+                    "{loss:?} {optimizer:?} {sizes:?}: parameter drift {param_drift:e}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn gradient_clipping_agrees_between_backends() {
+    let _ = gpu_or_skip!();
+    let data = synthetic(200, 10, 4, "clip data");
+    let spec = NetworkSpec::new(&[10, 20, 4], Activation::Relu, LossKind::SoftmaxCrossEntropy).unwrap();
+    let (loss_drift, param_drift) = compare_backends(&spec, Optimizer::sgd(0.5), &data, 50, 8, 0.1);
+    eprintln!("clipped: loss drift {loss_drift:.2e}, params {param_drift:.2e}");
+    assert!(loss_drift <= 1e-4 && param_drift <= 1e-4);
+}
+
+#[test]
+fn losses_agree_over_100_steps() {
+    let _ = gpu_or_skip!();
+    let data = synthetic(1000, 64, 10, "100 steps");
+    let spec = NetworkSpec::new(&[64, 128, 64, 10], Activation::Relu, LossKind::SoftmaxCrossEntropy).unwrap();
+    let (loss_drift, param_drift) = compare_backends(&spec, Optimizer::adam(1e-3), &data, 64, 100, 0.0);
+    eprintln!("100 steps: worst per-step loss drift {loss_drift:.2e}, final parameter drift {param_drift:.2e}");
+    assert!(loss_drift <= 1e-3, "loss drift {loss_drift:e}");
+}
+
+#[test]
+fn steps_per_submit_does_not_change_results() {
+    let ctx = match ctx() {
+        Some(c) => c,
+        None => return,
+    };
+    let data = synthetic(200, 12, 3, "submit grouping");
+    let spec = NetworkSpec::new(&[12, 16, 3], Activation::Tanh, LossKind::SoftmaxCrossEntropy).unwrap();
+    let network = Network::init(&spec, 1);
+    let order = epoch_order(data.len(), 1, 0, true);
+    let all: Vec<&[u32]> = batches(&order, 16, false).collect();
+    let run = |steps_per_submit: usize| {
+        let mut gpu = GpuBackend::new(Arc::clone(&ctx), &network, Optimizer::momentum(0.1, 0.9), 16, 0.0).unwrap();
+        gpu.set_steps_per_submit(steps_per_submit);
+        gpu.train_batches(&data, &all).unwrap();
+        (gpu.take_train_totals().unwrap(), gpu.network().unwrap())
+    };
+    let (t1, n1) = run(1);
+    let (t5, n5) = run(5);
+    assert_eq!(t1.samples, 200);
+    assert_eq!(t1, t5, "totals differ between 1 and 5 steps per submit");
+    assert_eq!(n1, n5, "parameters differ between 1 and 5 steps per submit");
+}
+
+#[test]
+fn last_partial_batch_is_trained_unless_dropped() {
+    let data = synthetic(130, 6, 3, "partial");
+    let spec = NetworkSpec::new(&[6, 3], Activation::Identity, LossKind::SoftmaxCrossEntropy).unwrap();
+    let mut devices = vec![Device::Cpu];
+    if let Some(ctx) = ctx() {
+        devices.push(Device::Gpu(ctx));
+    }
+    for device in devices {
+        for (drop_last, steps, samples) in [(false, 3, 130), (true, 2, 128)] {
+            let config = TrainConfig {
+                batch_size: 64,
+                epochs: 1,
+                drop_last,
+                ..TrainConfig::default()
+            };
+            let mut trainer = Trainer::new(Network::init(&spec, 0), &device, config).unwrap();
+            let report = trainer.train_epoch(&data, None, &mut |_, _| {}).unwrap();
+            assert_eq!(report.steps, steps, "{}", trainer.backend_name());
+            assert_eq!(report.train.samples, samples, "{}", trainer.backend_name());
+        }
+    }
+}
+
+#[test]
+fn evaluate_and_predict_agree_between_backends() {
+    let ctx = match ctx() {
+        Some(c) => c,
+        None => return,
+    };
+    let data = synthetic(2500, 20, 7, "evaluate");
+    for loss in LossKind::ALL {
+        let spec = NetworkSpec::new(&[20, 30, 7], Activation::LeakyRelu, loss).unwrap();
+        let network = Network::init(&spec, 11);
+        let mut cpu = CpuBackend::new(network.clone(), Optimizer::sgd(0.1), 32, 0.0).unwrap();
+        let mut gpu = GpuBackend::new(Arc::clone(&ctx), &network, Optimizer::sgd(0.1), 32, 0.0).unwrap();
+        let (c, g) = (cpu.evaluate(&data).unwrap(), gpu.evaluate(&data).unwrap());
+        assert_eq!((c.samples, g.samples), (2500, 2500));
+        assert!(
+            (c.loss_sum - g.loss_sum).abs() / c.loss_sum <= 1e-5,
+            "{loss:?}: {c:?} vs {g:?}"
+        );
+        assert!(c.correct.abs_diff(g.correct) <= 1, "{loss:?}: {c:?} vs {g:?}");
+        // Evaluating twice gives the same totals (accumulators are reset).
+        assert_eq!(gpu.evaluate(&data).unwrap(), g);
+
+        let x = common::random_vec(&mut common::rng("predict"), 3 * 20, 1.0);
+        let (pc, pg) = (cpu.predict(&x, 3).unwrap(), gpu.predict(&x, 3).unwrap());
+        assert!(relative(&pg, &pc) <= 1e-5, "{loss:?}");
+        if loss == LossKind::SoftmaxCrossEntropy {
+            for row in pc.chunks(7) {
+                assert!(
+                    (row.iter().sum::<f32>() - 1.0).abs() < 1e-5,
+                    "probabilities sum to 1: {row:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn training_reduces_loss_and_learns_on_both_backends() {
+    let train = synthetic(2000, 16, 4, "learn");
+    let spec = NetworkSpec::new(&[16, 64, 4], Activation::Relu, LossKind::SoftmaxCrossEntropy).unwrap();
+    let mut devices = vec![Device::Cpu];
+    if let Some(ctx) = ctx() {
+        devices.push(Device::Gpu(ctx));
+    }
+    for device in devices {
+        let config = TrainConfig {
+            epochs: 8,
+            batch_size: 50,
+            optimizer: Optimizer::adam(3e-3),
+            schedule: LrSchedule::Cosine { min_lr: 0.0 },
+            ..TrainConfig::default()
+        };
+        let mut trainer = Trainer::new(Network::init(&spec, 0), &device, config).unwrap();
+        let reports = trainer.fit(&train, Some(&train), |_| {}).unwrap();
+        let (first, last) = (&reports[0], reports.last().unwrap());
+        let acc = last.test.unwrap().accuracy().unwrap();
+        eprintln!(
+            "{}: loss {:.3} → {:.3}, accuracy {:.1}%",
+            trainer.backend_name(),
+            first.train.mean_loss(),
+            last.train.mean_loss(),
+            100.0 * acc
+        );
+        assert!(last.train.mean_loss() < 0.5 * first.train.mean_loss());
+        assert!(acc > 0.9, "accuracy {acc}");
+    }
+}
+
+#[test]
+fn data_that_does_not_fit_the_network_is_rejected() {
+    let data = synthetic(10, 6, 3, "mismatch");
+    let values = synthetic_values(10, 6, 3, "mismatch values");
+    let cases: [(&[usize], LossKind, &Dataset, &str); 4] = [
+        (
+            &[5, 3],
+            LossKind::SoftmaxCrossEntropy,
+            &data,
+            "6 features but the network takes 5 inputs",
+        ),
+        (
+            &[6, 4],
+            LossKind::SoftmaxCrossEntropy,
+            &data,
+            "3 classes but the network has 4 outputs",
+        ),
+        (&[6, 3], LossKind::SoftmaxCrossEntropy, &values, "needs class labels"),
+        (
+            &[6, 2],
+            LossKind::MeanSquaredError,
+            &values,
+            "3 target values per sample",
+        ),
+    ];
+    let mut devices = vec![Device::Cpu];
+    if let Some(ctx) = ctx() {
+        devices.push(Device::Gpu(ctx));
+    }
+    for device in &devices {
+        for (sizes, loss, d, message) in cases {
+            let spec = NetworkSpec::new(sizes, Activation::Relu, loss).unwrap();
+            let mut trainer = Trainer::new(Network::init(&spec, 0), device, TrainConfig::default()).unwrap();
+            let err = trainer.train_epoch(d, None, &mut |_, _| {}).unwrap_err();
+            assert!(
+                matches!(err, Error::DatasetMismatch(_)) && err.to_string().contains(message),
+                "{err}"
+            );
+            let err = trainer.evaluate(d).unwrap_err();
+            assert!(err.to_string().contains(message), "{err}");
+        }
+        let spec = NetworkSpec::new(&[6, 3], Activation::Relu, LossKind::SoftmaxCrossEntropy).unwrap();
+        let mut trainer = Trainer::new(
+            Network::init(&spec, 0),
+            device,
+            TrainConfig {
+                batch_size: 4,
+                ..TrainConfig::default()
+            },
+        )
+        .unwrap();
+        let err = trainer
+            .backend_mut()
+            .train_batches(&data, &[&[0, 1, 2, 3, 4]])
+            .unwrap_err();
+        assert!(err.to_string().contains("batches hold 1 to 4"), "{err}");
+        let err = trainer.backend_mut().train_batches(&data, &[&[0, 10]]).unwrap_err();
+        assert!(
+            err.to_string().contains("names sample 10 of a 10-sample dataset"),
+            "{err}"
+        );
+        let err = trainer.predict(&[0.0; 5], 1).unwrap_err();
+        assert!(err.to_string().contains("features has 5 elements, expected 6"), "{err}");
+        let bad = Trainer::new(
+            Network::init(&spec, 0),
+            device,
+            TrainConfig {
+                batch_size: 0,
+                ..TrainConfig::default()
+            },
+        );
+        assert!(matches!(bad.err(), Some(Error::InvalidOption(_))));
+    }
+}
