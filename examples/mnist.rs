@@ -58,6 +58,9 @@ struct Args {
     /// Train on the first N training images only (quick runs).
     #[arg(long)]
     limit_train: Option<usize>,
+    /// Evaluate on the first N test images only.
+    #[arg(long)]
+    limit_test: Option<usize>,
     /// Folder for outputs (metrics.csv).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -90,6 +93,9 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let mut mnist = Mnist::load(&dir)?;
     if let Some(n) = args.limit_train {
         mnist.train = mnist.train.take(n);
+    }
+    if let Some(n) = args.limit_test {
+        mnist.test = mnist.test.take(n);
     }
     println!(
         "data: {} ({} training, {} test images, loaded in {:.2} s)",

@@ -31,6 +31,7 @@ fn unmatched_adapter_request_lists_what_exists() {
     let request = AdapterRequest {
         backend: None,
         name_contains: Some("no-such-gpu-9000".into()),
+        ..Default::default()
     };
     let err = GpuContext::with_request(&request).unwrap_err();
     let text = err.to_string();
@@ -51,6 +52,7 @@ fn adapter_name_substring_selects_that_adapter() {
     let request = AdapterRequest {
         backend: Some(ctx.adapter_info().backend),
         name_contains: Some(part),
+        ..Default::default()
     };
     let chosen = GpuContext::with_request(&request).unwrap();
     assert_eq!(&chosen.adapter_info().name, name);

@@ -460,9 +460,18 @@ fn gpu_ops_reject_mismatched_shapes() {
         "{err}"
     );
     assert!(ctx.zeros::<f32>("none", 0).is_err());
-    let too_big = ctx.limits().max_storage_buffer_binding_size as usize / 4 + 1;
+    let too_big = ctx.limits().max_buffer_size as usize / 4 + 1;
     let err = ctx.zeros::<f32>("huge", too_big).unwrap_err();
-    assert!(matches!(err, shadergrad::Error::BufferTooLarge { .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            shadergrad::Error::BufferTooLarge {
+                limit_name: "max_buffer_size",
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
 
 #[test]

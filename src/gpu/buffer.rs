@@ -49,25 +49,114 @@ impl<T: Pod> GpuBuffer<T> {
     }
 }
 
+/// A range of elements of a [`GpuBuffer`], bound to a kernel on its own: how a tensor larger
+/// than one storage binding is worked on piece by piece.
+pub struct GpuView<'a, T> {
+    pub(crate) buffer: &'a GpuBuffer<T>,
+    start: usize,
+    len: usize,
+}
+
+impl<T> Clone for GpuView<'_, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for GpuView<'_, T> {}
+
+impl<'a, T: Pod> GpuView<'a, T> {
+    /// Elements in the view.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Always false: views hold at least one element.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// First element, counted in the whole buffer.
+    pub fn start(&self) -> usize {
+        self.start
+    }
+
+    pub(crate) fn binding(&self) -> Binding<'a> {
+        let size = std::mem::size_of::<T>() as u64;
+        Binding {
+            buffer: &self.buffer.buffer,
+            label: &self.buffer.label,
+            offset: self.start as u64 * size,
+            size: self.len as u64 * size,
+        }
+    }
+}
+
+impl<'a, T: Pod> From<&'a GpuBuffer<T>> for GpuView<'a, T> {
+    fn from(buffer: &'a GpuBuffer<T>) -> Self {
+        GpuView {
+            buffer,
+            start: 0,
+            len: buffer.len,
+        }
+    }
+}
+
+impl<T: Pod> GpuBuffer<T> {
+    /// Elements `range` as a view. Its byte offset must be a multiple of the device's
+    /// `min_storage_buffer_offset_alignment` to be bound (wgpu rejects it otherwise).
+    pub fn view(&self, range: std::ops::Range<usize>) -> Result<GpuView<'_, T>> {
+        if range.start >= range.end || range.end > self.len {
+            return Err(Error::ShapeMismatch {
+                op: "view",
+                what: "range end",
+                expected: self.len,
+                got: range.end,
+            });
+        }
+        Ok(GpuView {
+            buffer: self,
+            start: range.start,
+            len: range.end - range.start,
+        })
+    }
+}
+
+/// One storage slot's binding: a byte range of a buffer.
+#[derive(Clone, Copy)]
+pub(crate) struct Binding<'a> {
+    pub buffer: &'a wgpu::Buffer,
+    pub label: &'a str,
+    pub offset: u64,
+    pub size: u64,
+}
+
+impl<'a, T: Pod> From<&'a GpuBuffer<T>> for Binding<'a> {
+    fn from(b: &'a GpuBuffer<T>) -> Self {
+        GpuView::from(b).binding()
+    }
+}
+
+impl<'a> From<&'a wgpu::Buffer> for Binding<'a> {
+    fn from(buffer: &'a wgpu::Buffer) -> Self {
+        Binding {
+            buffer,
+            label: "placeholder",
+            offset: 0,
+            size: buffer.size(),
+        }
+    }
+}
+
 impl GpuContext {
     fn check_buffer_size(&self, what: &str, bytes: u64) -> Result<()> {
-        let limits = self.limits();
-        let checks = [
-            (limits.max_buffer_size, "max_buffer_size"),
-            (
-                limits.max_storage_buffer_binding_size,
-                "max_storage_buffer_binding_size",
-            ),
-        ];
-        for (limit, limit_name) in checks {
-            if bytes > limit {
-                return Err(Error::BufferTooLarge {
-                    what: what.to_string(),
-                    bytes,
-                    limit,
-                    limit_name,
-                });
-            }
+        let limit = self.limits().max_buffer_size;
+        if bytes > limit {
+            return Err(Error::BufferTooLarge {
+                what: what.to_string(),
+                bytes,
+                limit,
+                limit_name: "max_buffer_size",
+            });
         }
         Ok(())
     }

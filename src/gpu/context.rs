@@ -15,6 +15,11 @@ pub struct AdapterRequest {
     pub backend: Option<wgpu::Backend>,
     /// Only adapters whose name contains this (case-insensitive).
     pub name_contains: Option<String>,
+    /// Open the device with at most this `max_storage_buffer_binding_size`: simulates a smaller
+    /// GPU (tests use it to exercise layers split across bindings on small layers).
+    pub max_storage_binding_bytes: Option<u64>,
+    /// Open the device with at most this `max_buffer_size`.
+    pub max_buffer_bytes: Option<u64>,
 }
 
 impl AdapterRequest {
@@ -27,7 +32,11 @@ impl AdapterRequest {
         let name_contains = std::env::var("SHADERGRAD_ADAPTER")
             .ok()
             .filter(|s| !s.trim().is_empty());
-        Ok(AdapterRequest { backend, name_contains })
+        Ok(AdapterRequest {
+            backend,
+            name_contains,
+            ..AdapterRequest::default()
+        })
     }
 
     fn describe(&self) -> String {
@@ -135,13 +144,19 @@ impl GpuContext {
                 available: list_adapters(),
             });
         };
-        Self::from_adapter(adapter)
+        Self::from_adapter(adapter, request)
     }
 
-    fn from_adapter(adapter: wgpu::Adapter) -> Result<Self> {
+    fn from_adapter(adapter: wgpu::Adapter, request: &AdapterRequest) -> Result<Self> {
         let info = adapter.get_info();
         // The adapter's own limits, not WebGPU's defaults: buffers as large as the device allows.
-        let limits = adapter.limits();
+        let mut limits = adapter.limits();
+        if let Some(bytes) = request.max_storage_binding_bytes {
+            limits.max_storage_buffer_binding_size = limits.max_storage_buffer_binding_size.min(bytes);
+        }
+        if let Some(bytes) = request.max_buffer_bytes {
+            limits.max_buffer_size = limits.max_buffer_size.min(bytes);
+        }
         let features = adapter.features() & wgpu::Features::TIMESTAMP_QUERY;
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("shadergrad"),
@@ -176,6 +191,11 @@ impl GpuContext {
             placeholder,
             uncaptured,
         })
+    }
+
+    /// The placeholder bound where a kernel variant does not read a slot.
+    pub(crate) fn placeholder_binding(&self) -> crate::gpu::buffer::Binding<'_> {
+        (&self.placeholder).into()
     }
 
     /// The adapter in use.

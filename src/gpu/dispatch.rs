@@ -7,6 +7,7 @@ use wgpu::util::DeviceExt;
 
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
+use crate::gpu::buffer::Binding;
 use crate::gpu::kernels::{Compiled, Constants, Kernel, Slot};
 
 /// One kernel launch, ready to record: nothing is created when it is recorded.
@@ -69,11 +70,11 @@ pub(crate) fn grid_1d(
 impl GpuContext {
     /// Builds a launch of `kernel` specialised by `constants`: `buffers` fill the storage slots
     /// in order, `params` becomes the uniform slot (if the kernel has one).
-    pub(crate) fn prepare(
+    pub(crate) fn prepare<'b, B: Into<Binding<'b>> + Copy>(
         &self,
         kernel: &Kernel,
         constants: &Constants,
-        buffers: &[&wgpu::Buffer],
+        buffers: &[B],
         params: &[u8],
         workgroups: [u32; 3],
     ) -> Result<Dispatch> {
@@ -85,8 +86,18 @@ impl GpuContext {
                 limit: max,
             });
         }
+        let buffers: Vec<Binding<'_>> = buffers.iter().map(|&b| b.into()).collect();
+        let binding_limit = self.limits().max_storage_buffer_binding_size;
+        if let Some(b) = buffers.iter().find(|b| b.size > binding_limit) {
+            return Err(Error::BufferTooLarge {
+                what: format!("a binding of {} for {}", b.label, kernel.entry),
+                bytes: b.size,
+                limit: binding_limit,
+                limit_name: "max_storage_buffer_binding_size",
+            });
+        }
         self.scoped(kernel.entry, || {
-            self.prepare_unchecked(kernel, constants, buffers, params, workgroups)
+            self.prepare_unchecked(kernel, constants, &buffers, params, workgroups)
         })
     }
 
@@ -94,7 +105,7 @@ impl GpuContext {
         &self,
         kernel: &Kernel,
         constants: &Constants,
-        buffers: &[&wgpu::Buffer],
+        buffers: &[Binding<'_>],
         params: &[u8],
         workgroups: [u32; 3],
     ) -> Dispatch {
@@ -111,16 +122,20 @@ impl GpuContext {
             .slots
             .iter()
             .map(|&(binding, slot)| {
-                let buffer = match slot {
-                    Slot::Uniform => uniform.as_ref().expect("uniform slot has a buffer"),
-                    Slot::Read | Slot::ReadWrite => storage
-                        .next()
-                        .unwrap_or_else(|| panic!("{}: fewer buffers than storage slots", kernel.entry)),
+                let resource = match slot {
+                    Slot::Uniform => uniform.as_ref().expect("uniform slot has a buffer").as_entire_binding(),
+                    Slot::Read | Slot::ReadWrite => {
+                        let b = storage
+                            .next()
+                            .unwrap_or_else(|| panic!("{}: fewer buffers than storage slots", kernel.entry));
+                        wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                            buffer: b.buffer,
+                            offset: b.offset,
+                            size: std::num::NonZeroU64::new(b.size),
+                        })
+                    }
                 };
-                wgpu::BindGroupEntry {
-                    binding,
-                    resource: buffer.as_entire_binding(),
-                }
+                wgpu::BindGroupEntry { binding, resource }
             })
             .collect();
         assert!(

@@ -1,9 +1,9 @@
 //! Matrix multiply in the three backprop forms with fused epilogues. Kernel:
 //! `shaders/matmul.wgsl`; CPU twin: [`crate::cpu::matmul`].
 
-use crate::error::{Result, check_len};
+use crate::error::{Error, Result};
 use crate::gpu::kernels::{Kernel, MATMUL, Slot};
-use crate::gpu::{Dispatch, GpuBuffer, GpuContext};
+use crate::gpu::{Dispatch, GpuBuffer, GpuContext, GpuView};
 use crate::ops::{Epilogue, MatmulDims, MatmulForm};
 
 const KERNEL: Kernel = Kernel {
@@ -23,7 +23,40 @@ const KERNEL: Kernel = Kernel {
 const TILE: usize = 4;
 const WORKGROUP: usize = 8;
 
-/// Prepares `C = epilogue(op(A)·op(B))` (shapes as in [`MatmulForm`]).
+/// A matrix inside a bound view: element `(i, j)` is at `offset + i·ld + j` of the view.
+#[derive(Clone, Copy)]
+pub struct Operand<'a> {
+    pub view: GpuView<'a, f32>,
+    pub offset: usize,
+    pub ld: usize,
+}
+
+impl<'a> Operand<'a> {
+    /// A whole buffer holding a contiguous row-major matrix with `cols` columns.
+    pub fn dense(buffer: &'a GpuBuffer<f32>, cols: usize) -> Self {
+        Operand {
+            view: buffer.into(),
+            offset: 0,
+            ld: cols,
+        }
+    }
+
+    /// Checks that a `rows × cols` matrix at this operand lies inside its view.
+    fn check(&self, what: &'static str, rows: usize, cols: usize) -> Result<()> {
+        let extent = self.offset + (rows - 1) * self.ld + cols;
+        if self.ld < cols || extent > self.view.len() {
+            return Err(Error::ShapeMismatch {
+                op: "matmul",
+                what,
+                expected: extent.max(rows * cols),
+                got: self.view.len(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Prepares `C = epilogue(op(A)·op(B))` on contiguous buffers (shapes as in [`MatmulForm`]).
 pub fn matmul(
     ctx: &GpuContext,
     form: MatmulForm,
@@ -33,18 +66,78 @@ pub fn matmul(
     c: &GpuBuffer<f32>,
     epilogue: Epilogue<&GpuBuffer<f32>>,
 ) -> Result<Dispatch> {
-    const OP: &str = "matmul";
-    dims.validate(OP, a.len(), b.len(), c.len())?;
+    dims.validate("matmul", a.len(), b.len(), c.len())?;
     let MatmulDims { m, k, n } = dims;
-    let extra = match epilogue {
-        Epilogue::None => &ctx.placeholder,
+    let a_cols = if form.transposes_a() { m } else { k };
+    let b_cols = if form.transposes_b() { k } else { n };
+    let epilogue = match epilogue {
+        Epilogue::None => Epilogue::None,
+        Epilogue::BiasAct { bias, act } => {
+            crate::error::check_len("matmul", "bias", bias.len(), n)?;
+            Epilogue::BiasAct {
+                bias: Operand::dense(bias, n),
+                act,
+            }
+        }
+        Epilogue::ActGrad { act_output, act } => {
+            crate::error::check_len("matmul", "activation output", act_output.len(), m * n)?;
+            Epilogue::ActGrad {
+                act_output: Operand::dense(act_output, n),
+                act,
+            }
+        }
+    };
+    matmul_strided(
+        ctx,
+        form,
+        dims,
+        Operand::dense(a, a_cols),
+        Operand::dense(b, b_cols),
+        Operand::dense(c, n),
+        epilogue,
+        false,
+    )
+}
+
+/// Prepares `C = epilogue(op(A)·op(B) (+ C if accumulate))` on strided operands, each bound
+/// through its own view: the building block for layers split across bindings.
+///
+/// The `ActGrad` operand must share `C`'s leading dimension.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_strided(
+    ctx: &GpuContext,
+    form: MatmulForm,
+    dims: MatmulDims,
+    a: Operand<'_>,
+    b: Operand<'_>,
+    c: Operand<'_>,
+    epilogue: Epilogue<Operand<'_>>,
+    accumulate: bool,
+) -> Result<Dispatch> {
+    crate::error::check_nonzero("matmul", &[("m", dims.m), ("k", dims.k), ("n", dims.n)])?;
+    let MatmulDims { m, k, n } = dims;
+    let (a_rows, a_cols) = if form.transposes_a() { (k, m) } else { (m, k) };
+    let (b_rows, b_cols) = if form.transposes_b() { (n, k) } else { (k, n) };
+    a.check("A", a_rows, a_cols)?;
+    b.check("B", b_rows, b_cols)?;
+    c.check("C", m, n)?;
+    let (extra, extra_offset) = match epilogue {
+        Epilogue::None => (ctx.placeholder_binding(), 0),
         Epilogue::BiasAct { bias, .. } => {
-            check_len(OP, "bias", bias.len(), n)?;
-            &bias.buffer
+            bias.check("bias", 1, n)?;
+            (bias.view.binding(), bias.offset)
         }
         Epilogue::ActGrad { act_output, .. } => {
-            check_len(OP, "activation output", act_output.len(), m * n)?;
-            &act_output.buffer
+            if act_output.ld != c.ld {
+                return Err(Error::ShapeMismatch {
+                    op: "matmul",
+                    what: "activation output stride",
+                    expected: c.ld,
+                    got: act_output.ld,
+                });
+            }
+            act_output.check("activation output", m, n)?;
+            (act_output.view.binding(), act_output.offset)
         }
     };
     let (epilogue_code, act_code) = epilogue.shader_codes();
@@ -54,14 +147,22 @@ pub fn matmul(
         ("EPILOGUE", f64::from(epilogue_code)),
         ("ACT", f64::from(act_code)),
     ];
-    let params = [m as u32, k as u32, n as u32, 0];
+    let params: [u32; 12] = [
+        m as u32,
+        k as u32,
+        n as u32,
+        u32::from(accumulate),
+        a.ld as u32,
+        b.ld as u32,
+        c.ld as u32,
+        0,
+        a.offset as u32,
+        b.offset as u32,
+        c.offset as u32,
+        extra_offset as u32,
+    ];
     let per_group = TILE * WORKGROUP;
     let groups = [n.div_ceil(per_group) as u32, m.div_ceil(per_group) as u32, 1];
-    ctx.prepare(
-        &KERNEL,
-        &constants,
-        &[&a.buffer, &b.buffer, extra, &c.buffer],
-        bytemuck::bytes_of(&params),
-        groups,
-    )
+    let bindings = [a.view.binding(), b.view.binding(), extra, c.view.binding()];
+    ctx.prepare(&KERNEL, &constants, &bindings, bytemuck::bytes_of(&params), groups)
 }

@@ -4,7 +4,7 @@
 //! [`Dispatch`] (pipeline from the cache, bind group, grid) once; recording it later creates
 //! nothing, so a training step is a fixed list of dispatches replayed every step.
 
-mod buffer;
+pub(crate) mod buffer;
 mod context;
 pub mod data;
 mod dispatch;
@@ -15,12 +15,12 @@ pub mod matmul;
 pub mod metrics;
 pub mod optim;
 
-pub use buffer::GpuBuffer;
+pub use buffer::{GpuBuffer, GpuView};
 pub use context::{AdapterRequest, GpuContext, list_adapters, parse_backend};
 pub use dispatch::Dispatch;
 pub use elementwise::{activation_backward, activation_forward, bias_activation, bias_grad};
 pub use loss::{mse, sigmoid_binary_cross_entropy, softmax_cross_entropy};
-pub use matmul::matmul;
+pub use matmul::{Operand, matmul, matmul_strided};
 pub use metrics::{accumulate_sum, count_correct};
 pub use optim::{accumulate_grad_norm, adam_update, momentum_update, sgd_update, tick};
 

@@ -6,7 +6,7 @@
 use crate::error::{Result, check_len, check_nonzero};
 use crate::gpu::dispatch::grid_1d;
 use crate::gpu::kernels::{Kernel, OPTIM, Slot};
-use crate::gpu::{Dispatch, GpuBuffer, GpuContext};
+use crate::gpu::{Dispatch, GpuBuffer, GpuContext, GpuView};
 use crate::optimizer::OptimState;
 
 const TICK: Kernel = Kernel {
@@ -56,13 +56,19 @@ const GRAD_NORM: Kernel = Kernel {
 
 /// Prepares `state.grad_sq_sum += Σ g²` for one gradient (between [`tick`] and the updates,
 /// when clipping by global norm is on).
-pub fn accumulate_grad_norm(ctx: &GpuContext, g: &GpuBuffer<f32>, state: &GpuBuffer<OptimState>) -> Result<Dispatch> {
+pub fn accumulate_grad_norm<'a>(
+    ctx: &GpuContext,
+    g: impl Into<GpuView<'a, f32>>,
+    state: &GpuBuffer<OptimState>,
+) -> Result<Dispatch> {
     check_len("accumulate_grad_norm", "state", state.len(), 1)?;
+    let g = g.into();
     let params = [g.len() as u32, 0, 0, 0];
+    let bindings = [g.binding(), (&state.buffer).into()];
     ctx.prepare(
         &GRAD_NORM,
         &Vec::new(),
-        &[&g.buffer, &state.buffer],
+        &bindings,
         bytemuck::bytes_of(&params),
         [1, 1, 1],
     )
@@ -77,9 +83,9 @@ pub fn tick(ctx: &GpuContext, state: &GpuBuffer<OptimState>) -> Result<Dispatch>
 fn update(
     ctx: &GpuContext,
     kernel: &Kernel,
-    w: &GpuBuffer<f32>,
-    g: &GpuBuffer<f32>,
-    moments: &[&GpuBuffer<f32>],
+    w: GpuView<'_, f32>,
+    g: GpuView<'_, f32>,
+    moments: &[GpuView<'_, f32>],
     state: &GpuBuffer<OptimState>,
 ) -> Result<Dispatch> {
     let op = kernel.entry;
@@ -91,41 +97,41 @@ fn update(
     check_len(op, "state", state.len(), 1)?;
     let (groups, threads_x) = grid_1d(ctx, op, w.len(), 256)?;
     let params = [w.len() as u32, threads_x, 0, 0];
-    let mut buffers = vec![&w.buffer, &g.buffer];
-    buffers.extend(moments.iter().map(|m| &m.buffer));
-    buffers.push(&state.buffer);
-    ctx.prepare(kernel, &Vec::new(), &buffers, bytemuck::bytes_of(&params), groups)
+    let mut bindings = vec![w.binding(), g.binding()];
+    bindings.extend(moments.iter().map(|m| m.binding()));
+    bindings.push((&state.buffer).into());
+    ctx.prepare(kernel, &Vec::new(), &bindings, bytemuck::bytes_of(&params), groups)
 }
 
-/// Prepares `w ← w·(1 − lr·wd) − lr·g`.
-pub fn sgd_update(
+/// Prepares `w ← w·(1 − lr·wd) − lr·g` (on whole buffers or views of them).
+pub fn sgd_update<'a>(
     ctx: &GpuContext,
-    w: &GpuBuffer<f32>,
-    g: &GpuBuffer<f32>,
+    w: impl Into<GpuView<'a, f32>>,
+    g: impl Into<GpuView<'a, f32>>,
     state: &GpuBuffer<OptimState>,
 ) -> Result<Dispatch> {
-    update(ctx, &SGD, w, g, &[], state)
+    update(ctx, &SGD, w.into(), g.into(), &[], state)
 }
 
 /// Prepares `v ← μ·v + g`, `w ← w·(1 − lr·wd) − lr·v`.
-pub fn momentum_update(
+pub fn momentum_update<'a>(
     ctx: &GpuContext,
-    w: &GpuBuffer<f32>,
-    g: &GpuBuffer<f32>,
-    velocity: &GpuBuffer<f32>,
+    w: impl Into<GpuView<'a, f32>>,
+    g: impl Into<GpuView<'a, f32>>,
+    velocity: impl Into<GpuView<'a, f32>>,
     state: &GpuBuffer<OptimState>,
 ) -> Result<Dispatch> {
-    update(ctx, &MOMENTUM, w, g, &[velocity], state)
+    update(ctx, &MOMENTUM, w.into(), g.into(), &[velocity.into()], state)
 }
 
 /// Prepares the Adam(W) update with bias correction.
-pub fn adam_update(
+pub fn adam_update<'a>(
     ctx: &GpuContext,
-    w: &GpuBuffer<f32>,
-    g: &GpuBuffer<f32>,
-    m: &GpuBuffer<f32>,
-    v: &GpuBuffer<f32>,
+    w: impl Into<GpuView<'a, f32>>,
+    g: impl Into<GpuView<'a, f32>>,
+    m: impl Into<GpuView<'a, f32>>,
+    v: impl Into<GpuView<'a, f32>>,
     state: &GpuBuffer<OptimState>,
 ) -> Result<Dispatch> {
-    update(ctx, &ADAM, w, g, &[m, v], state)
+    update(ctx, &ADAM, w.into(), g.into(), &[m.into(), v.into()], state)
 }

@@ -2,6 +2,7 @@
 //! step recorded layer by layer into one compute pass, several steps per submit.
 
 use std::collections::{HashMap, VecDeque};
+use std::ops::Range;
 use std::sync::Arc;
 
 use super::backend::{Backend, Totals, check_batches, check_fits, check_predict_input};
@@ -9,7 +10,7 @@ use super::cpu_backend::EVAL_BATCH;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::gpu::data::{BatchTargets, DeviceDataset};
-use crate::gpu::{self, Dispatch, GpuBuffer, GpuContext};
+use crate::gpu::{self, Dispatch, GpuBuffer, GpuContext, GpuView, Operand};
 use crate::model::{DenseLayer, LossKind, Network, NetworkSpec};
 use crate::ops::{Epilogue, MatmulDims, MatmulForm};
 use crate::optimizer::{OptimState, Optimizer};
@@ -71,6 +72,9 @@ pub struct GpuBackend {
     state: GpuBuffer<OptimState>,
     max_grad_norm: f32,
     max_batch: usize,
+    /// Output-row chunks of each layer's weight, one storage binding each.
+    chunks: Vec<Vec<Range<usize>>>,
+    eval_batch: usize,
     steps_per_submit: usize,
     datasets: HashMap<u64, DeviceDataset>,
     programs: HashMap<(u64, usize, Purpose), Program>,
@@ -113,35 +117,79 @@ fn accumulators(ctx: &GpuContext, name: &str) -> Result<Accumulators> {
     })
 }
 
-/// Refuses, before anything is allocated, a network whose tensors the device cannot hold.
-fn check_device_fits(ctx: &GpuContext, spec: &NetworkSpec, max_batch: usize) -> Result<()> {
+/// How a network is laid out on a device: each layer's weight split into output-row chunks
+/// that each fit one storage binding, and the evaluation batch that fits the bindings.
+struct Plan {
+    chunks: Vec<Vec<Range<usize>>>,
+    eval_batch: usize,
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 { a } else { gcd(b, a % b) }
+}
+
+/// Plans the layout, refusing before anything is allocated a network whose tensors the device
+/// cannot hold: the error names the layer and the limit.
+fn plan(ctx: &GpuContext, spec: &NetworkSpec, max_batch: usize) -> Result<Plan> {
     let limits = ctx.limits();
     let binding = limits.max_storage_buffer_binding_size;
-    let rows = max_batch.max(EVAL_BATCH) as u64;
+    let align = u64::from(limits.min_storage_buffer_offset_alignment);
+    let widest = *spec.sizes.iter().max().expect("sizes") as u64;
+    let mut chunks = Vec::new();
     for l in 0..spec.layers() {
         let (fan_in, fan_out) = spec.layer_shape(l);
-        let tensors = [
-            ("weight", (fan_in * fan_out) as u64 * 4),
-            ("activations", rows * fan_out as u64 * 4),
-        ];
-        for (what, bytes) in tensors {
-            let (limit, limit_name) = if bytes > limits.max_buffer_size {
-                (limits.max_buffer_size, "max_buffer_size")
-            } else {
-                (binding, "max_storage_buffer_binding_size")
-            };
-            if bytes > limit {
-                return Err(Error::LayerTooLarge {
-                    layer: l,
-                    what,
-                    bytes,
-                    limit,
-                    limit_name,
-                });
-            }
+        let row_bytes = fan_in as u64 * 4;
+        let weight_bytes = row_bytes * fan_out as u64;
+        if weight_bytes > limits.max_buffer_size {
+            return Err(Error::LayerTooLarge {
+                layer: l,
+                what: "weight",
+                bytes: weight_bytes,
+                limit: limits.max_buffer_size,
+                limit_name: "max_buffer_size",
+            });
+        }
+        // Chunk starts must sit on the binding-offset alignment: whole multiples of `step` rows.
+        let step = align / gcd(row_bytes, align);
+        let rows_per_chunk = (binding / row_bytes) / step * step;
+        if weight_bytes <= binding {
+            chunks.push(std::iter::once(0..fan_out).collect());
+        } else if rows_per_chunk == 0 {
+            return Err(Error::LayerTooLarge {
+                layer: l,
+                what: "weight rows (one aligned group of rows)",
+                bytes: row_bytes * step,
+                limit: binding,
+                limit_name: "max_storage_buffer_binding_size",
+            });
+        } else {
+            let per = rows_per_chunk as usize;
+            chunks.push((0..fan_out).step_by(per).map(|s| s..(s + per).min(fan_out)).collect());
+        }
+        let activation_bytes = max_batch as u64 * fan_out.max(fan_in) as u64 * 4;
+        if activation_bytes > binding {
+            return Err(Error::LayerTooLarge {
+                layer: l,
+                what: "batch activations",
+                bytes: activation_bytes,
+                limit: binding,
+                limit_name: "max_storage_buffer_binding_size",
+            });
         }
     }
-    Ok(())
+    let fits = (binding / (4 * widest)) as usize;
+    let eval_batch = EVAL_BATCH.min(fits).max(max_batch);
+    Ok(Plan { chunks, eval_batch })
+}
+
+/// An operand of the strided matmul: `buffer[view]` with element `(i, j)` at `offset + i·ld + j`.
+fn operand(view: GpuView<'_, f32>, offset: usize, ld: usize) -> Operand<'_> {
+    Operand { view, offset, ld }
+}
+
+/// The rows `chunk` of a `[rows × cols]` parameter-shaped buffer, as a view.
+fn rows<'a>(buffer: &'a GpuBuffer<f32>, chunk: &Range<usize>, cols: usize) -> Result<GpuView<'a, f32>> {
+    buffer.view(chunk.start * cols..chunk.end * cols)
 }
 
 impl GpuBackend {
@@ -156,7 +204,7 @@ impl GpuBackend {
     ) -> Result<Self> {
         super::check_training_options(max_batch, max_grad_norm, &optimizer)?;
         let spec = network.spec.clone();
-        check_device_fits(&ctx, &spec, max_batch)?;
+        let plan = plan(&ctx, &spec, max_batch)?;
         let params = layer_buffers(&ctx, &spec, "param", Some(network))?;
         let grads = layer_buffers(&ctx, &spec, "grad", None)?;
         let moments = (0..optimizer.state_tensors())
@@ -181,6 +229,8 @@ impl GpuBackend {
             state,
             max_grad_norm,
             max_batch,
+            chunks: plan.chunks,
+            eval_batch: plan.eval_batch,
             steps_per_submit: DEFAULT_STEPS_PER_SUBMIT,
             datasets: HashMap::new(),
             programs: HashMap::new(),
@@ -197,6 +247,11 @@ impl GpuBackend {
     pub fn set_steps_per_submit(&mut self, steps: usize) {
         self.steps_per_submit = steps.max(1);
         self.programs.clear();
+    }
+
+    /// How many storage bindings layer `l`'s weight is split across (1 when it fits one).
+    pub fn weight_bindings(&self, l: usize) -> usize {
+        self.chunks[l].len()
     }
 
     /// Dispatches one training step records (gather included), for reporting.
@@ -230,26 +285,30 @@ impl GpuBackend {
         })
     }
 
-    /// Forward pass: `acts[l] = act_l(input·W_lᵀ + b_l)`.
+    /// Forward pass: `acts[l] = act_l(input·W_lᵀ + b_l)`, one dispatch per weight chunk (each
+    /// writes its block of output columns).
     fn forward(&self, ws: &Workspace, out: &mut Vec<Dispatch>) -> Result<()> {
         for l in 0..self.spec.layers() {
             let (fan_in, fan_out) = self.spec.layer_shape(l);
             let input = if l == 0 { &ws.x } else { &ws.acts[l - 1] };
             let p = &self.params[l];
-            let epilogue = Epilogue::BiasAct {
-                bias: &p.bias,
-                act: self.spec.activation(l),
-            };
-            let dims = MatmulDims::new(ws.rows, fan_in, fan_out);
-            out.push(gpu::matmul(
-                &self.ctx,
-                MatmulForm::ABt,
-                dims,
-                input,
-                &p.weight,
-                &ws.acts[l],
-                epilogue,
-            )?);
+            let act = self.spec.activation(l);
+            for chunk in &self.chunks[l] {
+                let dims = MatmulDims::new(ws.rows, fan_in, chunk.len());
+                out.push(gpu::matmul_strided(
+                    &self.ctx,
+                    MatmulForm::ABt,
+                    dims,
+                    operand(input.into(), 0, fan_in),
+                    operand(rows(&p.weight, chunk, fan_in)?, 0, fan_in),
+                    operand((&ws.acts[l]).into(), chunk.start, fan_out),
+                    Epilogue::BiasAct {
+                        bias: operand((&p.bias).into(), chunk.start, fan_out),
+                        act,
+                    },
+                    false,
+                )?);
+            }
         }
         Ok(())
     }
@@ -276,62 +335,101 @@ impl GpuBackend {
         Ok(())
     }
 
-    /// Backward pass and parameter update.
+    /// Backward pass and parameter update, chunk by chunk for split layers:
+    /// `dW[chunk] = dZ[:, chunk]ᵀ·A_prev`, `dA_prev = Σ_chunks dZ[:, chunk]·W[chunk]` with the
+    /// activation derivative applied by the last chunk.
     fn backward_and_update(&self, ws: &Workspace, out: &mut Vec<Dispatch>) -> Result<()> {
         let ctx = &self.ctx;
-        let rows = ws.rows;
+        let rows_b = ws.rows;
         for l in (0..self.spec.layers()).rev() {
             let (fan_in, fan_out) = self.spec.layer_shape(l);
             let input = if l == 0 { &ws.x } else { &ws.acts[l - 1] };
             let g = &self.grads[l];
-            let dims = MatmulDims::new(fan_out, rows, fan_in);
-            out.push(gpu::matmul(
-                ctx,
-                MatmulForm::AtB,
-                dims,
-                &ws.dz[l],
-                input,
-                &g.weight,
-                Epilogue::None,
-            )?);
-            out.push(gpu::bias_grad(ctx, &ws.dz[l], &g.bias, rows, fan_out)?);
-            if l > 0 {
-                let epilogue = Epilogue::ActGrad {
-                    act_output: &ws.acts[l - 1],
-                    act: self.spec.activation(l - 1),
-                };
-                let dims = MatmulDims::new(rows, fan_out, fan_in);
-                out.push(gpu::matmul(
+            let w = &self.params[l].weight;
+            let chunks = &self.chunks[l];
+            for chunk in chunks {
+                out.push(gpu::matmul_strided(
                     ctx,
-                    MatmulForm::AB,
-                    dims,
-                    &ws.dz[l],
-                    &self.params[l].weight,
-                    &ws.dz[l - 1],
-                    epilogue,
+                    MatmulForm::AtB,
+                    MatmulDims::new(chunk.len(), rows_b, fan_in),
+                    operand((&ws.dz[l]).into(), chunk.start, fan_out),
+                    operand(input.into(), 0, fan_in),
+                    operand(rows(&g.weight, chunk, fan_in)?, 0, fan_in),
+                    Epilogue::None,
+                    false,
                 )?);
+            }
+            out.push(gpu::bias_grad(ctx, &ws.dz[l], &g.bias, rows_b, fan_out)?);
+            if l > 0 {
+                for (i, chunk) in chunks.iter().enumerate() {
+                    let last = i + 1 == chunks.len();
+                    let epilogue = if last {
+                        let act_output = operand((&ws.acts[l - 1]).into(), 0, fan_in);
+                        Epilogue::ActGrad {
+                            act_output,
+                            act: self.spec.activation(l - 1),
+                        }
+                    } else {
+                        Epilogue::None
+                    };
+                    out.push(gpu::matmul_strided(
+                        ctx,
+                        MatmulForm::AB,
+                        MatmulDims::new(rows_b, chunk.len(), fan_in),
+                        operand((&ws.dz[l]).into(), chunk.start, fan_out),
+                        operand(rows(w, chunk, fan_in)?, 0, fan_in),
+                        operand((&ws.dz[l - 1]).into(), 0, fan_in),
+                        epilogue,
+                        i > 0,
+                    )?);
+                }
             }
         }
         out.push(gpu::tick(ctx, &self.state)?);
-        if self.max_grad_norm > 0.0 {
-            for g in &self.grads {
-                out.push(gpu::accumulate_grad_norm(ctx, &g.weight, &self.state)?);
-                out.push(gpu::accumulate_grad_norm(ctx, &g.bias, &self.state)?);
+        // Every parameter tensor as views that fit one binding: weight chunks, then the bias.
+        let mut tensors: Vec<(usize, Option<Range<usize>>)> = Vec::new();
+        for l in 0..self.spec.layers() {
+            tensors.extend(self.chunks[l].iter().map(|c| (l, Some(c.clone()))));
+            tensors.push((l, None));
+        }
+        let sizes = &self.spec.sizes;
+        fn tensor_view<'a>(
+            layers: &'a [LayerBuffers],
+            l: usize,
+            chunk: &Option<Range<usize>>,
+            fan_in: usize,
+        ) -> Result<GpuView<'a, f32>> {
+            match chunk {
+                Some(c) => rows(&layers[l].weight, c, fan_in),
+                None => Ok((&layers[l].bias).into()),
             }
         }
-        for (l, p) in self.params.iter().enumerate() {
-            let g = &self.grads[l];
-            for (w, grad, which) in [(&p.weight, &g.weight, 0), (&p.bias, &g.bias, 1)] {
-                let moment = |i: usize| {
-                    let m = &self.moments[i][l];
-                    if which == 0 { &m.weight } else { &m.bias }
-                };
-                out.push(match self.optimizer {
-                    Optimizer::Sgd { .. } => gpu::sgd_update(ctx, w, grad, &self.state)?,
-                    Optimizer::Momentum { .. } => gpu::momentum_update(ctx, w, grad, moment(0), &self.state)?,
-                    Optimizer::Adam { .. } => gpu::adam_update(ctx, w, grad, moment(0), moment(1), &self.state)?,
-                });
+        let view = |layers, l: usize, chunk| tensor_view(layers, l, chunk, sizes[l]);
+        if self.max_grad_norm > 0.0 {
+            for (l, chunk) in &tensors {
+                out.push(gpu::accumulate_grad_norm(
+                    ctx,
+                    view(&self.grads, *l, chunk)?,
+                    &self.state,
+                )?);
             }
+        }
+        for (l, chunk) in &tensors {
+            let (w, g) = (view(&self.params, *l, chunk)?, view(&self.grads, *l, chunk)?);
+            out.push(match self.optimizer {
+                Optimizer::Sgd { .. } => gpu::sgd_update(ctx, w, g, &self.state)?,
+                Optimizer::Momentum { .. } => {
+                    gpu::momentum_update(ctx, w, g, view(&self.moments[0], *l, chunk)?, &self.state)?
+                }
+                Optimizer::Adam { .. } => gpu::adam_update(
+                    ctx,
+                    w,
+                    g,
+                    view(&self.moments[0], *l, chunk)?,
+                    view(&self.moments[1], *l, chunk)?,
+                    &self.state,
+                )?,
+            });
         }
         Ok(())
     }
@@ -474,7 +572,7 @@ impl Backend for GpuBackend {
     fn evaluate(&mut self, data: &Dataset) -> Result<Totals> {
         check_fits(&self.spec, data)?;
         let order: Vec<u32> = (0..data.len() as u32).collect();
-        for chunk in order.chunks(EVAL_BATCH) {
+        for chunk in order.chunks(self.eval_batch) {
             self.submit_batches(data, &[chunk], Purpose::Evaluate)?;
         }
         let (loss_sum, correct) = self.read_totals(Purpose::Evaluate)?;
