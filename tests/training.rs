@@ -336,3 +336,50 @@ fn data_that_does_not_fit_the_network_is_rejected() {
         assert!(matches!(bad.err(), Some(Error::InvalidOption(_))));
     }
 }
+
+#[test]
+fn steady_training_creates_no_pipelines_or_bind_groups() {
+    let Some(_) = common::gpu() else { return };
+    // A context of its own, so other tests' work does not move the counters.
+    let ctx = Arc::new(GpuContext::new().unwrap());
+    let data = synthetic(1000, 30, 4, "steady");
+    let spec = NetworkSpec::new(&[30, 40, 4], Activation::Relu, LossKind::SoftmaxCrossEntropy).unwrap();
+    let config = TrainConfig {
+        epochs: 3,
+        batch_size: 64,
+        ..TrainConfig::default()
+    };
+    let mut trainer = Trainer::new(Network::init(&spec, 0), &Device::Gpu(Arc::clone(&ctx)), config).unwrap();
+    // Epoch 1 warms up: programs for the full batch, the 40-sample tail and evaluation.
+    trainer.train_epoch(&data, Some(&data), &mut |_, _| {}).unwrap();
+    let (pipelines, dispatches) = (ctx.compiled_pipelines(), ctx.prepared_dispatches());
+    trainer.train_epoch(&data, Some(&data), &mut |_, _| {}).unwrap();
+    trainer.train_epoch(&data, Some(&data), &mut |_, _| {}).unwrap();
+    assert_eq!(ctx.compiled_pipelines(), pipelines, "pipelines compiled after warm-up");
+    assert_eq!(
+        ctx.prepared_dispatches(),
+        dispatches,
+        "bind groups created after warm-up"
+    );
+}
+
+#[test]
+fn learning_rate_schedules() {
+    assert_eq!(LrSchedule::Constant.lr(0.1, 7, 10), 0.1);
+    let step = LrSchedule::Step { every: 2, gamma: 0.5 };
+    let lrs: Vec<f32> = (0..5).map(|e| step.lr(1.0, e, 5)).collect();
+    assert_eq!(lrs, vec![1.0, 1.0, 0.5, 0.5, 0.25]);
+    let cosine = LrSchedule::Cosine { min_lr: 0.0 };
+    assert_eq!(cosine.lr(1.0, 0, 4), 1.0);
+    assert!((cosine.lr(1.0, 2, 4) - 0.5).abs() < 1e-6);
+    assert!((cosine.lr(1.0, 3, 4) - 0.146_446_6).abs() < 1e-6);
+    assert_eq!(
+        "step:3:0.1".parse::<LrSchedule>().unwrap(),
+        LrSchedule::Step { every: 3, gamma: 0.1 }
+    );
+    assert_eq!(
+        "cosine:0.001".parse::<LrSchedule>().unwrap(),
+        LrSchedule::Cosine { min_lr: 0.001 }
+    );
+    assert!("linear".parse::<LrSchedule>().is_err());
+}

@@ -110,6 +110,8 @@ pub struct GpuContext {
     pub(crate) pipelines: PipelineCache,
     /// Bound where a kernel's layout has a slot the chosen variant does not read.
     pub(crate) placeholder: wgpu::Buffer,
+    /// Bind groups (and uniform buffers) created so far: a steady training loop creates none.
+    pub(crate) prepared: std::sync::atomic::AtomicU64,
     /// wgpu errors raised outside an error scope, kept until the next check.
     uncaptured: Arc<Mutex<Vec<String>>>,
 }
@@ -189,6 +191,7 @@ impl GpuContext {
             limits,
             pipelines: PipelineCache::default(),
             placeholder,
+            prepared: std::sync::atomic::AtomicU64::new(0),
             uncaptured,
         })
     }

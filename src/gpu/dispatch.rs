@@ -109,6 +109,7 @@ impl GpuContext {
         params: &[u8],
         workgroups: [u32; 3],
     ) -> Dispatch {
+        self.prepared.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let compiled = self.pipelines.get(&self.device, kernel, constants);
         let uniform = kernel.slots.iter().any(|(_, s)| *s == Slot::Uniform).then(|| {
             self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {

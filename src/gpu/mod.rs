@@ -29,4 +29,10 @@ impl GpuContext {
     pub fn compiled_pipelines(&self) -> usize {
         self.pipelines.len()
     }
+
+    /// How many dispatches (bind group + parameter buffer each) have been prepared so far.
+    /// A training loop past its first steps prepares none.
+    pub fn prepared_dispatches(&self) -> u64 {
+        self.prepared.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
