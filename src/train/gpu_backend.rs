@@ -10,6 +10,7 @@ use super::cpu_backend::EVAL_BATCH;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::gpu::data::{BatchTargets, DeviceDataset};
+use crate::gpu::profiler::PassTimer;
 use crate::gpu::{self, Dispatch, GpuBuffer, GpuContext, GpuView, Operand};
 use crate::model::{DenseLayer, LossKind, Network, NetworkSpec};
 use crate::ops::{Epilogue, MatmulDims, MatmulForm};
@@ -249,6 +250,22 @@ impl GpuBackend {
         self.programs.clear();
     }
 
+    /// Trains on `batches` like [`Backend::train_batches`], one submit per batch, timing each
+    /// pass with timestamp queries: returns the GPU seconds of all steps, or `None` when the
+    /// adapter has no timestamps. Waits after every step, so use it to measure, not to train.
+    pub fn train_batches_timed(&mut self, data: &Dataset, batches: &[&[u32]]) -> Result<Option<f64>> {
+        check_fits(&self.spec, data)?;
+        check_batches(batches, data.len(), self.max_batch)?;
+        let Some(timer) = PassTimer::new(&self.ctx) else { return Ok(None) };
+        let mut seconds = 0.0;
+        for batch in batches {
+            seconds += self.submit_batches(data, &[batch], Purpose::Train, Some(&timer))?.unwrap_or(0.0);
+            self.train_samples += batch.len() as u64;
+        }
+        self.train_has_accuracy = data.classes().is_some();
+        Ok(Some(seconds))
+    }
+
     /// How many storage bindings layer `l`'s weight is split across (1 when it fits one).
     pub fn weight_bindings(&self, l: usize) -> usize {
         self.chunks[l].len()
@@ -474,22 +491,26 @@ impl GpuBackend {
         Ok(&self.programs[&key])
     }
 
-    /// Records `batches` (all of one size, at most one program's slots) into one submit.
-    fn submit_batches(&mut self, data: &Dataset, batches: &[&[u32]], purpose: Purpose) -> Result<()> {
+    /// Records `batches` (all of one size, at most one program's slots) into one submit; with a
+    /// timer, times the pass and waits for it, returning its GPU seconds.
+    fn submit_batches(
+        &mut self,
+        data: &Dataset,
+        batches: &[&[u32]],
+        purpose: Purpose,
+        timer: Option<&PassTimer>,
+    ) -> Result<Option<f64>> {
         let rows = batches[0].len();
         let indices: Vec<u32> = batches.iter().flat_map(|b| b.iter().copied()).collect();
         let ctx = Arc::clone(&self.ctx);
         let program = self.program(data, rows, purpose)?;
         let index = ctx.scoped("recording a training step", || {
-            ctx.queue
-                .write_buffer(&program.ws.indices.buffer, 0, bytemuck::cast_slice(&indices));
-            let mut encoder = ctx
-                .device
-                .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("steps") });
+            ctx.queue.write_buffer(&program.ws.indices.buffer, 0, bytemuck::cast_slice(&indices));
+            let mut encoder = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("steps") });
             {
                 let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                     label: Some("steps"),
-                    timestamp_writes: None,
+                    timestamp_writes: timer.map(|t| t.writes()),
                 });
                 for k in 0..batches.len() {
                     for d in program.gathers[k].iter().chain(&program.body) {
@@ -497,22 +518,23 @@ impl GpuBackend {
                     }
                 }
             }
+            if let Some(t) = timer {
+                t.resolve(&mut encoder);
+            }
             ctx.queue.submit([encoder.finish()])
         })?;
+        if let Some(t) = timer {
+            self.in_flight.clear();
+            return t.read_seconds(&ctx).map(Some);
+        }
         self.in_flight.push_back(index);
         while self.in_flight.len() > MAX_IN_FLIGHT {
             let oldest = self.in_flight.pop_front().expect("non-empty");
             ctx.device
-                .poll(wgpu::PollType::Wait {
-                    submission_index: Some(oldest),
-                    timeout: None,
-                })
-                .map_err(|e| Error::Gpu {
-                    context: "waiting for training steps".into(),
-                    message: e.to_string(),
-                })?;
+                .poll(wgpu::PollType::Wait { submission_index: Some(oldest), timeout: None })
+                .map_err(|e| Error::Gpu { context: "waiting for training steps".into(), message: e.to_string() })?;
         }
-        Ok(())
+        Ok(None)
     }
 
     fn read_totals(&mut self, which: Purpose) -> Result<(f64, u64)> {
@@ -550,7 +572,7 @@ impl Backend for GpuBackend {
             while end < batches.len() && end - start < self.steps_per_submit && batches[end].len() == rows {
                 end += 1;
             }
-            self.submit_batches(data, &batches[start..end], Purpose::Train)?;
+            self.submit_batches(data, &batches[start..end], Purpose::Train, None)?;
             self.train_samples += ((end - start) * rows) as u64;
             start = end;
         }
@@ -573,7 +595,7 @@ impl Backend for GpuBackend {
         check_fits(&self.spec, data)?;
         let order: Vec<u32> = (0..data.len() as u32).collect();
         for chunk in order.chunks(self.eval_batch) {
-            self.submit_batches(data, &[chunk], Purpose::Evaluate)?;
+            self.submit_batches(data, &[chunk], Purpose::Evaluate, None)?;
         }
         let (loss_sum, correct) = self.read_totals(Purpose::Evaluate)?;
         Ok(Totals {

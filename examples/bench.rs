@@ -1,0 +1,245 @@
+//! CPU against GPU, side by side: matmul in each transpose form and whole training steps.
+//!
+//! `cargo run --release --example bench [-- --json FILE] [--quick]`
+//!
+//! Prints a markdown table. Figures are medians of repeats after a warm-up; warm-up (pipeline
+//! compilation, first dispatch) is timed and reported on its own. GPU kernel time comes from
+//! timestamp queries where the adapter has them, so wall − kernel shows the host's overhead.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use clap::Parser;
+use shadergrad::data::{Dataset, Features, Targets, batches, epoch_order};
+use shadergrad::gpu::profiler::PassTimer;
+use shadergrad::gpu::{self, GpuContext};
+use shadergrad::model::{LossKind, Network, NetworkSpec};
+use shadergrad::train::{Backend, CpuBackend, GpuBackend};
+use shadergrad::{Activation, Epilogue, MatmulDims, MatmulForm, Optimizer, cpu};
+
+#[derive(Parser, Debug)]
+#[command(about = "Benchmark shadergrad's CPU and GPU backends side by side")]
+struct Args {
+    /// Also write the results as JSON to this file.
+    #[arg(long)]
+    json: Option<std::path::PathBuf>,
+    /// Fewer repeats and no 1024³ matmul (for a quick look).
+    #[arg(long)]
+    quick: bool,
+    /// Only matmuls, or only training steps.
+    #[arg(long)]
+    only: Option<String>,
+}
+
+/// Median of the samples.
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// Runs `f` until `budget` seconds or `max` repeats have passed (at least `min`); median seconds.
+fn repeat(min: usize, max: usize, budget: f64, mut f: impl FnMut() -> f64) -> f64 {
+    let started = Instant::now();
+    let mut samples = Vec::new();
+    while samples.len() < min || (samples.len() < max && started.elapsed().as_secs_f64() < budget) {
+        samples.push(f());
+    }
+    median(samples)
+}
+
+#[derive(Default)]
+struct Row {
+    workload: String,
+    flops: f64,
+    cpu_s: f64,
+    gpu_s: f64,
+    gpu_kernel_s: Option<f64>,
+    warmup_s: f64,
+    extra: String,
+}
+
+fn random(len: usize, seed: u64) -> Vec<f32> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+        })
+        .collect()
+}
+
+fn bench_matmul(ctx: &GpuContext, timer: Option<&PassTimer>, form: MatmulForm, d: MatmulDims, quick: bool) -> Row {
+    let a = random(d.m * d.k, 1);
+    let b = random(d.k * d.n, 2);
+    let mut c = vec![0.0f32; d.m * d.n];
+    let budget = if quick { 0.3 } else { 1.0 };
+    let cpu_s = repeat(3, 200, budget, || {
+        let t = Instant::now();
+        cpu::matmul(form, d, &a, &b, &mut c, Epilogue::None).unwrap();
+        t.elapsed().as_secs_f64()
+    });
+    let (ga, gb, gc) = (ctx.upload("a", &a).unwrap(), ctx.upload("b", &b).unwrap(), ctx.zeros::<f32>("c", d.m * d.n).unwrap());
+    let warm = Instant::now();
+    let dispatch = gpu::matmul(ctx, form, d, &ga, &gb, &gc, Epilogue::None).unwrap();
+    ctx.run(&[&dispatch]).unwrap();
+    ctx.wait().unwrap();
+    let warmup_s = warm.elapsed().as_secs_f64();
+    let gpu_s = repeat(3, 100, budget, || {
+        let t = Instant::now();
+        ctx.run(&[&dispatch]).unwrap();
+        ctx.wait().unwrap();
+        t.elapsed().as_secs_f64()
+    });
+    let gpu_kernel_s = timer.map(|t| repeat(3, 100, budget, || ctx.run_timed(&[&dispatch], t).unwrap()));
+    Row {
+        workload: format!("matmul {:?} {}×{}·{}×{}", form, d.m, d.k, d.k, d.n),
+        flops: d.flops(),
+        cpu_s,
+        gpu_s,
+        gpu_kernel_s,
+        warmup_s,
+        extra: String::new(),
+    }
+}
+
+/// MNIST-shaped synthetic data: byte pixels, ten classes.
+fn mnist_like(samples: usize) -> Dataset {
+    let pixels: Vec<u8> = random(samples * 784, 3).iter().map(|v| ((v + 0.5) * 255.0) as u8).collect();
+    let labels: Vec<u32> = (0..samples as u32).map(|i| i % 10).collect();
+    Dataset::new(
+        Features::U8 { data: Arc::new(pixels), scale: 1.0 / 255.0 },
+        784,
+        Targets::Classes { labels: Arc::new(labels), classes: 10 },
+    )
+    .unwrap()
+}
+
+fn step_flops(spec: &NetworkSpec, batch: usize) -> f64 {
+    // Forward X·Wᵀ, backward dZᵀ·X and dZ·W (not for the first layer): 2·B·in·out each.
+    (0..spec.layers())
+        .map(|l| {
+            let (i, o) = spec.layer_shape(l);
+            let passes = if l == 0 { 2.0 } else { 3.0 };
+            passes * 2.0 * (batch * i * o) as f64
+        })
+        .sum()
+}
+
+fn bench_step(ctx: &Arc<GpuContext>, name: &str, sizes: &[usize], act: Activation, optimizer: Optimizer, quick: bool) -> Row {
+    const BATCH: usize = 128;
+    let spec = NetworkSpec::new(sizes, act, LossKind::SoftmaxCrossEntropy).unwrap();
+    let network = Network::init(&spec, 0);
+    let data = mnist_like(BATCH * 64);
+    let order = epoch_order(data.len(), 0, 0, true);
+    let all: Vec<&[u32]> = batches(&order, BATCH, true).collect();
+    let big = spec.parameter_count() > 1_000_000;
+    let steps = if quick || big { 8 } else { 32 };
+    let run = |backend: &mut dyn Backend, k: usize| {
+        let t = Instant::now();
+        backend.train_batches(&data, &all[..k]).unwrap();
+        backend.take_train_totals().unwrap();
+        t.elapsed().as_secs_f64() / k as f64
+    };
+    let mut cpu = CpuBackend::new(network.clone(), optimizer, BATCH, 0.0).unwrap();
+    run(&mut cpu, 2);
+    let cpu_s = median((0..3).map(|_| run(&mut cpu, steps)).collect());
+
+    let warm = Instant::now();
+    let mut gpu = GpuBackend::new(Arc::clone(ctx), &network, optimizer, BATCH, 0.0).unwrap();
+    run(&mut gpu, 1);
+    let warmup_s = warm.elapsed().as_secs_f64();
+    let prepared = ctx.prepared_dispatches();
+    let gpu_s = median((0..3).map(|_| run(&mut gpu, steps)).collect());
+    assert_eq!(ctx.prepared_dispatches(), prepared, "the measured steps prepared new dispatches");
+    let kernel = gpu.train_batches_timed(&data, &all[..steps.min(8)]).unwrap().map(|s| s / steps.min(8) as f64);
+    gpu.take_train_totals().unwrap();
+    let dispatches = gpu.dispatches_per_step().unwrap_or(0);
+    let per_submit = shadergrad::train::DEFAULT_STEPS_PER_SUBMIT;
+    Row {
+        workload: format!("train step {name}"),
+        flops: step_flops(&spec, BATCH),
+        cpu_s,
+        gpu_s,
+        gpu_kernel_s: kernel,
+        warmup_s,
+        extra: format!(
+            "{dispatches} dispatches, 1/{per_submit} submit, {} B up, 0 B down per step",
+            BATCH * 4
+        ),
+    }
+}
+
+fn main() {
+    let args = Args::parse();
+    let ctx = Arc::new(GpuContext::new().expect("a GPU adapter"));
+    let timer = PassTimer::new(&ctx);
+    println!("GPU: {}", ctx.describe());
+    println!("CPU: {} threads (gemm + rayon)", rayon::current_num_threads());
+    println!("kernel time: {}\n", if timer.is_some() { "timestamp queries" } else { "unavailable (no timestamp queries)" });
+    let total = Instant::now();
+    let mut rows = Vec::new();
+    if args.only.as_deref() != Some("step") {
+        let mut shapes = vec![(128, 784, 512), (128, 512, 256), (512, 512, 512)];
+        if !args.quick {
+            shapes.push((1024, 1024, 1024));
+        }
+        for (m, k, n) in shapes {
+            for form in MatmulForm::ALL {
+                rows.push(bench_matmul(&ctx, timer.as_ref(), form, MatmulDims::new(m, k, n), args.quick));
+            }
+        }
+    }
+    if args.only.as_deref() != Some("matmul") {
+        rows.push(bench_step(&ctx, "784-512-256-10 SGD", &[784, 512, 256, 10], Activation::Relu, Optimizer::sgd(0.1), args.quick));
+        rows.push(bench_step(&ctx, "784-512-256-10 Adam", &[784, 512, 256, 10], Activation::Relu, Optimizer::adam(1e-3), args.quick));
+        rows.push(bench_step(&ctx, "784-2352-784-10 sigmoid SGD", &[784, 2352, 784, 10], Activation::Sigmoid, Optimizer::sgd(0.1), args.quick));
+    }
+
+    println!("| workload | CPU ms | GPU ms | GPU/CPU speedup | CPU GFLOP/s | GPU GFLOP/s | GPU kernel ms | host overhead ms | GPU warm-up ms | notes |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+    let gflops = |flops: f64, s: f64| flops / s / 1e9;
+    for r in &rows {
+        let kernel = r.gpu_kernel_s.map_or("n/a".into(), |k| format!("{:.2}", k * 1e3));
+        let overhead = r.gpu_kernel_s.map_or("n/a".into(), |k| format!("{:.2}", (r.gpu_s - k) * 1e3));
+        println!(
+            "| {} | {:.2} | {:.2} | {:.2}× | {:.1} | {:.1} | {} | {} | {:.0} | {} |",
+            r.workload,
+            r.cpu_s * 1e3,
+            r.gpu_s * 1e3,
+            r.cpu_s / r.gpu_s,
+            gflops(r.flops, r.cpu_s),
+            gflops(r.flops, r.gpu_s),
+            kernel,
+            overhead,
+            r.warmup_s * 1e3,
+            r.extra
+        );
+    }
+    for r in rows.iter().filter(|r| r.workload.starts_with("train step")) {
+        println!("{}: CPU {:.0} steps/s, GPU {:.1} steps/s", r.workload, 1.0 / r.cpu_s, 1.0 / r.gpu_s);
+    }
+    println!("\npipelines compiled: {}; total bench time {:.1} s", ctx.compiled_pipelines(), total.elapsed().as_secs_f64());
+
+    if let Some(path) = args.json {
+        let items: Vec<String> = rows
+            .iter()
+            .map(|r| {
+                format!(
+                    "{{\"workload\":{:?},\"flops\":{},\"cpu_ms\":{},\"gpu_ms\":{},\"gpu_kernel_ms\":{},\"gpu_warmup_ms\":{},\"notes\":{:?}}}",
+                    r.workload,
+                    r.flops,
+                    r.cpu_s * 1e3,
+                    r.gpu_s * 1e3,
+                    r.gpu_kernel_s.map_or("null".into(), |k| (k * 1e3).to_string()),
+                    r.warmup_s * 1e3,
+                    r.extra
+                )
+            })
+            .collect();
+        let json = format!("{{\"gpu\":{:?},\"rows\":[{}]}}\n", ctx.describe(), items.join(","));
+        std::fs::write(&path, json).expect("write JSON");
+        println!("wrote {}", path.display());
+    }
+}
