@@ -80,7 +80,11 @@ fn bench_matmul(ctx: &GpuContext, timer: Option<&PassTimer>, form: MatmulForm, d
         cpu::matmul(form, d, &a, &b, &mut c, Epilogue::None).unwrap();
         t.elapsed().as_secs_f64()
     });
-    let (ga, gb, gc) = (ctx.upload("a", &a).unwrap(), ctx.upload("b", &b).unwrap(), ctx.zeros::<f32>("c", d.m * d.n).unwrap());
+    let (ga, gb, gc) = (
+        ctx.upload("a", &a).unwrap(),
+        ctx.upload("b", &b).unwrap(),
+        ctx.zeros::<f32>("c", d.m * d.n).unwrap(),
+    );
     let warm = Instant::now();
     let dispatch = gpu::matmul(ctx, form, d, &ga, &gb, &gc, Epilogue::None).unwrap();
     ctx.run(&[&dispatch]).unwrap();
@@ -106,12 +110,21 @@ fn bench_matmul(ctx: &GpuContext, timer: Option<&PassTimer>, form: MatmulForm, d
 
 /// MNIST-shaped synthetic data: byte pixels, ten classes.
 fn mnist_like(samples: usize) -> Dataset {
-    let pixels: Vec<u8> = random(samples * 784, 3).iter().map(|v| ((v + 0.5) * 255.0) as u8).collect();
+    let pixels: Vec<u8> = random(samples * 784, 3)
+        .iter()
+        .map(|v| ((v + 0.5) * 255.0) as u8)
+        .collect();
     let labels: Vec<u32> = (0..samples as u32).map(|i| i % 10).collect();
     Dataset::new(
-        Features::U8 { data: Arc::new(pixels), scale: 1.0 / 255.0 },
+        Features::U8 {
+            data: Arc::new(pixels),
+            scale: 1.0 / 255.0,
+        },
         784,
-        Targets::Classes { labels: Arc::new(labels), classes: 10 },
+        Targets::Classes {
+            labels: Arc::new(labels),
+            classes: 10,
+        },
     )
     .unwrap()
 }
@@ -127,7 +140,14 @@ fn step_flops(spec: &NetworkSpec, batch: usize) -> f64 {
         .sum()
 }
 
-fn bench_step(ctx: &Arc<GpuContext>, name: &str, sizes: &[usize], act: Activation, optimizer: Optimizer, quick: bool) -> Row {
+fn bench_step(
+    ctx: &Arc<GpuContext>,
+    name: &str,
+    sizes: &[usize],
+    act: Activation,
+    optimizer: Optimizer,
+    quick: bool,
+) -> Row {
     const BATCH: usize = 128;
     let spec = NetworkSpec::new(sizes, act, LossKind::SoftmaxCrossEntropy).unwrap();
     let network = Network::init(&spec, 0);
@@ -152,9 +172,25 @@ fn bench_step(ctx: &Arc<GpuContext>, name: &str, sizes: &[usize], act: Activatio
     let warmup_s = warm.elapsed().as_secs_f64();
     let prepared = ctx.prepared_dispatches();
     let gpu_s = median((0..3).map(|_| run(&mut gpu, steps)).collect());
-    assert_eq!(ctx.prepared_dispatches(), prepared, "the measured steps prepared new dispatches");
-    let kernel = gpu.train_batches_timed(&data, &all[..steps.min(8)]).unwrap().map(|s| s / steps.min(8) as f64);
+    assert_eq!(
+        ctx.prepared_dispatches(),
+        prepared,
+        "the measured steps prepared new dispatches"
+    );
+    let kernel = gpu
+        .train_batches_timed(&data, &all[..steps.min(8)])
+        .unwrap()
+        .map(|s| s / steps.min(8) as f64);
     gpu.take_train_totals().unwrap();
+    if std::env::var_os("BENCH_PROFILE").is_some() {
+        if let Some(times) = gpu.profile_step(&data, all[0]).unwrap() {
+            let total: f64 = times.iter().map(|t| t.1).sum();
+            println!("{name}: per-dispatch GPU time (sum {:.2} ms)", total * 1e3);
+            for (what, s) in times {
+                println!("  {:>8.3} ms  {what}", s * 1e3);
+            }
+        }
+    }
     let dispatches = gpu.dispatches_per_step().unwrap_or(0);
     let per_submit = shadergrad::train::DEFAULT_STEPS_PER_SUBMIT;
     Row {
@@ -177,7 +213,14 @@ fn main() {
     let timer = PassTimer::new(&ctx);
     println!("GPU: {}", ctx.describe());
     println!("CPU: {} threads (gemm + rayon)", rayon::current_num_threads());
-    println!("kernel time: {}\n", if timer.is_some() { "timestamp queries" } else { "unavailable (no timestamp queries)" });
+    println!(
+        "kernel time: {}\n",
+        if timer.is_some() {
+            "timestamp queries"
+        } else {
+            "unavailable (no timestamp queries)"
+        }
+    );
     let total = Instant::now();
     let mut rows = Vec::new();
     if args.only.as_deref() != Some("step") {
@@ -187,22 +230,53 @@ fn main() {
         }
         for (m, k, n) in shapes {
             for form in MatmulForm::ALL {
-                rows.push(bench_matmul(&ctx, timer.as_ref(), form, MatmulDims::new(m, k, n), args.quick));
+                rows.push(bench_matmul(
+                    &ctx,
+                    timer.as_ref(),
+                    form,
+                    MatmulDims::new(m, k, n),
+                    args.quick,
+                ));
             }
         }
     }
     if args.only.as_deref() != Some("matmul") {
-        rows.push(bench_step(&ctx, "784-512-256-10 SGD", &[784, 512, 256, 10], Activation::Relu, Optimizer::sgd(0.1), args.quick));
-        rows.push(bench_step(&ctx, "784-512-256-10 Adam", &[784, 512, 256, 10], Activation::Relu, Optimizer::adam(1e-3), args.quick));
-        rows.push(bench_step(&ctx, "784-2352-784-10 sigmoid SGD", &[784, 2352, 784, 10], Activation::Sigmoid, Optimizer::sgd(0.1), args.quick));
+        rows.push(bench_step(
+            &ctx,
+            "784-512-256-10 SGD",
+            &[784, 512, 256, 10],
+            Activation::Relu,
+            Optimizer::sgd(0.1),
+            args.quick,
+        ));
+        rows.push(bench_step(
+            &ctx,
+            "784-512-256-10 Adam",
+            &[784, 512, 256, 10],
+            Activation::Relu,
+            Optimizer::adam(1e-3),
+            args.quick,
+        ));
+        rows.push(bench_step(
+            &ctx,
+            "784-2352-784-10 sigmoid SGD",
+            &[784, 2352, 784, 10],
+            Activation::Sigmoid,
+            Optimizer::sgd(0.1),
+            args.quick,
+        ));
     }
 
-    println!("| workload | CPU ms | GPU ms | GPU/CPU speedup | CPU GFLOP/s | GPU GFLOP/s | GPU kernel ms | host overhead ms | GPU warm-up ms | notes |");
+    println!(
+        "| workload | CPU ms | GPU ms | GPU/CPU speedup | CPU GFLOP/s | GPU GFLOP/s | GPU kernel ms | host overhead ms | GPU warm-up ms | notes |"
+    );
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
     let gflops = |flops: f64, s: f64| flops / s / 1e9;
     for r in &rows {
         let kernel = r.gpu_kernel_s.map_or("n/a".into(), |k| format!("{:.2}", k * 1e3));
-        let overhead = r.gpu_kernel_s.map_or("n/a".into(), |k| format!("{:.2}", (r.gpu_s - k) * 1e3));
+        let overhead = r
+            .gpu_kernel_s
+            .map_or("n/a".into(), |k| format!("{:.2}", (r.gpu_s - k) * 1e3));
         println!(
             "| {} | {:.2} | {:.2} | {:.2}× | {:.1} | {:.1} | {} | {} | {:.0} | {} |",
             r.workload,
@@ -218,9 +292,18 @@ fn main() {
         );
     }
     for r in rows.iter().filter(|r| r.workload.starts_with("train step")) {
-        println!("{}: CPU {:.0} steps/s, GPU {:.1} steps/s", r.workload, 1.0 / r.cpu_s, 1.0 / r.gpu_s);
+        println!(
+            "{}: CPU {:.0} steps/s, GPU {:.1} steps/s",
+            r.workload,
+            1.0 / r.cpu_s,
+            1.0 / r.gpu_s
+        );
     }
-    println!("\npipelines compiled: {}; total bench time {:.1} s", ctx.compiled_pipelines(), total.elapsed().as_secs_f64());
+    println!(
+        "\npipelines compiled: {}; total bench time {:.1} s",
+        ctx.compiled_pipelines(),
+        total.elapsed().as_secs_f64()
+    );
 
     if let Some(path) = args.json {
         let items: Vec<String> = rows

@@ -5,7 +5,7 @@ mod common;
 
 use common::{GPU_TOLERANCE, assert_close, poisoned, random_labels, random_vec, rng};
 use rand::RngExt;
-use shadergrad::gpu::GpuBuffer;
+use shadergrad::gpu::{GpuBuffer, MatmulKernel, Operand};
 use shadergrad::{Activation, Epilogue, MatmulDims, MatmulForm, OptimState, Optimizer, cpu, gpu};
 
 /// (m, k, n): edge sizes 1, 3, 17, 127, 785, K never a multiple of a tile, plus the MNIST layer.
@@ -69,15 +69,35 @@ fn run_matmul(form: MatmulForm, d: MatmulDims, epilogue_kind: u8, act: Activatio
         1 => Epilogue::BiasAct { bias: &gbias, act },
         _ => Epilogue::ActGrad { act_output: &gact, act },
     };
-    let dispatch = gpu::matmul(ctx, form, d, &ga, &gb, &gc, gpu_epilogue).unwrap();
-    ctx.run(&[&dispatch]).unwrap();
-    let got = ctx.read(&gc).unwrap();
-    assert_close(
-        &format!("matmul {form:?} {d:?} epilogue {epilogue_kind} {act:?}"),
-        &got,
-        &want,
-        GPU_TOLERANCE,
-    )
+    // Every kernel variant, not only the one this adapter would pick.
+    let mut worst: f64 = 0.0;
+    for kernel in MatmulKernel::ALL {
+        let epilogue = match gpu_epilogue {
+            Epilogue::None => Epilogue::None,
+            Epilogue::BiasAct { bias, act } => Epilogue::BiasAct {
+                bias: Operand::dense(bias, d.n),
+                act,
+            },
+            Epilogue::ActGrad { act_output, act } => Epilogue::ActGrad {
+                act_output: Operand::dense(act_output, d.n),
+                act,
+            },
+        };
+        let a_cols = if form.transposes_a() { d.m } else { d.k };
+        let b_cols = if form.transposes_b() { d.k } else { d.n };
+        let (a, b, c) = (
+            Operand::dense(&ga, a_cols),
+            Operand::dense(&gb, b_cols),
+            Operand::dense(&gc, d.n),
+        );
+        ctx.write(&gc, &vec![f32::NAN; d.m * d.n]).unwrap();
+        let dispatch = gpu::matmul_with_kernel(ctx, kernel, form, d, a, b, c, epilogue, false).unwrap();
+        ctx.run(&[&dispatch]).unwrap();
+        let got = ctx.read(&gc).unwrap();
+        let what = format!("matmul {kernel:?} {form:?} {d:?} epilogue {epilogue_kind} {act:?}");
+        worst = worst.max(assert_close(&what, &got, &want, GPU_TOLERANCE));
+    }
+    worst
 }
 
 #[test]

@@ -110,6 +110,8 @@ pub struct GpuContext {
     pub(crate) pipelines: PipelineCache,
     /// Bound where a kernel's layout has a slot the chosen variant does not read.
     pub(crate) placeholder: wgpu::Buffer,
+    /// The matmul kernel this device runs (per adapter type).
+    matmul_kernel: crate::gpu::matmul::MatmulKernel,
     /// Bind groups (and uniform buffers) created so far: a steady training loop creates none.
     pub(crate) prepared: std::sync::atomic::AtomicU64,
     /// wgpu errors raised outside an error scope, kept until the next check.
@@ -184,6 +186,7 @@ impl GpuContext {
             usage: wgpu::BufferUsages::STORAGE,
             mapped_at_creation: false,
         });
+        let matmul_kernel = crate::gpu::matmul::MatmulKernel::for_adapter(info.device_type)?;
         Ok(GpuContext {
             device,
             queue,
@@ -191,6 +194,7 @@ impl GpuContext {
             limits,
             pipelines: PipelineCache::default(),
             placeholder,
+            matmul_kernel,
             prepared: std::sync::atomic::AtomicU64::new(0),
             uncaptured,
         })
@@ -199,6 +203,11 @@ impl GpuContext {
     /// The placeholder bound where a kernel variant does not read a slot.
     pub(crate) fn placeholder_binding(&self) -> crate::gpu::buffer::Binding<'_> {
         (&self.placeholder).into()
+    }
+
+    /// The matmul kernel this device runs (per adapter type, `SHADERGRAD_MATMUL` overrides).
+    pub fn matmul_kernel(&self) -> crate::gpu::matmul::MatmulKernel {
+        self.matmul_kernel
     }
 
     /// The adapter in use.

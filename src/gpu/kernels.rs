@@ -14,7 +14,16 @@ pub(crate) static MATMUL: Shader = Shader {
     name: "matmul.wgsl",
     source: concat!(
         include_str!("../../shaders/activation.wgsl"),
+        include_str!("../../shaders/matmul_common.wgsl"),
         include_str!("../../shaders/matmul.wgsl")
+    ),
+};
+pub(crate) static MATMUL_CPU: Shader = Shader {
+    name: "matmul_cpu.wgsl",
+    source: concat!(
+        include_str!("../../shaders/activation.wgsl"),
+        include_str!("../../shaders/matmul_common.wgsl"),
+        include_str!("../../shaders/matmul_cpu.wgsl")
     ),
 };
 pub(crate) static ELEMENTWISE: Shader = Shader {

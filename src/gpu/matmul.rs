@@ -2,11 +2,11 @@
 //! `shaders/matmul.wgsl`; CPU twin: [`crate::cpu::matmul`].
 
 use crate::error::{Error, Result};
-use crate::gpu::kernels::{Kernel, MATMUL, Slot};
+use crate::gpu::kernels::{Kernel, MATMUL, MATMUL_CPU, Slot};
 use crate::gpu::{Dispatch, GpuBuffer, GpuContext, GpuView};
 use crate::ops::{Epilogue, MatmulDims, MatmulForm};
 
-const KERNEL: Kernel = Kernel {
+const TILED: Kernel = Kernel {
     shader: &MATMUL,
     entry: "matmul",
     slots: &[
@@ -17,11 +17,60 @@ const KERNEL: Kernel = Kernel {
         (4, Slot::Uniform),
     ],
 };
+const ROW_BLOCK: Kernel = Kernel {
+    shader: &MATMUL_CPU,
+    entry: "matmul_rows",
+    slots: &[
+        (0, Slot::Read),
+        (1, Slot::Read),
+        (2, Slot::Read),
+        (3, Slot::ReadWrite),
+        (4, Slot::Uniform),
+        (5, Slot::Read),
+        (6, Slot::Read),
+    ],
+};
 
-/// Outputs per invocation along each axis and invocations per workgroup along each axis
-/// (must match `TILE` and `@workgroup_size` in the kernel).
-const TILE: usize = 4;
-const WORKGROUP: usize = 8;
+/// The tiled kernel's output block per workgroup (8×8 invocations × 4×4 outputs).
+const TILED_BLOCK: usize = 32;
+/// The row-block kernel's rows per workgroup and columns per workgroup (8 lanes × 8).
+const ROW_BLOCK_ROWS: usize = 16;
+const ROW_BLOCK_COLS: usize = 64;
+
+/// Which matmul kernel a device runs, chosen per adapter type: what is fast on a GPU and on a
+/// CPU adapter differs (see `shaders/matmul.wgsl` and `shaders/matmul_cpu.wgsl`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MatmulKernel {
+    /// 8×8 invocations of 4×4 outputs each, loads coalesced along columns: for GPUs.
+    Tiled,
+    /// 16 shared rows per 8-lane workgroup, 8 columns per lane, vec4 loads: for CPU adapters
+    /// (lavapipe, WARP), where each invocation is a SIMD lane.
+    RowBlock,
+}
+
+impl MatmulKernel {
+    /// Both kernels, for tests.
+    pub const ALL: [MatmulKernel; 2] = [MatmulKernel::Tiled, MatmulKernel::RowBlock];
+
+    /// The kernel for an adapter type: `RowBlock` on CPU adapters, `Tiled` elsewhere.
+    /// `SHADERGRAD_MATMUL=tiled|rows` overrides.
+    pub fn for_adapter(device_type: wgpu::DeviceType) -> Result<Self> {
+        match std::env::var("SHADERGRAD_MATMUL").ok().as_deref().map(str::trim) {
+            None | Some("") => Ok(if device_type == wgpu::DeviceType::Cpu {
+                MatmulKernel::RowBlock
+            } else {
+                MatmulKernel::Tiled
+            }),
+            Some("tiled") => Ok(MatmulKernel::Tiled),
+            Some("rows") => Ok(MatmulKernel::RowBlock),
+            Some(other) => Err(Error::BadEnvVar {
+                var: "SHADERGRAD_MATMUL",
+                value: other.to_string(),
+                expected: "tiled or rows",
+            }),
+        }
+    }
+}
 
 /// A matrix inside a bound view: element `(i, j)` is at `offset + i·ld + j` of the view.
 #[derive(Clone, Copy)]
@@ -100,12 +149,35 @@ pub fn matmul(
 }
 
 /// Prepares `C = epilogue(op(A)·op(B) (+ C if accumulate))` on strided operands, each bound
-/// through its own view: the building block for layers split across bindings.
+/// through its own view: the building block for layers split across bindings. Runs the
+/// device's [`MatmulKernel`].
 ///
 /// The `ActGrad` operand must share `C`'s leading dimension.
 #[allow(clippy::too_many_arguments)]
 pub fn matmul_strided(
     ctx: &GpuContext,
+    form: MatmulForm,
+    dims: MatmulDims,
+    a: Operand<'_>,
+    b: Operand<'_>,
+    c: Operand<'_>,
+    epilogue: Epilogue<Operand<'_>>,
+    accumulate: bool,
+) -> Result<Dispatch> {
+    matmul_with_kernel(ctx, ctx.matmul_kernel(), form, dims, a, b, c, epilogue, accumulate)
+}
+
+/// Whether an operand's rows can be read as whole vec4s: 16-byte aligned start and stride.
+fn vec4_aligned(x: &Operand<'_>) -> bool {
+    let binding = x.view.binding();
+    x.offset % 4 == 0 && x.ld % 4 == 0 && binding.offset % 16 == 0 && binding.size >= 16
+}
+
+/// [`matmul_strided`] with an explicit kernel, so tests can check every kernel on one device.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_with_kernel(
+    ctx: &GpuContext,
+    kernel: MatmulKernel,
     form: MatmulForm,
     dims: MatmulDims,
     a: Operand<'_>,
@@ -161,8 +233,29 @@ pub fn matmul_strided(
         c.offset as u32,
         extra_offset as u32,
     ];
-    let per_group = TILE * WORKGROUP;
-    let groups = [n.div_ceil(per_group) as u32, m.div_ceil(per_group) as u32, 1];
-    let bindings = [a.view.binding(), b.view.binding(), extra, c.view.binding()];
-    ctx.prepare(&KERNEL, &constants, &bindings, bytemuck::bytes_of(&params), groups)
+    let mut bindings = vec![a.view.binding(), b.view.binding(), extra, c.view.binding()];
+    match kernel {
+        MatmulKernel::Tiled => {
+            let groups = [n.div_ceil(TILED_BLOCK) as u32, m.div_ceil(TILED_BLOCK) as u32, 1];
+            ctx.prepare(&TILED, &constants, &bindings, bytemuck::bytes_of(&params), groups)
+        }
+        MatmulKernel::RowBlock => {
+            let (vec_a, vec_b) = (vec4_aligned(&a), vec4_aligned(&b));
+            let mut constants = constants;
+            constants.push(("VEC_A", f64::from(u8::from(vec_a))));
+            constants.push(("VEC_B", f64::from(u8::from(vec_b))));
+            bindings.push(if vec_a {
+                a.view.binding()
+            } else {
+                ctx.placeholder_binding()
+            });
+            bindings.push(if vec_b {
+                b.view.binding()
+            } else {
+                ctx.placeholder_binding()
+            });
+            let groups = [n.div_ceil(ROW_BLOCK_COLS) as u32, m.div_ceil(ROW_BLOCK_ROWS) as u32, 1];
+            ctx.prepare(&ROW_BLOCK, &constants, &bindings, bytemuck::bytes_of(&params), groups)
+        }
+    }
 }

@@ -21,7 +21,7 @@ pub use context::{AdapterRequest, GpuContext, list_adapters, parse_backend};
 pub use dispatch::Dispatch;
 pub use elementwise::{activation_backward, activation_forward, bias_activation, bias_grad};
 pub use loss::{mse, sigmoid_binary_cross_entropy, softmax_cross_entropy};
-pub use matmul::{Operand, matmul, matmul_strided};
+pub use matmul::{MatmulKernel, Operand, matmul, matmul_strided, matmul_with_kernel};
 pub use metrics::{accumulate_sum, count_correct};
 pub use optim::{accumulate_grad_norm, adam_update, momentum_update, sgd_update, tick};
 

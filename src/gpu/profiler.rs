@@ -24,7 +24,12 @@ impl PassTimer {
             count: 2,
         });
         let buffer = |usage| {
-            ctx.device.create_buffer(&wgpu::BufferDescriptor { label: Some("pass timer"), size: 16, usage, mapped_at_creation: false })
+            ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("pass timer"),
+                size: 16,
+                usage,
+                mapped_at_creation: false,
+            })
         };
         Some(PassTimer {
             query_set,
@@ -56,7 +61,10 @@ impl PassTimer {
             sender.send(r).ok();
         });
         ctx.wait()?;
-        let failed = |reason: String| Error::Readback { what: "timestamps".into(), reason };
+        let failed = |reason: String| Error::Readback {
+            what: "timestamps".into(),
+            reason,
+        };
         match pollster::block_on(receiver.receive()) {
             Some(Ok(())) => {}
             other => return Err(failed(format!("{other:?}"))),
@@ -75,10 +83,14 @@ impl GpuContext {
     /// took (waits for it).
     pub fn run_timed(&self, dispatches: &[&crate::gpu::Dispatch], timer: &PassTimer) -> Result<f64> {
         self.scoped("submitting timed kernels", || {
-            let mut encoder = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("timed") });
+            let mut encoder = self
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("timed") });
             {
-                let mut pass = encoder
-                    .begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("timed"), timestamp_writes: Some(timer.writes()) });
+                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("timed"),
+                    timestamp_writes: Some(timer.writes()),
+                });
                 for d in dispatches {
                     d.record(&mut pass);
                 }

@@ -256,14 +256,42 @@ impl GpuBackend {
     pub fn train_batches_timed(&mut self, data: &Dataset, batches: &[&[u32]]) -> Result<Option<f64>> {
         check_fits(&self.spec, data)?;
         check_batches(batches, data.len(), self.max_batch)?;
-        let Some(timer) = PassTimer::new(&self.ctx) else { return Ok(None) };
+        let Some(timer) = PassTimer::new(&self.ctx) else {
+            return Ok(None);
+        };
         let mut seconds = 0.0;
         for batch in batches {
-            seconds += self.submit_batches(data, &[batch], Purpose::Train, Some(&timer))?.unwrap_or(0.0);
+            seconds += self
+                .submit_batches(data, &[batch], Purpose::Train, Some(&timer))?
+                .unwrap_or(0.0);
             self.train_samples += batch.len() as u64;
         }
         self.train_has_accuracy = data.classes().is_some();
         Ok(Some(seconds))
+    }
+
+    /// GPU seconds of each dispatch of one training step on `batch`, each timed in a pass of
+    /// its own (so the sum exceeds a real step by the per-pass overhead). `None` without
+    /// timestamp queries. Trains on the batch as a side effect.
+    pub fn profile_step(&mut self, data: &Dataset, batch: &[u32]) -> Result<Option<Vec<(String, f64)>>> {
+        check_fits(&self.spec, data)?;
+        check_batches(&[batch], data.len(), self.max_batch)?;
+        let Some(timer) = PassTimer::new(&self.ctx) else {
+            return Ok(None);
+        };
+        let ctx = Arc::clone(&self.ctx);
+        let program = self.program(data, batch.len(), Purpose::Train)?;
+        ctx.queue
+            .write_buffer(&program.ws.indices.buffer, 0, bytemuck::cast_slice(batch));
+        let mut times = Vec::new();
+        for d in program.gathers[0].iter().chain(&program.body) {
+            times.push((
+                format!("{} {:?}", d.name(), d.workgroups()),
+                ctx.run_timed(&[d], &timer)?,
+            ));
+        }
+        self.train_samples += batch.len() as u64;
+        Ok(Some(times))
     }
 
     /// How many storage bindings layer `l`'s weight is split across (1 when it fits one).
@@ -505,8 +533,11 @@ impl GpuBackend {
         let ctx = Arc::clone(&self.ctx);
         let program = self.program(data, rows, purpose)?;
         let index = ctx.scoped("recording a training step", || {
-            ctx.queue.write_buffer(&program.ws.indices.buffer, 0, bytemuck::cast_slice(&indices));
-            let mut encoder = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("steps") });
+            ctx.queue
+                .write_buffer(&program.ws.indices.buffer, 0, bytemuck::cast_slice(&indices));
+            let mut encoder = ctx
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("steps") });
             {
                 let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                     label: Some("steps"),
@@ -531,8 +562,14 @@ impl GpuBackend {
         while self.in_flight.len() > MAX_IN_FLIGHT {
             let oldest = self.in_flight.pop_front().expect("non-empty");
             ctx.device
-                .poll(wgpu::PollType::Wait { submission_index: Some(oldest), timeout: None })
-                .map_err(|e| Error::Gpu { context: "waiting for training steps".into(), message: e.to_string() })?;
+                .poll(wgpu::PollType::Wait {
+                    submission_index: Some(oldest),
+                    timeout: None,
+                })
+                .map_err(|e| Error::Gpu {
+                    context: "waiting for training steps".into(),
+                    message: e.to_string(),
+                })?;
         }
         Ok(None)
     }
