@@ -1,10 +1,11 @@
 // Activation prelude: the host prepends this file to every kernel that applies an activation
 // (matmul.wgsl, elementwise.wgsl). CPU twin: src/activation.rs.
 //
-// ACT selects the function: 0 identity, 1 ReLU, 2 sigmoid, 3 tanh, 4 leaky ReLU.
+// An activation code selects the function: 0 identity, 1 ReLU, 2 sigmoid, 3 tanh, 4 leaky ReLU.
 // Derivatives are written in terms of the output a = act(z), so backward needs only a.
+// Elementwise kernels pass their pipeline constant ACT; matmul passes a uniform (the epilogue
+// runs once per output, so a pipeline per activation would only cost compilation time).
 
-override ACT: u32 = 0u;
 const LEAKY_RELU_SLOPE: f32 = 0.01;
 
 // Never evaluates exp of a large positive number.
@@ -23,8 +24,8 @@ fn stable_tanh(z: f32) -> f32 {
     return select(r, -r, z < 0.0);
 }
 
-fn act_forward(z: f32) -> f32 {
-    switch ACT {
+fn act_forward(code: u32, z: f32) -> f32 {
+    switch code {
         case 1u: { return max(z, 0.0); }
         case 2u: { return stable_sigmoid(z); }
         case 3u: { return stable_tanh(z); }
@@ -33,8 +34,8 @@ fn act_forward(z: f32) -> f32 {
     }
 }
 
-fn act_derivative_from_output(a: f32) -> f32 {
-    switch ACT {
+fn act_derivative_from_output(code: u32, a: f32) -> f32 {
+    switch code {
         case 1u: { return select(0.0, 1.0, a > 0.0); }
         case 2u: { return a * (1.0 - a); }
         case 3u: { return 1.0 - a * a; }

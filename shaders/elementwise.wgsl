@@ -16,6 +16,8 @@ struct Shape {
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 @group(0) @binding(3) var<uniform> shape: Shape;
 
+override ACT: u32 = 0u;
+
 fn linear_index(gid: vec3<u32>) -> u32 {
     return gid.y * shape.threads_x + gid.x;
 }
@@ -27,7 +29,7 @@ fn bias_activation(@builtin(global_invocation_id) gid: vec3<u32>) {
     if i >= shape.len {
         return;
     }
-    out[i] = act_forward(x[i] + y[i % shape.cols]);
+    out[i] = act_forward(ACT, x[i] + y[i % shape.cols]);
 }
 
 // out = act(x).
@@ -37,7 +39,7 @@ fn activation_forward(@builtin(global_invocation_id) gid: vec3<u32>) {
     if i >= shape.len {
         return;
     }
-    out[i] = act_forward(x[i]);
+    out[i] = act_forward(ACT, x[i]);
 }
 
 // out = x · act'(y), where x is dA and y the stored activation output.
@@ -47,7 +49,7 @@ fn activation_backward(@builtin(global_invocation_id) gid: vec3<u32>) {
     if i >= shape.len {
         return;
     }
-    out[i] = x[i] * act_derivative_from_output(y[i]);
+    out[i] = x[i] * act_derivative_from_output(ACT, y[i]);
 }
 
 // out[col] = Σ_r x[r, col], summed in row order like the CPU twin (deterministic).

@@ -5,9 +5,11 @@
 // Operands are strided views: element (i, j) of a view is at offset + i·ld + j, so a kernel can
 // read a column block of a wider matrix or write into one (layers split across bindings).
 // Transposed operands are read in place (TRANS_A: A stored k×m; TRANS_B: B stored n×k).
-// EPILOGUE 0: store; 1: act(acc + bias[extra_offset + col]);
+// epilogue 0: store; 1: act(acc + bias[extra_offset + col]);
 //          2: acc · act'(extra[extra_offset + row·ldc + col]) (the layer's activation output).
 // accumulate = 1 adds the existing C before the epilogue (sums over split bindings).
+// The epilogue and its activation are uniforms, not pipeline constants: they run once per output,
+// and every pipeline variant costs up to a second of compilation on a CPU adapter.
 
 struct Params {
     m: u32,
@@ -17,11 +19,15 @@ struct Params {
     lda: u32,
     ldb: u32,
     ldc: u32,
-    _pad0: u32,
+    epilogue: u32,
     a_offset: u32,
     b_offset: u32,
     c_offset: u32,
     extra_offset: u32,
+    act: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<storage, read> a: array<f32>;
@@ -32,7 +38,6 @@ struct Params {
 
 override TRANS_A: bool = false;
 override TRANS_B: bool = false;
-override EPILOGUE: u32 = 0u;
 
 // op(A)[i, kk]
 fn load_a(i: u32, kk: u32) -> f32 {
@@ -60,9 +65,9 @@ fn store(i: u32, j: u32, acc: f32) {
     if p.accumulate != 0u {
         value += c[idx];
     }
-    switch EPILOGUE {
-        case 1u: { c[idx] = act_forward(value + extra[p.extra_offset + j]); }
-        case 2u: { c[idx] = value * act_derivative_from_output(extra[p.extra_offset + i * p.ldc + j]); }
+    switch p.epilogue {
+        case 1u: { c[idx] = act_forward(p.act, value + extra[p.extra_offset + j]); }
+        case 2u: { c[idx] = value * act_derivative_from_output(p.act, extra[p.extra_offset + i * p.ldc + j]); }
         default: { c[idx] = value; }
     }
 }

@@ -384,6 +384,10 @@ fn optimizers_match_cpu_over_several_steps() {
             (785, 2.0),
             (100_003, 0.0),
             (100_003, 10.0),
+            // Multiples of four take the vec4 kernels.
+            (4, 0.0),
+            (1024, 0.5),
+            (100_000, 0.0),
         ] {
             let mut w = random_vec(&mut r, len, 1.0);
             let mut m = vec![0.0f32; len];

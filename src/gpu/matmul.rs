@@ -164,7 +164,14 @@ pub fn matmul_strided(
     epilogue: Epilogue<Operand<'_>>,
     accumulate: bool,
 ) -> Result<Dispatch> {
-    matmul_with_kernel(ctx, ctx.matmul_kernel(), form, dims, a, b, c, epilogue, accumulate)
+    // The row-block kernel pays off where its vec4 loads apply; an unaligned operand (in training,
+    // the dZ of a 10-class output layer) goes to the small tiled kernel instead of a second large
+    // pipeline variant that would cost about a second of compilation on a CPU adapter.
+    let kernel = match ctx.matmul_kernel() {
+        MatmulKernel::RowBlock if !(vec4_aligned(&a) && vec4_aligned(&b)) => MatmulKernel::Tiled,
+        kernel => kernel,
+    };
+    matmul_with_kernel(ctx, kernel, form, dims, a, b, c, epilogue, accumulate)
 }
 
 /// Whether an operand's rows can be read as whole vec4s: 16-byte aligned start and stride.
@@ -216,10 +223,8 @@ pub fn matmul_with_kernel(
     let constants = vec![
         ("TRANS_A", f64::from(u8::from(form.transposes_a()))),
         ("TRANS_B", f64::from(u8::from(form.transposes_b()))),
-        ("EPILOGUE", f64::from(epilogue_code)),
-        ("ACT", f64::from(act_code)),
     ];
-    let params: [u32; 12] = [
+    let params: [u32; 16] = [
         m as u32,
         k as u32,
         n as u32,
@@ -227,11 +232,15 @@ pub fn matmul_with_kernel(
         a.ld as u32,
         b.ld as u32,
         c.ld as u32,
-        0,
+        epilogue_code,
         a.offset as u32,
         b.offset as u32,
         c.offset as u32,
         extra_offset as u32,
+        act_code,
+        0,
+        0,
+        0,
     ];
     let mut bindings = vec![a.view.binding(), b.view.binding(), extra, c.view.binding()];
     match kernel {

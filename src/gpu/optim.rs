@@ -14,39 +14,58 @@ const TICK: Kernel = Kernel {
     entry: "tick",
     slots: &[(4, Slot::ReadWrite)],
 };
-const SGD: Kernel = Kernel {
-    shader: &OPTIM,
-    entry: "sgd",
-    slots: &[
-        (0, Slot::ReadWrite),
-        (1, Slot::Read),
-        (4, Slot::ReadWrite),
-        (5, Slot::Uniform),
-    ],
-};
-const MOMENTUM: Kernel = Kernel {
-    shader: &OPTIM,
-    entry: "momentum",
-    slots: &[
-        (0, Slot::ReadWrite),
-        (1, Slot::Read),
-        (2, Slot::ReadWrite),
-        (4, Slot::ReadWrite),
-        (5, Slot::Uniform),
-    ],
-};
-const ADAM: Kernel = Kernel {
-    shader: &OPTIM,
-    entry: "adam",
-    slots: &[
+/// An update rule's kernels: scalar, and four elements per invocation.
+struct Rule {
+    scalar: Kernel,
+    vec4: Kernel,
+}
+
+const fn rule(scalar: &'static str, vec4: &'static str, moments: usize) -> Rule {
+    const SCALAR: [(u32, Slot); 6] = [
         (0, Slot::ReadWrite),
         (1, Slot::Read),
         (2, Slot::ReadWrite),
         (3, Slot::ReadWrite),
         (4, Slot::ReadWrite),
         (5, Slot::Uniform),
-    ],
-};
+    ];
+    const VEC4: [(u32, Slot); 6] = [
+        (10, Slot::ReadWrite),
+        (11, Slot::Read),
+        (12, Slot::ReadWrite),
+        (13, Slot::ReadWrite),
+        (4, Slot::ReadWrite),
+        (5, Slot::Uniform),
+    ];
+    // w, g, the moments, then state and length.
+    let slots: [&'static [(u32, Slot)]; 2] = match moments {
+        0 => [
+            &[SCALAR[0], SCALAR[1], SCALAR[4], SCALAR[5]],
+            &[VEC4[0], VEC4[1], VEC4[4], VEC4[5]],
+        ],
+        1 => [
+            &[SCALAR[0], SCALAR[1], SCALAR[2], SCALAR[4], SCALAR[5]],
+            &[VEC4[0], VEC4[1], VEC4[2], VEC4[4], VEC4[5]],
+        ],
+        _ => [&SCALAR, &VEC4],
+    };
+    Rule {
+        scalar: Kernel {
+            shader: &OPTIM,
+            entry: scalar,
+            slots: slots[0],
+        },
+        vec4: Kernel {
+            shader: &OPTIM,
+            entry: vec4,
+            slots: slots[1],
+        },
+    }
+}
+
+const SGD: Rule = rule("sgd", "sgd4", 0);
+const MOMENTUM: Rule = rule("momentum", "momentum4", 1);
+const ADAM: Rule = rule("adam", "adam4", 2);
 
 const GRAD_NORM: Kernel = Kernel {
     shader: &OPTIM,
@@ -82,23 +101,30 @@ pub fn tick(ctx: &GpuContext, state: &GpuBuffer<OptimState>) -> Result<Dispatch>
 
 fn update(
     ctx: &GpuContext,
-    kernel: &Kernel,
+    rule: &Rule,
     w: GpuView<'_, f32>,
     g: GpuView<'_, f32>,
     moments: &[GpuView<'_, f32>],
     state: &GpuBuffer<OptimState>,
 ) -> Result<Dispatch> {
-    let op = kernel.entry;
+    let op = rule.scalar.entry;
     check_nonzero(op, &[("parameters", w.len())])?;
     check_len(op, "gradient", g.len(), w.len())?;
     for m in moments {
         check_len(op, "optimizer moment", m.len(), w.len())?;
     }
     check_len(op, "state", state.len(), 1)?;
-    let (groups, threads_x) = grid_1d(ctx, op, w.len(), 256)?;
-    let params = [w.len() as u32, threads_x, 0, 0];
     let mut bindings = vec![w.binding(), g.binding()];
     bindings.extend(moments.iter().map(|m| m.binding()));
+    // Four elements per invocation when every view is whole vec4s at 16-byte offsets.
+    let by_four = w.len() % 4 == 0 && bindings.iter().all(|b| b.offset % 16 == 0);
+    let (kernel, items) = if by_four {
+        (&rule.vec4, w.len() / 4)
+    } else {
+        (&rule.scalar, w.len())
+    };
+    let (groups, threads_x) = grid_1d(ctx, op, items, 256)?;
+    let params = [items as u32, threads_x, 0, 0];
     bindings.push((&state.buffer).into());
     ctx.prepare(kernel, &Vec::new(), &bindings, bytemuck::bytes_of(&params), groups)
 }
