@@ -177,7 +177,7 @@ pub fn matmul_strided(
 /// Whether an operand's rows can be read as whole vec4s: 16-byte aligned start and stride.
 fn vec4_aligned(x: &Operand<'_>) -> bool {
     let binding = x.view.binding();
-    x.offset % 4 == 0 && x.ld % 4 == 0 && binding.offset % 16 == 0 && binding.size >= 16
+    x.offset.is_multiple_of(4) && x.ld.is_multiple_of(4) && binding.offset.is_multiple_of(16) && binding.size >= 16
 }
 
 /// [`matmul_strided`] with an explicit kernel, so tests can check every kernel on one device.

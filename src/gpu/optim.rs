@@ -117,7 +117,7 @@ fn update(
     let mut bindings = vec![w.binding(), g.binding()];
     bindings.extend(moments.iter().map(|m| m.binding()));
     // Four elements per invocation when every view is whole vec4s at 16-byte offsets.
-    let by_four = w.len() % 4 == 0 && bindings.iter().all(|b| b.offset % 16 == 0);
+    let by_four = w.len().is_multiple_of(4) && bindings.iter().all(|b| b.offset % 16 == 0);
     let (kernel, items) = if by_four {
         (&rule.vec4, w.len() / 4)
     } else {
