@@ -2,6 +2,7 @@
 //! GPU twin: `shaders/matmul.wgsl`.
 
 use super::{Real, for_each_row};
+use crate::activation::Activation;
 use crate::error::{Result, check_len};
 use crate::ops::{Epilogue, MatmulDims, MatmulForm};
 
@@ -64,17 +65,36 @@ pub fn matmul<T: Real>(
 
     match epilogue {
         Epilogue::None => {}
-        Epilogue::BiasAct { bias, act } => for_each_row(c, n, |_, row| {
-            for (x, &b) in row.iter_mut().zip(bias) {
-                *x = act.forward(*x + b);
-            }
-        }),
+        Epilogue::BiasAct { bias, act } => for_each_row(c, n, |_, row| bias_act_row(row, bias, act)),
         Epilogue::ActGrad { act_output, act } => for_each_row(c, n, |r, row| {
             let out = &act_output[r * n..(r + 1) * n];
-            for (x, &a) in row.iter_mut().zip(out) {
-                *x = *x * act.derivative_from_output(a);
+            match act {
+                // The common cases as plain loops the compiler vectorises; the rest per element.
+                Activation::Identity => {}
+                Activation::Relu => {
+                    for (x, &a) in row.iter_mut().zip(out) {
+                        *x = if a > T::zero() { *x } else { T::zero() };
+                    }
+                }
+                _ => {
+                    for (x, &a) in row.iter_mut().zip(out) {
+                        *x = *x * act.derivative_from_output(a);
+                    }
+                }
             }
         }),
     }
     Ok(())
+}
+
+/// `row[j] = act(row[j] + bias[j])`, with the common activations as plain vectorisable loops.
+fn bias_act_row<T: Real>(row: &mut [T], bias: &[T], act: Activation) {
+    match act {
+        Activation::Identity => row.iter_mut().zip(bias).for_each(|(x, &b)| *x = *x + b),
+        Activation::Relu => row
+            .iter_mut()
+            .zip(bias)
+            .for_each(|(x, &b)| *x = (*x + b).max(T::zero())),
+        _ => row.iter_mut().zip(bias).for_each(|(x, &b)| *x = act.forward(*x + b)),
+    }
 }

@@ -6,6 +6,7 @@
 
 pub mod data;
 pub mod elementwise;
+pub mod flush;
 pub mod loss;
 pub mod matmul;
 pub mod metrics;

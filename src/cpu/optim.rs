@@ -3,7 +3,12 @@
 //! Each takes the step's [`OptimState`] (after [`OptimState::tick`]) so both backends read
 //! the same hyperparameters and bias corrections.
 
-use super::{Real, for_each_element};
+use super::{PARALLEL_MIN_ELEMENTS, Real, for_each_element};
+use rayon::prelude::*;
+
+/// Elements per parallel task of the stateful updates: big enough to amortise rayon, small
+/// enough to spread a layer over every core.
+const CHUNK: usize = 1 << 14;
 use crate::error::{Result, check_len, check_nonzero};
 use crate::optimizer::OptimState;
 
@@ -33,9 +38,18 @@ pub fn momentum_update<T: Real>(w: &mut [T], g: &[T], velocity: &mut [T], s: &Op
     let (lr, mu) = (cast::<T>(s.lr), cast::<T>(s.momentum));
     let decay = T::one() - cast::<T>(s.lr * s.weight_decay);
     let clip = cast::<T>(s.clip_scale());
-    for ((w, &g), v) in w.iter_mut().zip(g).zip(velocity.iter_mut()) {
-        *v = mu * *v + g * clip;
-        *w = *w * decay - lr * *v;
+    let run = |(w, (g, v)): (&mut [T], (&[T], &mut [T]))| {
+        for ((w, &g), v) in w.iter_mut().zip(g).zip(v.iter_mut()) {
+            *v = mu * *v + g * clip;
+            *w = *w * decay - lr * *v;
+        }
+    };
+    if w.len() >= PARALLEL_MIN_ELEMENTS {
+        w.par_chunks_mut(CHUNK)
+            .zip(g.par_chunks(CHUNK).zip(velocity.par_chunks_mut(CHUNK)))
+            .for_each(run);
+    } else {
+        run((w, (g, velocity)));
     }
     Ok(())
 }
@@ -56,13 +70,24 @@ pub fn adam_update<T: Real>(w: &mut [T], g: &[T], m: &mut [T], v: &mut [T], s: &
     let (bc1, bc2) = (cast::<T>(s.bias_correction1), cast::<T>(s.bias_correction2));
     let decay = T::one() - cast::<T>(s.lr * s.weight_decay);
     let clip = cast::<T>(s.clip_scale());
-    for (((w, &g), m), v) in w.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
-        let g = g * clip;
-        *m = b1 * *m + (T::one() - b1) * g;
-        *v = b2 * *v + (T::one() - b2) * g * g;
-        let m_hat = *m / bc1;
-        let v_hat = *v / bc2;
-        *w = *w * decay - lr * m_hat / (v_hat.sqrt() + eps);
+    let run = |((w, g), (m, v)): ((&mut [T], &[T]), (&mut [T], &mut [T]))| {
+        for (((w, &g), m), v) in w.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+            let g = g * clip;
+            *m = b1 * *m + (T::one() - b1) * g;
+            *v = b2 * *v + (T::one() - b2) * g * g;
+            let m_hat = *m / bc1;
+            let v_hat = *v / bc2;
+            *w = *w * decay - lr * m_hat / (v_hat.sqrt() + eps);
+        }
+    };
+    if w.len() >= PARALLEL_MIN_ELEMENTS {
+        let (wg, mv) = (
+            w.par_chunks_mut(CHUNK).zip(g.par_chunks(CHUNK)),
+            m.par_chunks_mut(CHUNK).zip(v.par_chunks_mut(CHUNK)),
+        );
+        wg.zip(mv).for_each(run);
+    } else {
+        run(((w, g), (m, v)));
     }
     Ok(())
 }

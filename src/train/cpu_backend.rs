@@ -49,6 +49,8 @@ pub struct CpuBackend {
     max_batch: usize,
     workspaces: HashMap<usize, Workspace>,
     totals: Totals,
+    /// Threads that flush subnormals (see [`crate::cpu::flush`]); every step runs inside it.
+    pool: Option<rayon::ThreadPool>,
 }
 
 fn zeros_like(network: &Network) -> Vec<DenseLayer> {
@@ -82,6 +84,7 @@ impl CpuBackend {
             max_batch,
             workspaces: HashMap::new(),
             totals: Totals::default(),
+            pool: crate::cpu::flush::flushing_pool(),
         })
     }
 
@@ -228,7 +231,11 @@ impl CpuBackend {
 
 impl Backend for CpuBackend {
     fn name(&self) -> String {
-        format!("cpu ({} threads)", rayon::current_num_threads())
+        let threads = self
+            .pool
+            .as_ref()
+            .map_or_else(rayon::current_num_threads, |p| p.current_num_threads());
+        format!("cpu ({threads} threads)")
     }
 
     fn spec(&self) -> &NetworkSpec {
@@ -238,7 +245,14 @@ impl Backend for CpuBackend {
     fn train_batches(&mut self, data: &Dataset, batches: &[&[u32]]) -> Result<()> {
         check_fits(&self.network.spec, data)?;
         check_batches(batches, data.len(), self.max_batch)?;
-        batches.iter().try_for_each(|batch| self.step(data, batch))
+        match self.pool.take() {
+            Some(pool) => {
+                let result = pool.install(|| batches.iter().try_for_each(|batch| self.step(data, batch)));
+                self.pool = Some(pool);
+                result
+            }
+            None => batches.iter().try_for_each(|batch| self.step(data, batch)),
+        }
     }
 
     fn take_train_totals(&mut self) -> Result<Totals> {
@@ -246,6 +260,33 @@ impl Backend for CpuBackend {
     }
 
     fn evaluate(&mut self, data: &Dataset) -> Result<Totals> {
+        match self.pool.take() {
+            Some(pool) => {
+                let result = pool.install(|| self.evaluate_here(data));
+                self.pool = Some(pool);
+                result
+            }
+            None => self.evaluate_here(data),
+        }
+    }
+
+    fn predict(&mut self, features: &[f32], rows: usize) -> Result<Vec<f32>> {
+        self.predict_here(features, rows)
+    }
+
+    fn set_learning_rate(&mut self, lr: f32) -> Result<()> {
+        super::check_learning_rate(lr)?;
+        self.state.lr = lr;
+        Ok(())
+    }
+
+    fn network(&mut self) -> Result<Network> {
+        Ok(self.network.clone())
+    }
+}
+
+impl CpuBackend {
+    fn evaluate_here(&mut self, data: &Dataset) -> Result<Totals> {
         check_fits(&self.network.spec, data)?;
         let spec = self.network.spec.clone();
         let mut totals = Totals {
@@ -268,7 +309,7 @@ impl Backend for CpuBackend {
         Ok(totals)
     }
 
-    fn predict(&mut self, features: &[f32], rows: usize) -> Result<Vec<f32>> {
+    fn predict_here(&mut self, features: &[f32], rows: usize) -> Result<Vec<f32>> {
         check_predict_input(&self.network.spec, features, rows)?;
         let mut ws = Workspace::new(&self.network.spec, rows);
         ws.x.copy_from_slice(features);
@@ -279,15 +320,5 @@ impl Backend for CpuBackend {
             .loss
             .output_transform(&mut out, self.network.spec.outputs());
         Ok(out)
-    }
-
-    fn set_learning_rate(&mut self, lr: f32) -> Result<()> {
-        super::check_learning_rate(lr)?;
-        self.state.lr = lr;
-        Ok(())
-    }
-
-    fn network(&mut self) -> Result<Network> {
-        Ok(self.network.clone())
     }
 }
