@@ -70,7 +70,8 @@ pub fn adam_update<T: Real>(w: &mut [T], g: &[T], m: &mut [T], v: &mut [T], s: &
     let (bc1, bc2) = (cast::<T>(s.bias_correction1), cast::<T>(s.bias_correction2));
     let decay = T::one() - cast::<T>(s.lr * s.weight_decay);
     let clip = cast::<T>(s.clip_scale());
-    let run = |((w, g), (m, v)): ((&mut [T], &[T]), (&mut [T], &mut [T]))| {
+    type Chunk<'a, T> = ((&'a mut [T], &'a [T]), (&'a mut [T], &'a mut [T]));
+    let run = |((w, g), (m, v)): Chunk<'_, T>| {
         for (((w, &g), m), v) in w.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
             let g = g * clip;
             *m = b1 * *m + (T::one() - b1) * g;
