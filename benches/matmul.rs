@@ -11,7 +11,9 @@ use shadergrad::{Epilogue, MatmulDims, MatmulForm, cpu};
 const SHAPES: [(usize, usize, usize); 4] = [(128, 784, 512), (128, 512, 256), (512, 512, 512), (1024, 1024, 1024)];
 
 fn values(len: usize, seed: u32) -> Vec<f32> {
-    (0..len).map(|i| ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 8) as f32 / (1 << 24) as f32 - 0.5).collect()
+    (0..len)
+        .map(|i| ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 8) as f32 / (1 << 24) as f32 - 0.5)
+        .collect()
 }
 
 fn matmul(c: &mut Criterion) {
@@ -20,7 +22,10 @@ fn matmul(c: &mut Criterion) {
         eprintln!("no GPU adapter: GPU matmul benches skipped");
     }
     let mut group = c.benchmark_group("matmul");
-    group.sample_size(10).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2));
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
     for (m, k, n) in SHAPES {
         let d = MatmulDims::new(m, k, n);
         group.throughput(Throughput::Elements(d.flops() as u64));

@@ -16,9 +16,15 @@ fn mnist_like(samples: usize) -> Dataset {
     let pixels = (0..samples * 784).map(|i| (i * 31 % 251) as u8).collect();
     let labels = (0..samples as u32).map(|i| i % 10).collect();
     Dataset::new(
-        Features::U8 { data: Arc::new(pixels), scale: 1.0 / 255.0 },
+        Features::U8 {
+            data: Arc::new(pixels),
+            scale: 1.0 / 255.0,
+        },
         784,
-        Targets::Classes { labels: Arc::new(labels), classes: 10 },
+        Targets::Classes {
+            labels: Arc::new(labels),
+            classes: 10,
+        },
     )
     .unwrap()
 }
@@ -26,21 +32,46 @@ fn mnist_like(samples: usize) -> Dataset {
 fn train_step(c: &mut Criterion) {
     let ctx = GpuContext::new().ok().map(Arc::new);
     let data = mnist_like(BATCH * 8);
-    let batches: Vec<Vec<u32>> = (0..8).map(|b| ((b * BATCH) as u32..((b + 1) * BATCH) as u32).collect()).collect();
+    let batches: Vec<Vec<u32>> = (0..8)
+        .map(|b| ((b * BATCH) as u32..((b + 1) * BATCH) as u32).collect())
+        .collect();
     let workloads: [(&str, &[usize], Activation, Optimizer); 3] = [
-        ("784-512-256-10 sgd", &[784, 512, 256, 10], Activation::Relu, Optimizer::sgd(0.01)),
-        ("784-512-256-10 adam", &[784, 512, 256, 10], Activation::Relu, Optimizer::adam(1e-3)),
-        ("784-2352-784-10 sigmoid sgd", &[784, 2352, 784, 10], Activation::Sigmoid, Optimizer::sgd(0.01)),
+        (
+            "784-512-256-10 sgd",
+            &[784, 512, 256, 10],
+            Activation::Relu,
+            Optimizer::sgd(0.01),
+        ),
+        (
+            "784-512-256-10 adam",
+            &[784, 512, 256, 10],
+            Activation::Relu,
+            Optimizer::adam(1e-3),
+        ),
+        (
+            "784-2352-784-10 sigmoid sgd",
+            &[784, 2352, 784, 10],
+            Activation::Sigmoid,
+            Optimizer::sgd(0.01),
+        ),
     ];
     let mut group = c.benchmark_group("train_step");
-    group.sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
     for (name, sizes, act, optimizer) in workloads {
         let spec = NetworkSpec::new(sizes, act, LossKind::SoftmaxCrossEntropy).unwrap();
         let network = Network::init(&spec, 0);
-        let mut backends: Vec<(String, Box<dyn Backend>)> =
-            vec![("cpu".into(), Box::new(CpuBackend::new(network.clone(), optimizer, BATCH, 0.0).unwrap()))];
+        let mut backends: Vec<(String, Box<dyn Backend>)> = vec![(
+            "cpu".into(),
+            Box::new(CpuBackend::new(network.clone(), optimizer, BATCH, 0.0).unwrap()),
+        )];
         if let Some(ctx) = &ctx {
-            backends.push(("gpu".into(), Box::new(GpuBackend::new(Arc::clone(ctx), &network, optimizer, BATCH, 0.0).unwrap())));
+            backends.push((
+                "gpu".into(),
+                Box::new(GpuBackend::new(Arc::clone(ctx), &network, optimizer, BATCH, 0.0).unwrap()),
+            ));
         }
         for (device, mut backend) in backends {
             let mut next = 0;

@@ -1,27 +1,33 @@
 //! Train an MLP on MNIST (or Fashion-MNIST) on the GPU or the CPU and print the test accuracy.
 //!
 //! `cargo run --release --example mnist -- [--data DIR] [--backend gpu|cpu] [--layers 784,512,256,10]
-//!  [--activation relu] [--optimizer adam] [--lr X] [--epochs N] [--batch B] [--seed S] [--out DIR]`
+//!  [--activation relu] [--optimizer adam] [--lr X] [--epochs N] [--batch B] [--seed S] [--out DIR]
+//!  [--save FILE] [--resume FILE] [--download]`
 //!
-//! Data: `--data`, else `$MNIST_DIR`, else `./data/mnist`.
+//! Data: `--data`, else `$MNIST_DIR`, else `./data/mnist`, else the sample bundled in
+//! `examples/data/mnist-sample` (10,000 training and 2,000 test images).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
 use clap::Parser;
-use shadergrad::data::{Mnist, find_mnist_dir};
+use shadergrad::data::download::download_mnist;
+use shadergrad::data::{BUNDLED_SAMPLE, Mnist, find_mnist_dir, has_mnist};
 use shadergrad::gpu::GpuContext;
-use shadergrad::model::{LossKind, Network, NetworkSpec};
-use shadergrad::train::{Device, LrSchedule, TrainConfig, Trainer};
+use shadergrad::model::{Checkpoint, LossKind, Network, NetworkSpec};
+use shadergrad::train::{Device, EpochProgress, EpochRow, LrSchedule, MetricsLog, TrainConfig, Trainer, draw_curves};
 use shadergrad::{Activation, Optimizer};
 
 #[derive(Parser, Debug)]
 #[command(about = "Train an MLP on MNIST with shadergrad")]
 struct Args {
-    /// Folder with the four MNIST IDX files (default: $MNIST_DIR, else ./data/mnist).
+    /// Folder with the four MNIST IDX files (default: $MNIST_DIR, else ./data/mnist, else the bundled sample).
     #[arg(long)]
     data: Option<PathBuf>,
+    /// Download the full MNIST (SHA-256 verified) into --data or ./data/mnist first.
+    #[arg(long)]
+    download: bool,
     /// gpu or cpu.
     #[arg(long, default_value = "gpu")]
     backend: String,
@@ -61,9 +67,15 @@ struct Args {
     /// Evaluate on the first N test images only.
     #[arg(long)]
     limit_test: Option<usize>,
-    /// Folder for outputs (metrics.csv).
+    /// Output folder: metrics.csv, curves.svg and (by default) the checkpoint.
+    #[arg(long, default_value = "runs/mnist")]
+    out: PathBuf,
+    /// Checkpoint written after every epoch (default: OUT/checkpoint.safetensors).
     #[arg(long)]
-    out: Option<PathBuf>,
+    save: Option<PathBuf>,
+    /// Continue from this checkpoint (same network flags; its seed and epoch carry on).
+    #[arg(long)]
+    resume: Option<PathBuf>,
 }
 
 fn optimizer(args: &Args) -> Result<Optimizer, String> {
@@ -87,8 +99,34 @@ fn optimizer(args: &Args) -> Result<Optimizer, String> {
     })
 }
 
-fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+/// The data folder, downloading or falling back to the bundled sample as asked.
+fn data_dir(args: &Args) -> Result<PathBuf, Box<dyn std::error::Error>> {
     let dir = find_mnist_dir(args.data.as_deref());
+    if args.download {
+        println!("downloading MNIST into {} (SHA-256 verified) …", dir.display());
+        download_mnist(&dir)?;
+        return Ok(dir);
+    }
+    if has_mnist(&dir) || args.data.is_some() {
+        return Ok(dir);
+    }
+    let sample = [
+        Path::new(BUNDLED_SAMPLE).to_path_buf(),
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(BUNDLED_SAMPLE),
+    ]
+    .into_iter()
+    .find(|d| has_mnist(d))
+    .ok_or("no MNIST found and the bundled sample is missing")?;
+    println!(
+        "no full MNIST in {} (set --data or MNIST_DIR, or pass --download): using the bundled sample {}",
+        dir.display(),
+        sample.display()
+    );
+    Ok(sample)
+}
+
+fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let dir = data_dir(&args)?;
     let loading = Instant::now();
     let mut mnist = Mnist::load(&dir)?;
     if let Some(n) = args.limit_train {
@@ -111,7 +149,6 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         other => return Err(format!("unknown backend {other:?}; expected gpu or cpu").into()),
     };
     let spec = NetworkSpec::new(&args.layers, args.activation, args.loss)?;
-    let network = Network::init(&spec, args.seed);
     let config = TrainConfig {
         optimizer: optimizer(&args)?,
         schedule: args.schedule,
@@ -121,9 +158,26 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         max_grad_norm: args.clip,
         ..TrainConfig::default()
     };
-    println!("{}", network.summary());
     let setup = Instant::now();
-    let mut trainer = Trainer::new(network, &device, config.clone())?;
+    let mut trainer = match &args.resume {
+        Some(path) => {
+            let checkpoint = Checkpoint::load_for(path, &spec)?;
+            println!(
+                "resuming from {} (epoch {}, step {}, seed {})",
+                path.display(),
+                checkpoint.progress.epoch,
+                checkpoint.progress.step,
+                checkpoint.progress.seed
+            );
+            println!("{}", checkpoint.network.summary());
+            Trainer::resume(checkpoint, &device, config.clone())?
+        }
+        None => {
+            let network = Network::init(&spec, args.seed);
+            println!("{}", network.summary());
+            Trainer::new(network, &device, config.clone())?
+        }
+    };
     println!("backend: {}", trainer.backend_name());
     println!(
         "optimizer: {:?}, schedule {:?}, batch {}, {} epochs, seed {} (setup {:.2} s)",
@@ -131,51 +185,72 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         config.schedule,
         config.batch_size,
         config.epochs,
-        config.seed,
+        trainer.config().seed,
         setup.elapsed().as_secs_f64()
     );
 
-    let mut csv = String::from("epoch,lr,train_loss,train_accuracy,test_loss,test_accuracy,train_seconds\n");
-    let reports = trainer.fit(&mnist.train, Some(&mnist.test), |r| {
-        let test = r.test.expect("test set given");
+    let log = MetricsLog::open(&args.out)?;
+    let curves = args.out.join("curves.svg");
+    let save = args
+        .save
+        .clone()
+        .unwrap_or_else(|| args.out.join("checkpoint.safetensors"));
+    let mut training_seconds = 0.0;
+    let mut last = None;
+    while trainer.epochs_done() < config.epochs {
+        let steps = mnist.train.len().div_ceil(config.batch_size);
+        let bar = EpochProgress::new(trainer.epochs_done() + 1, config.epochs, steps, config.batch_size);
+        let report = trainer.train_epoch(&mnist.train, Some(&mnist.test), &mut |done, _| bar.update(done))?;
+        bar.finish();
+        let test = report.test.expect("test set given");
         println!(
             "epoch {:>2}  lr {:.2e}  train loss {:.4}  acc {:.2}%  |  test loss {:.4}  acc {:.2}%  |  {:.2} s ({:.0} samples/s)",
-            r.epoch,
-            r.learning_rate,
-            r.train.mean_loss(),
-            100.0 * r.train.accuracy().unwrap_or(0.0),
+            report.epoch,
+            report.learning_rate,
+            report.train.mean_loss(),
+            100.0 * report.train.accuracy().unwrap_or(0.0),
             test.mean_loss(),
             100.0 * test.accuracy().unwrap_or(0.0),
-            r.train_seconds,
-            r.samples_per_second()
+            report.train_seconds,
+            report.samples_per_second()
         );
-        csv.push_str(&format!(
-            "{},{},{},{},{},{},{}\n",
-            r.epoch,
-            r.learning_rate,
-            r.train.mean_loss(),
-            r.train.accuracy().unwrap_or(f64::NAN),
-            test.mean_loss(),
-            test.accuracy().unwrap_or(f64::NAN),
-            r.train_seconds
-        ));
-    })?;
-    let last = reports.last().and_then(|r| r.test).ok_or("no epochs were trained")?;
-    let seconds: f64 = reports.iter().map(|r| r.train_seconds).sum();
-    println!(
-        "final test accuracy: {:.2}% (test loss {:.4}) after {} epochs, {:.1} s training ({:.2} s/epoch)",
-        100.0 * last.accuracy().unwrap_or(0.0),
-        last.mean_loss(),
-        reports.len(),
-        seconds,
-        seconds / reports.len() as f64
-    );
-    if let Some(out) = args.out {
-        std::fs::create_dir_all(&out)?;
-        std::fs::write(out.join("metrics.csv"), csv)?;
-        println!("wrote {}", out.join("metrics.csv").display());
+        log.append(&EpochRow::from(&report))?;
+        draw_curves(
+            &log.read()?,
+            &curves,
+            &format!("{} on {}", describe(&spec), dir.display()),
+        )?;
+        trainer.checkpoint()?.save(&save)?;
+        training_seconds += report.train_seconds;
+        last = Some(report);
     }
+    let Some(last) = last else {
+        println!(
+            "nothing to do: the checkpoint has already trained {} epochs (raise --epochs)",
+            trainer.epochs_done()
+        );
+        return Ok(());
+    };
+    let test = last.test.expect("test set given");
+    println!(
+        "final test accuracy: {:.2}% (test loss {:.4}) after {} epochs, {:.1} s training this run",
+        100.0 * test.accuracy().unwrap_or(0.0),
+        test.mean_loss(),
+        last.epoch,
+        training_seconds
+    );
+    println!(
+        "wrote {}, {} and {}",
+        log.path().display(),
+        curves.display(),
+        save.display()
+    );
     Ok(())
+}
+
+fn describe(spec: &NetworkSpec) -> String {
+    let sizes: Vec<String> = spec.sizes.iter().map(|s| s.to_string()).collect();
+    format!("{} {}", sizes.join("-"), spec.hidden.name())
 }
 
 fn main() {

@@ -113,6 +113,14 @@ pub enum Error {
         limit_name: &'static str,
     },
 
+    /// A checkpoint does not fit the network it is loaded into, or is not a valid checkpoint.
+    #[error("checkpoint {path}: {problem}")]
+    Checkpoint { path: std::path::PathBuf, problem: String },
+
+    /// A download failed or delivered something other than the expected file.
+    #[error("download of {file} failed: {problem}")]
+    Download { file: String, problem: String },
+
     /// A training option that cannot be used (batch size 0, negative learning rate, …).
     #[error("invalid training option: {0}")]
     InvalidOption(String),

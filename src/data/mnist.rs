@@ -31,6 +31,22 @@ impl Mnist {
     }
 }
 
+/// The sample bundled with the repository (10,000 training and 2,000 test images), relative to
+/// the crate's root.
+pub const BUNDLED_SAMPLE: &str = "examples/data/mnist-sample";
+
+/// Whether `dir` holds the four MNIST files (any accepted spelling).
+pub fn has_mnist(dir: &Path) -> bool {
+    [
+        ("train", "images", "idx3"),
+        ("train", "labels", "idx1"),
+        ("t10k", "images", "idx3"),
+        ("t10k", "labels", "idx1"),
+    ]
+    .iter()
+    .all(|(split, what, kind)| find_file(dir, "file", &format!("{split}-{what}"), &format!("{kind}-ubyte")).is_ok())
+}
+
 /// The folder to read MNIST from: the given one, else `$MNIST_DIR`, else `./data/mnist`.
 pub fn find_mnist_dir(given: Option<&Path>) -> PathBuf {
     if let Some(dir) = given {

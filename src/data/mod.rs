@@ -2,9 +2,11 @@
 
 mod batches;
 mod dataset;
+pub mod download;
 pub mod idx;
+pub mod image;
 pub mod mnist;
 
 pub use batches::{batches, epoch_order};
 pub use dataset::{Dataset, Features, Targets};
-pub use mnist::{Mnist, find_mnist_dir};
+pub use mnist::{BUNDLED_SAMPLE, Mnist, find_mnist_dir, has_mnist};

@@ -2,11 +2,11 @@
 
 use std::collections::HashMap;
 
-use super::backend::{Backend, Totals, check_batches, check_fits, check_predict_input};
+use super::backend::{Backend, Totals, check_batches, check_fits, check_predict_input, check_snapshot, optimizer_kind};
 use crate::cpu;
 use crate::data::Dataset;
 use crate::error::Result;
-use crate::model::{DenseLayer, LossKind, Network, NetworkSpec};
+use crate::model::{DenseLayer, LossKind, Network, NetworkSpec, OptimizerSnapshot};
 use crate::ops::{Epilogue, MatmulDims, MatmulForm};
 use crate::optimizer::{OptimState, Optimizer};
 
@@ -282,6 +282,21 @@ impl Backend for CpuBackend {
 
     fn network(&mut self) -> Result<Network> {
         Ok(self.network.clone())
+    }
+
+    fn optimizer_snapshot(&mut self) -> Result<OptimizerSnapshot> {
+        Ok(OptimizerSnapshot {
+            kind: optimizer_kind(&self.optimizer).to_string(),
+            state: self.state,
+            moments: self.moments.clone(),
+        })
+    }
+
+    fn restore_optimizer(&mut self, snapshot: &OptimizerSnapshot) -> Result<()> {
+        check_snapshot(&self.optimizer, &self.network.spec, snapshot)?;
+        self.state = snapshot.state;
+        self.moments = snapshot.moments.clone();
+        Ok(())
     }
 }
 

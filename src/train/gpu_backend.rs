@@ -5,14 +5,14 @@ use std::collections::{HashMap, VecDeque};
 use std::ops::Range;
 use std::sync::Arc;
 
-use super::backend::{Backend, Totals, check_batches, check_fits, check_predict_input};
+use super::backend::{Backend, Totals, check_batches, check_fits, check_predict_input, check_snapshot, optimizer_kind};
 use super::cpu_backend::EVAL_BATCH;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::gpu::data::{BatchTargets, DeviceDataset};
 use crate::gpu::profiler::PassTimer;
 use crate::gpu::{self, Dispatch, GpuBuffer, GpuContext, GpuView, Operand};
-use crate::model::{DenseLayer, LossKind, Network, NetworkSpec};
+use crate::model::{DenseLayer, LossKind, Network, NetworkSpec, OptimizerSnapshot};
 use crate::ops::{Epilogue, MatmulDims, MatmulForm};
 use crate::optimizer::{OptimState, Optimizer};
 
@@ -680,5 +680,40 @@ impl Backend for GpuBackend {
             })
             .collect::<Result<Vec<_>>>()?;
         Network::from_layers(&self.spec, layers)
+    }
+
+    fn optimizer_snapshot(&mut self) -> Result<OptimizerSnapshot> {
+        let read = |layers: &[LayerBuffers]| -> Result<Vec<DenseLayer>> {
+            layers
+                .iter()
+                .map(|m| {
+                    Ok(DenseLayer {
+                        weight: self.ctx.read(&m.weight)?,
+                        bias: self.ctx.read(&m.bias)?,
+                    })
+                })
+                .collect()
+        };
+        let moments = self.moments.iter().map(|m| read(m)).collect::<Result<Vec<_>>>()?;
+        let state = self.ctx.read(&self.state)?[0];
+        Ok(OptimizerSnapshot {
+            kind: optimizer_kind(&self.optimizer).to_string(),
+            state,
+            moments,
+        })
+    }
+
+    fn restore_optimizer(&mut self, snapshot: &OptimizerSnapshot) -> Result<()> {
+        check_snapshot(&self.optimizer, &self.spec, snapshot)?;
+        for (buffers, layers) in self.moments.iter().zip(&snapshot.moments) {
+            for (b, layer) in buffers.iter().zip(layers) {
+                self.ctx.write(&b.weight, &layer.weight)?;
+                self.ctx.write(&b.bias, &layer.bias)?;
+            }
+        }
+        self.ctx.write(&self.state, &[snapshot.state])?;
+        self.max_grad_norm = snapshot.state.max_grad_norm;
+        self.programs.clear();
+        Ok(())
     }
 }

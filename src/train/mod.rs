@@ -3,12 +3,16 @@
 mod backend;
 mod cpu_backend;
 mod gpu_backend;
+pub mod metrics;
+pub mod progress;
 mod schedule;
 mod trainer;
 
 pub use backend::{Backend, Totals};
 pub use cpu_backend::CpuBackend;
 pub use gpu_backend::{DEFAULT_STEPS_PER_SUBMIT, GpuBackend};
+pub use metrics::{EpochRow, MetricsLog, draw_curves};
+pub use progress::EpochProgress;
 pub use schedule::LrSchedule;
 pub use trainer::{Device, EpochReport, StepProgress, TrainConfig, Trainer};
 

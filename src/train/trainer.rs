@@ -11,7 +11,7 @@ use super::schedule::LrSchedule;
 use crate::data::{Dataset, batches, epoch_order};
 use crate::error::Result;
 use crate::gpu::GpuContext;
-use crate::model::Network;
+use crate::model::{Checkpoint, Network, Progress};
 use crate::optimizer::Optimizer;
 
 /// Where training runs.
@@ -90,6 +90,7 @@ pub struct Trainer {
     backend: Box<dyn Backend>,
     config: TrainConfig,
     epochs_done: usize,
+    steps_done: u64,
 }
 
 impl Trainer {
@@ -114,7 +115,40 @@ impl Trainer {
             backend,
             config,
             epochs_done: 0,
+            steps_done: 0,
         })
+    }
+
+    /// Continues a run from a checkpoint: its parameters, optimizer state, epoch and step
+    /// counters, and its shuffling seed (which replaces `config.seed`), so the following epochs
+    /// see the batches an uninterrupted run would have seen.
+    pub fn resume(checkpoint: Checkpoint, device: &Device, mut config: TrainConfig) -> Result<Trainer> {
+        config.seed = checkpoint.progress.seed;
+        let mut trainer = Trainer::new(checkpoint.network, device, config)?;
+        if let Some(snapshot) = &checkpoint.optimizer {
+            trainer.backend.restore_optimizer(snapshot)?;
+        }
+        trainer.epochs_done = checkpoint.progress.epoch;
+        trainer.steps_done = checkpoint.progress.step;
+        Ok(trainer)
+    }
+
+    /// The current parameters, optimizer state and progress, ready to save.
+    pub fn checkpoint(&mut self) -> Result<Checkpoint> {
+        Ok(Checkpoint {
+            network: self.backend.network()?,
+            optimizer: Some(self.backend.optimizer_snapshot()?),
+            progress: Progress {
+                epoch: self.epochs_done,
+                step: self.steps_done,
+                seed: self.config.seed,
+            },
+        })
+    }
+
+    /// Optimizer steps taken so far (including those before a resume).
+    pub fn steps_done(&self) -> u64 {
+        self.steps_done
     }
 
     /// A trainer on a backend built elsewhere.
@@ -123,6 +157,7 @@ impl Trainer {
             backend,
             config,
             epochs_done: 0,
+            steps_done: 0,
         }
     }
 
@@ -172,6 +207,7 @@ impl Trainer {
         let eval_started = Instant::now();
         let test_totals = test.map(|t| self.backend.evaluate(t)).transpose()?;
         self.epochs_done += 1;
+        self.steps_done += all.len() as u64;
         Ok(EpochReport {
             epoch: self.epochs_done,
             learning_rate: lr,

@@ -1,0 +1,80 @@
+//! Classify digit images with a trained checkpoint.
+//!
+//! `cargo run --release --example classify -- --checkpoint runs/mnist/checkpoint.safetensors digit.png [more.png …]`
+//!
+//! Images may be any size (resized to 28×28) and either light-on-dark like MNIST or dark-on-light.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::Parser;
+use shadergrad::data::image::digit_features;
+use shadergrad::gpu::GpuContext;
+use shadergrad::model::Checkpoint;
+use shadergrad::train::{Device, TrainConfig, Trainer};
+
+#[derive(Parser, Debug)]
+#[command(about = "Classify PNG digits with a shadergrad checkpoint")]
+struct Args {
+    /// A checkpoint written by the mnist example (--save / OUT/checkpoint.safetensors).
+    #[arg(long, default_value = "runs/mnist/checkpoint.safetensors")]
+    checkpoint: PathBuf,
+    /// cpu or gpu.
+    #[arg(long, default_value = "cpu")]
+    backend: String,
+    /// How many classes to print per image.
+    #[arg(long, default_value_t = 3)]
+    top: usize,
+    /// PNG images to classify.
+    #[arg(required = true)]
+    images: Vec<PathBuf>,
+}
+
+fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let checkpoint = Checkpoint::load(&args.checkpoint)?;
+    let spec = checkpoint.network.spec.clone();
+    if spec.inputs() != 784 {
+        return Err(format!(
+            "the checkpoint's network takes {} inputs, not 28×28 = 784 pixels",
+            spec.inputs()
+        )
+        .into());
+    }
+    let device = match args.backend.as_str() {
+        "cpu" => Device::Cpu,
+        "gpu" => Device::Gpu(Arc::new(GpuContext::new()?)),
+        other => return Err(format!("unknown backend {other:?}; expected cpu or gpu").into()),
+    };
+    let rows = args.images.len();
+    let mut trainer = Trainer::new(
+        checkpoint.network,
+        &device,
+        TrainConfig {
+            batch_size: rows,
+            ..TrainConfig::default()
+        },
+    )?;
+    let mut features = Vec::with_capacity(rows * 784);
+    for path in &args.images {
+        features.extend(digit_features(path)?);
+    }
+    let outputs = trainer.predict(&features, rows)?;
+    for (path, probabilities) in args.images.iter().zip(outputs.chunks(spec.outputs())) {
+        let mut ranked: Vec<(usize, f32)> = probabilities.iter().copied().enumerate().collect();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let top: Vec<String> = ranked
+            .iter()
+            .take(args.top)
+            .map(|(class, p)| format!("{class} ({:.1}%)", 100.0 * p))
+            .collect();
+        println!("{}: {}", path.display(), top.join(", "));
+    }
+    Ok(())
+}
+
+fn main() {
+    if let Err(e) = run(Args::parse()) {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,311 @@
+//! Checkpoints in safetensors: the network's weights under PyTorch `nn.Linear` names, the
+//! optimizer state, and where training stood. Written atomically.
+//!
+//! Tensors: `layers.{i}.weight` `[out, in]` and `layers.{i}.bias` `[out]` (f32), so
+//! `nn.ModuleList([nn.Linear(...)])` named `layers` loads them unchanged; with an optimizer,
+//! `optimizer.moment{j}.layers.{i}.weight|bias` (velocity, or Adam's m and v) and
+//! `optimizer.state` (the 64-byte [`OptimState`], u8). Metadata: `format`, `sizes`,
+//! `hidden_activation`, `loss`, `optimizer`, `epoch`, `step`, `seed`.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+
+use super::{DenseLayer, LossKind, Network, NetworkSpec};
+use crate::activation::Activation;
+use crate::error::{Error, Result};
+use crate::optimizer::OptimState;
+
+/// Identifies this crate's checkpoint layout.
+pub const FORMAT: &str = "shadergrad-checkpoint-1";
+
+/// An optimizer's full state: hyperparameters and step counter, and its moment tensors.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OptimizerSnapshot {
+    /// `sgd`, `momentum` or `adam`.
+    pub kind: String,
+    pub state: OptimState,
+    /// `moments[j][layer]`: the velocity (momentum) or m and v (Adam), shaped like the layer.
+    pub moments: Vec<Vec<DenseLayer>>,
+}
+
+/// Where training stood when the checkpoint was written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Epochs completed.
+    pub epoch: usize,
+    /// Optimizer steps taken.
+    pub step: u64,
+    /// The seed of the run's shuffling.
+    pub seed: u64,
+}
+
+/// Everything needed to use a trained network, or to resume training it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Checkpoint {
+    pub network: Network,
+    pub optimizer: Option<OptimizerSnapshot>,
+    pub progress: Progress,
+}
+
+fn f32_bytes(v: &[f32]) -> &[u8] {
+    bytemuck::cast_slice(v)
+}
+
+fn view(data: &[u8], shape: Vec<usize>, dtype: Dtype) -> std::result::Result<TensorView<'_>, String> {
+    TensorView::new(dtype, shape, data).map_err(|e| e.to_string())
+}
+
+/// Appends `prefix + layers.{i}.weight|bias` views of `layers`.
+fn add_layers<'a>(
+    spec: &NetworkSpec,
+    prefix: &str,
+    layers: &'a [DenseLayer],
+    out: &mut Vec<(String, TensorView<'a>)>,
+) -> std::result::Result<(), String> {
+    for (i, layer) in layers.iter().enumerate() {
+        let (fan_in, fan_out) = spec.layer_shape(i);
+        out.push((
+            format!("{prefix}layers.{i}.weight"),
+            view(f32_bytes(&layer.weight), vec![fan_out, fan_in], Dtype::F32)?,
+        ));
+        out.push((
+            format!("{prefix}layers.{i}.bias"),
+            view(f32_bytes(&layer.bias), vec![fan_out], Dtype::F32)?,
+        ));
+    }
+    Ok(())
+}
+
+impl Checkpoint {
+    /// Writes the checkpoint to `path` atomically: a temporary file in the same folder, fsync,
+    /// rename, fsync of the folder. A crash leaves the previous file intact.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let bytes = self.to_bytes().map_err(|problem| Error::Checkpoint {
+            path: path.to_path_buf(),
+            problem,
+        })?;
+        write_atomically(path, &bytes)
+    }
+
+    /// The checkpoint as safetensors bytes.
+    pub fn to_bytes(&self) -> std::result::Result<Vec<u8>, String> {
+        let spec = &self.network.spec;
+        let mut all: Vec<(String, TensorView<'_>)> = Vec::new();
+        add_layers(spec, "", &self.network.layers, &mut all)?;
+        let mut metadata = HashMap::from([
+            ("format".to_string(), FORMAT.to_string()),
+            (
+                "sizes".to_string(),
+                spec.sizes.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(","),
+            ),
+            ("hidden_activation".to_string(), spec.hidden.name().to_string()),
+            ("loss".to_string(), spec.loss.name().to_string()),
+            ("epoch".to_string(), self.progress.epoch.to_string()),
+            ("step".to_string(), self.progress.step.to_string()),
+            ("seed".to_string(), self.progress.seed.to_string()),
+        ]);
+        if let Some(opt) = &self.optimizer {
+            metadata.insert("optimizer".to_string(), opt.kind.clone());
+            for (j, moment) in opt.moments.iter().enumerate() {
+                add_layers(spec, &format!("optimizer.moment{j}."), moment, &mut all)?;
+            }
+            all.push((
+                "optimizer.state".to_string(),
+                view(bytemuck::bytes_of(&opt.state), vec![64], Dtype::U8)?,
+            ));
+        }
+        safetensors::serialize(all, Some(metadata)).map_err(|e| e.to_string())
+    }
+
+    /// Loads a checkpoint, rebuilding the network from its metadata.
+    pub fn load(path: &Path) -> Result<Checkpoint> {
+        let bytes = std::fs::read(path).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_bytes(&bytes, None).map_err(|problem| Error::Checkpoint {
+            path: path.to_path_buf(),
+            problem,
+        })
+    }
+
+    /// Loads a checkpoint that must hold exactly `spec`'s network: every name, dtype and shape
+    /// is checked and the first mismatch is named.
+    pub fn load_for(path: &Path, spec: &NetworkSpec) -> Result<Checkpoint> {
+        let bytes = std::fs::read(path).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_bytes(&bytes, Some(spec)).map_err(|problem| Error::Checkpoint {
+            path: path.to_path_buf(),
+            problem,
+        })
+    }
+
+    /// Parses safetensors bytes; with `expected`, the network must match it.
+    pub fn from_bytes(bytes: &[u8], expected: Option<&NetworkSpec>) -> std::result::Result<Checkpoint, String> {
+        let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| format!("not a safetensors file: {e}"))?;
+        let tensors = SafeTensors::deserialize(bytes).map_err(|e| format!("not a safetensors file: {e}"))?;
+        let meta = header.metadata().clone().unwrap_or_default();
+        let get = |key: &str| meta.get(key).cloned().ok_or_else(|| format!("metadata has no {key:?}"));
+        match meta.get("format") {
+            Some(f) if f == FORMAT => {}
+            Some(f) => return Err(format!("format {f:?} is not {FORMAT:?}")),
+            None => {
+                return Err(format!(
+                    "metadata has no \"format\" (expected {FORMAT:?}); not a shadergrad checkpoint"
+                ));
+            }
+        }
+        let sizes: Vec<usize> = get("sizes")?
+            .split(',')
+            .map(|s| {
+                s.trim()
+                    .parse::<usize>()
+                    .map_err(|_| format!("metadata sizes {s:?} is not a number"))
+            })
+            .collect::<std::result::Result<_, _>>()?;
+        let hidden: Activation = get("hidden_activation")?.parse()?;
+        let loss: LossKind = get("loss")?.parse()?;
+        let spec = NetworkSpec::new(&sizes, hidden, loss).map_err(|e| e.to_string())?;
+        if let Some(expected) = expected
+            && &spec != expected
+        {
+            return Err(format!(
+                "holds a {} network ({} hidden, {} loss) but {} ({} hidden, {} loss) was expected",
+                describe_sizes(&spec.sizes),
+                spec.hidden.name(),
+                spec.loss.name(),
+                describe_sizes(&expected.sizes),
+                expected.hidden.name(),
+                expected.loss.name()
+            ));
+        }
+        let parse_num = |key: &str| -> std::result::Result<u64, String> {
+            get(key)?
+                .parse::<u64>()
+                .map_err(|_| format!("metadata {key} is not a whole number"))
+        };
+        let progress = Progress {
+            epoch: parse_num("epoch")? as usize,
+            step: parse_num("step")?,
+            seed: parse_num("seed")?,
+        };
+
+        let mut expected_names: Vec<String> = Vec::new();
+        let mut read_layers = |prefix: &str| -> std::result::Result<Vec<DenseLayer>, String> {
+            (0..spec.layers())
+                .map(|i| {
+                    let (fan_in, fan_out) = spec.layer_shape(i);
+                    let weight = read_f32(&tensors, &format!("{prefix}layers.{i}.weight"), &[fan_out, fan_in])?;
+                    let bias = read_f32(&tensors, &format!("{prefix}layers.{i}.bias"), &[fan_out])?;
+                    expected_names.push(format!("{prefix}layers.{i}.weight"));
+                    expected_names.push(format!("{prefix}layers.{i}.bias"));
+                    Ok(DenseLayer { weight, bias })
+                })
+                .collect()
+        };
+        let layers = read_layers("")?;
+        let optimizer = match meta.get("optimizer") {
+            None => None,
+            Some(kind) => {
+                let count = match kind.as_str() {
+                    "sgd" => 0,
+                    "momentum" => 1,
+                    "adam" => 2,
+                    other => return Err(format!("unknown optimizer {other:?} in metadata")),
+                };
+                let moments = (0..count)
+                    .map(|j| read_layers(&format!("optimizer.moment{j}.")))
+                    .collect::<std::result::Result<Vec<_>, _>>()?;
+                let state_view = tensors
+                    .tensor("optimizer.state")
+                    .map_err(|_| "missing tensor \"optimizer.state\"".to_string())?;
+                if state_view.dtype() != Dtype::U8 || state_view.shape() != [64] {
+                    return Err(format!(
+                        "tensor \"optimizer.state\" is {:?} {:?}, expected U8 [64]",
+                        state_view.dtype(),
+                        state_view.shape()
+                    ));
+                }
+                expected_names.push("optimizer.state".to_string());
+                let state: OptimState = bytemuck::pod_read_unaligned(state_view.data());
+                Some(OptimizerSnapshot {
+                    kind: kind.clone(),
+                    state,
+                    moments,
+                })
+            }
+        };
+        if let Some(extra) = tensors
+            .names()
+            .into_iter()
+            .find(|n| !expected_names.iter().any(|e| e == n))
+        {
+            return Err(format!(
+                "unexpected tensor {extra:?} for a {} network",
+                describe_sizes(&spec.sizes)
+            ));
+        }
+        let network = Network::from_layers(&spec, layers).map_err(|e| e.to_string())?;
+        Ok(Checkpoint {
+            network,
+            optimizer,
+            progress,
+        })
+    }
+}
+
+fn describe_sizes(sizes: &[usize]) -> String {
+    sizes.iter().map(|s| s.to_string()).collect::<Vec<_>>().join("-")
+}
+
+fn read_f32(tensors: &SafeTensors<'_>, name: &str, shape: &[usize]) -> std::result::Result<Vec<f32>, String> {
+    let t = tensors
+        .tensor(name)
+        .map_err(|_| format!("missing tensor {name:?} (expected F32 {shape:?})"))?;
+    if t.dtype() != Dtype::F32 {
+        return Err(format!("tensor {name:?} has dtype {:?}, expected F32", t.dtype()));
+    }
+    if t.shape() != shape {
+        return Err(format!("tensor {name:?} has shape {:?}, expected {shape:?}", t.shape()));
+    }
+    Ok(t.data()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect())
+}
+
+/// Writes `bytes` to `path` so that the file is either the old one or the complete new one.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "checkpoint".into());
+    let temp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut file = std::fs::File::create(&temp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&temp, path)?;
+        // The rename itself must reach the disk before we call the checkpoint saved.
+        #[cfg(unix)]
+        std::fs::File::open(&dir)?.sync_all()?;
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    result.map_err(io)
+}

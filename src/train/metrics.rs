@@ -1,0 +1,267 @@
+//! Per-epoch metrics: appended to `metrics.csv`, drawn as training curves to `curves.svg`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use plotters::prelude::*;
+
+use super::trainer::EpochReport;
+use crate::error::{Error, Result};
+
+/// The CSV header; one row per epoch follows.
+pub const CSV_HEADER: &str = "epoch,learning_rate,train_loss,train_accuracy,test_loss,test_accuracy,seconds";
+
+/// One epoch as recorded in `metrics.csv`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EpochRow {
+    pub epoch: usize,
+    pub learning_rate: f64,
+    pub train_loss: f64,
+    pub train_accuracy: Option<f64>,
+    pub test_loss: Option<f64>,
+    pub test_accuracy: Option<f64>,
+    pub seconds: f64,
+}
+
+impl From<&EpochReport> for EpochRow {
+    fn from(r: &EpochReport) -> Self {
+        EpochRow {
+            epoch: r.epoch,
+            learning_rate: f64::from(r.learning_rate),
+            train_loss: r.train.mean_loss(),
+            train_accuracy: r.train.accuracy(),
+            test_loss: r.test.map(|t| t.mean_loss()),
+            test_accuracy: r.test.and_then(|t| t.accuracy()),
+            seconds: r.train_seconds,
+        }
+    }
+}
+
+/// `metrics.csv` in a run's output folder. Appending keeps earlier epochs, so a resumed run
+/// continues the same file.
+#[derive(Debug, Clone)]
+pub struct MetricsLog {
+    path: PathBuf,
+}
+
+fn opt(v: Option<f64>) -> String {
+    v.map_or(String::new(), |x| x.to_string())
+}
+
+impl MetricsLog {
+    /// Opens (creating the folder and the header if needed) `dir/metrics.csv`.
+    pub fn open(dir: &Path) -> Result<Self> {
+        let io = |source| Error::Io {
+            path: dir.to_path_buf(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(io)?;
+        let path = dir.join("metrics.csv");
+        if !path.exists() {
+            std::fs::write(&path, format!("{CSV_HEADER}\n")).map_err(|source| Error::Io {
+                path: path.clone(),
+                source,
+            })?;
+        }
+        Ok(MetricsLog { path })
+    }
+
+    /// The CSV file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends one epoch, dropping any rows of this epoch or later first (a resumed run that
+    /// repeats epochs after a crash rewrites them rather than listing them twice).
+    pub fn append(&self, row: &EpochRow) -> Result<()> {
+        let mut rows = self.read()?;
+        rows.retain(|r| r.epoch < row.epoch);
+        rows.push(row.clone());
+        let mut text = format!("{CSV_HEADER}\n");
+        for r in &rows {
+            text.push_str(&format!(
+                "{},{},{},{},{},{},{:.3}\n",
+                r.epoch,
+                r.learning_rate,
+                r.train_loss,
+                opt(r.train_accuracy),
+                opt(r.test_loss),
+                opt(r.test_accuracy),
+                r.seconds
+            ));
+        }
+        crate::model::checkpoint::write_atomically(&self.path, text.as_bytes())
+    }
+
+    /// Every recorded epoch, in order.
+    pub fn read(&self) -> Result<Vec<EpochRow>> {
+        let text = std::fs::read_to_string(&self.path).map_err(|source| Error::Io {
+            path: self.path.clone(),
+            source,
+        })?;
+        let corrupt = |line: usize, problem: &str| Error::CorruptFile {
+            path: self.path.clone(),
+            problem: format!("line {line}: {problem}"),
+        };
+        let mut rows = Vec::new();
+        for (i, line) in text.lines().enumerate().skip(1).filter(|(_, l)| !l.trim().is_empty()) {
+            let f: Vec<&str> = line.split(',').collect();
+            if f.len() != 7 {
+                return Err(corrupt(i + 1, "expected 7 fields"));
+            }
+            let num = |s: &str| s.trim().parse::<f64>().map_err(|_| corrupt(i + 1, "not a number"));
+            let maybe = |s: &str| {
+                if s.trim().is_empty() {
+                    Ok(None)
+                } else {
+                    num(s).map(Some)
+                }
+            };
+            rows.push(EpochRow {
+                epoch: f[0]
+                    .trim()
+                    .parse()
+                    .map_err(|_| corrupt(i + 1, "epoch is not a whole number"))?,
+                learning_rate: num(f[1])?,
+                train_loss: num(f[2])?,
+                train_accuracy: maybe(f[3])?,
+                test_loss: maybe(f[4])?,
+                test_accuracy: maybe(f[5])?,
+                seconds: num(f[6])?,
+            });
+        }
+        Ok(rows)
+    }
+}
+
+/// Draws loss (left) and accuracy (right) per epoch, train and test, to an SVG file.
+pub fn draw_curves(rows: &[EpochRow], path: &Path, title: &str) -> Result<()> {
+    let fail = |e: String| Error::Io {
+        path: path.to_path_buf(),
+        source: std::io::Error::other(e),
+    };
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (1100, 480)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| fail(e.to_string()))?;
+        let root = root
+            .titled(title, ("sans-serif", 22))
+            .map_err(|e| fail(e.to_string()))?;
+        let (left, right) = root.split_horizontally(550);
+        let last_epoch = rows.iter().map(|r| r.epoch).max().unwrap_or(1).max(1);
+        let x_range = 0.5..(last_epoch as f64 + 0.5);
+
+        let losses: Vec<f64> = rows
+            .iter()
+            .flat_map(|r| [Some(r.train_loss), r.test_loss])
+            .flatten()
+            .filter(|v| v.is_finite())
+            .collect();
+        let loss_max = losses.iter().copied().fold(0.0, f64::max).max(1e-6) * 1.1;
+        let mut chart = ChartBuilder::on(&left)
+            .caption("loss (mean per sample)", ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(x_range.clone(), 0.0..loss_max)
+            .map_err(|e| fail(e.to_string()))?;
+        chart
+            .configure_mesh()
+            .x_desc("epoch")
+            .y_desc("loss")
+            .x_labels(last_epoch.min(12))
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .draw()
+            .map_err(|e| fail(e.to_string()))?;
+        let series = |pick: &dyn Fn(&EpochRow) -> Option<f64>| -> Vec<(f64, f64)> {
+            rows.iter()
+                .filter_map(|r| pick(r).filter(|v| v.is_finite()).map(|v| (r.epoch as f64, v)))
+                .collect()
+        };
+        for (label, color, points) in [
+            ("train", BLUE, series(&|r| Some(r.train_loss))),
+            ("test", RED, series(&|r| r.test_loss)),
+        ] {
+            if points.is_empty() {
+                continue;
+            }
+            chart
+                .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
+                .map_err(|e| fail(e.to_string()))?
+                .label(label)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+            chart
+                .draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled())))
+                .map_err(|e| fail(e.to_string()))?;
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|e| fail(e.to_string()))?;
+
+        let accs: Vec<f64> = rows
+            .iter()
+            .flat_map(|r| [r.train_accuracy, r.test_accuracy])
+            .flatten()
+            .map(|a| a * 100.0)
+            .collect();
+        if !accs.is_empty() {
+            let lo = accs.iter().copied().fold(100.0, f64::min);
+            let y_min = (lo - (100.0 - lo) * 0.2).clamp(0.0, 99.0).floor();
+            let mut chart = ChartBuilder::on(&right)
+                .caption("accuracy (%)", ("sans-serif", 18))
+                .margin(12)
+                .x_label_area_size(40)
+                .y_label_area_size(60)
+                .build_cartesian_2d(x_range, y_min..100.0)
+                .map_err(|e| fail(e.to_string()))?;
+            chart
+                .configure_mesh()
+                .x_desc("epoch")
+                .y_desc("accuracy %")
+                .x_labels(last_epoch.min(12))
+                .x_label_formatter(&|x| format!("{x:.0}"))
+                .draw()
+                .map_err(|e| fail(e.to_string()))?;
+            let pct = |pick: &dyn Fn(&EpochRow) -> Option<f64>| -> Vec<(f64, f64)> {
+                rows.iter()
+                    .filter_map(|r| pick(r).map(|v| (r.epoch as f64, v * 100.0)))
+                    .collect()
+            };
+            for (label, color, points) in [
+                ("train", BLUE, pct(&|r| r.train_accuracy)),
+                ("test", RED, pct(&|r| r.test_accuracy)),
+            ] {
+                if points.is_empty() {
+                    continue;
+                }
+                chart
+                    .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
+                    .map_err(|e| fail(e.to_string()))?
+                    .label(label)
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+                chart
+                    .draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled())))
+                    .map_err(|e| fail(e.to_string()))?;
+            }
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::LowerRight)
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .draw()
+                .map_err(|e| fail(e.to_string()))?;
+        }
+        root.present().map_err(|e| fail(e.to_string()))?;
+    }
+    let mut file = std::fs::File::create(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    file.write_all(svg.as_bytes()).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
