@@ -1,7 +1,8 @@
 //! End to end on real MNIST: a slice of the training set, the full test set, both backends.
 //!
 //! Data comes from `$MNIST_DIR` (CI exports it), else `../shared/data/mnist`, else
-//! `./data/mnist`. Under `CI` missing data fails the test; elsewhere the test says it skipped.
+//! `./data/mnist`. Under `CI` missing data fails the test; elsewhere it trains on the bundled
+//! sample (10,000 training, 2,000 test images) against a lower bar.
 
 mod common;
 
@@ -17,6 +18,8 @@ use shadergrad::{Activation, Optimizer};
 
 const TRAIN_SAMPLES: usize = 20_000;
 const MIN_ACCURACY: f64 = 0.95;
+/// On the bundled sample: 10,000 training images, 2,000 test images.
+const MIN_SAMPLE_ACCURACY: f64 = 0.90;
 
 fn mnist_dir() -> Option<PathBuf> {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));

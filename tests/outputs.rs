@@ -1,0 +1,120 @@
+//! What a run leaves behind: metrics.csv, curves.svg; image input for inference.
+
+mod common;
+
+use std::path::PathBuf;
+
+use shadergrad::data::Dataset;
+use shadergrad::data::image::digit_features;
+use shadergrad::model::{LossKind, Network, NetworkSpec};
+use shadergrad::train::{Device, EpochRow, MetricsLog, TrainConfig, Trainer, draw_curves};
+use shadergrad::{Activation, Error};
+
+fn temp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("shadergrad-out-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+#[test]
+fn metrics_csv_and_curves_svg_hold_every_epoch() {
+    let dir = temp("metrics");
+    let mut r = common::rng("metrics");
+    let features = common::random_vec(&mut r, 200 * 6, 1.0);
+    let labels = features.chunks(6).map(|x| u32::from(x[0] > 0.0)).collect();
+    let data = Dataset::classification(features, 6, labels, 2).unwrap();
+    let spec = NetworkSpec::new(&[6, 8, 2], Activation::Relu, LossKind::SoftmaxCrossEntropy).unwrap();
+    let config = TrainConfig {
+        epochs: 3,
+        batch_size: 20,
+        ..TrainConfig::default()
+    };
+    let mut trainer = Trainer::new(Network::init(&spec, 0), &Device::Cpu, config).unwrap();
+    let log = MetricsLog::open(&dir).unwrap();
+    let svg = dir.join("curves.svg");
+    let reports = trainer
+        .fit(&data, Some(&data), |r| {
+            log.append(&EpochRow::from(r)).unwrap();
+            draw_curves(&log.read().unwrap(), &svg, "test run").unwrap();
+        })
+        .unwrap();
+
+    let csv = std::fs::read_to_string(log.path()).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        lines[0],
+        "epoch,learning_rate,train_loss,train_accuracy,test_loss,test_accuracy,seconds"
+    );
+    assert_eq!(lines.len(), 4, "header + 3 epochs:\n{csv}");
+    let rows = log.read().unwrap();
+    assert_eq!(rows.iter().map(|r| r.epoch).collect::<Vec<_>>(), vec![1, 2, 3]);
+    for (row, report) in rows.iter().zip(&reports) {
+        assert!((row.train_loss - report.train.mean_loss()).abs() < 1e-12);
+        assert_eq!(row.test_accuracy, report.test.unwrap().accuracy());
+    }
+
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert!(text.starts_with("<svg") && text.len() > 5_000, "an SVG with content");
+    for label in [
+        "loss (mean per sample)",
+        "accuracy (%)",
+        "epoch",
+        "train",
+        "test",
+        "test run",
+    ] {
+        assert!(text.contains(label), "curves.svg lacks {label:?}");
+    }
+    // Three points per series: one circle per epoch for train and test, in both panels.
+    assert_eq!(text.matches("<circle").count(), 3 * 4);
+
+    // Appending an epoch that exists replaces it (a resumed run repeating epoch 3).
+    let mut again = rows[2].clone();
+    again.train_loss = 0.125;
+    log.append(&again).unwrap();
+    let rows = log.read().unwrap();
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[2].train_loss, 0.125);
+    // A damaged CSV is an error naming the line.
+    std::fs::write(
+        log.path(),
+        "epoch,learning_rate,train_loss,train_accuracy,test_loss,test_accuracy,seconds\n1,2,x,,,,1\n",
+    )
+    .unwrap();
+    let err = log.read().unwrap_err();
+    assert!(
+        matches!(err, Error::CorruptFile { .. }) && err.to_string().contains("line 2"),
+        "{err}"
+    );
+}
+
+#[test]
+fn images_become_mnist_style_features() {
+    let dir = temp("images");
+    std::fs::create_dir_all(&dir).unwrap();
+    // A light bar on a dark 28×28 image, and the same dark-on-light at 56×56.
+    let light_on_dark = image::GrayImage::from_fn(28, 28, |x, _| {
+        image::Luma([if (10..14).contains(&x) { 255 } else { 0 }])
+    });
+    let dark_on_light = image::GrayImage::from_fn(56, 56, |x, _| {
+        image::Luma([if (20..28).contains(&x) { 0 } else { 255 }])
+    });
+    let (a, b) = (dir.join("a.png"), dir.join("b.png"));
+    light_on_dark.save(&a).unwrap();
+    dark_on_light.save(&b).unwrap();
+    let fa = digit_features(&a).unwrap();
+    let fb = digit_features(&b).unwrap();
+    assert_eq!((fa.len(), fb.len()), (784, 784));
+    assert_eq!(fa[28 * 5 + 11], 1.0);
+    assert_eq!(fa[28 * 5 + 2], 0.0);
+    // Inverted and resized: the bar is light, the background dark.
+    assert!(
+        fb[28 * 5 + 11] > 0.9 && fb[28 * 5 + 2] < 0.1,
+        "{} {}",
+        fb[28 * 5 + 11],
+        fb[28 * 5 + 2]
+    );
+    std::fs::write(dir.join("c.png"), b"not a png").unwrap();
+    let err = digit_features(&dir.join("c.png")).unwrap_err();
+    assert!(matches!(err, Error::CorruptFile { .. }), "{err}");
+}
