@@ -204,7 +204,12 @@ fn mismatched_checkpoints_say_exactly_what_does_not_match() {
     write_tensors(&path, vec![good_w.clone(), good_b.clone()], Some(meta.clone()));
     assert!(Checkpoint::load_for(&path, &small).is_ok());
 
-    let cases: Vec<(Vec<(&str, Dtype, Vec<usize>, Vec<u8>)>, Option<Vec<(&str, &str)>>, &str)> = vec![
+    type Case<'a> = (
+        Vec<(&'a str, Dtype, Vec<usize>, Vec<u8>)>,
+        Option<Vec<(&'a str, &'a str)>>,
+        &'a str,
+    );
+    let cases: Vec<Case<'_>> = vec![
         (
             vec![good_b.clone()],
             Some(meta.clone()),
