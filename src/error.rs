@@ -121,6 +121,50 @@ pub enum Error {
     #[error("download of {file} failed: {problem}")]
     Download { file: String, problem: String },
 
+    /// A feature, target or input value is NaN or infinite.
+    #[error("{what} {index} of sample {sample} is {value}; every value must be finite")]
+    NonFiniteInput {
+        what: &'static str,
+        sample: usize,
+        index: usize,
+        value: f32,
+    },
+
+    /// A binary cross-entropy target outside [0, 1].
+    #[error("binary cross-entropy targets must lie in [0, 1]; target {index} of sample {sample} is {value}")]
+    TargetOutOfRange { sample: usize, index: usize, value: f32 },
+
+    /// A dataset (or a slice of one) with no samples.
+    #[error("{what} has no samples")]
+    EmptyDataset { what: String },
+
+    /// A layer of width 0.
+    #[error("layer size {position} in {sizes:?} is 0; every layer needs at least one unit")]
+    ZeroSizedLayer { position: usize, sizes: Vec<usize> },
+
+    /// A batch size of 0, or a batch larger than the backend was built for.
+    #[error("batch of {got} samples: batches hold 1 to {}", if *max == usize::MAX { "any number".to_string() } else { max.to_string() })]
+    InvalidBatchSize { got: usize, max: usize },
+
+    /// The training loss or gradients became NaN or infinite.
+    #[error("the training loss became {value} at epoch {epoch}, step {step}{}", match checkpoint {
+        Some(p) => format!("; the last good checkpoint is {} (continue with --resume)", p.display()),
+        None => String::new(),
+    })]
+    NonFiniteLoss {
+        epoch: usize,
+        step: u64,
+        value: f64,
+        checkpoint: Option<std::path::PathBuf>,
+    },
+
+    /// The GPU device was lost (driver reset, removal, or destroyed) or ran out of memory.
+    #[error("the GPU device was lost: {reason}{}", match checkpoint {
+        Some(p) => format!("; the last good checkpoint is {} (continue with --resume)", p.display()),
+        None => String::new(),
+    })]
+    DeviceLost { reason: String, checkpoint: Option<std::path::PathBuf> },
+
     /// A training option that cannot be used (batch size 0, negative learning rate, …).
     #[error("invalid training option: {0}")]
     InvalidOption(String),

@@ -333,7 +333,7 @@ fn data_that_does_not_fit_the_network_is_rejected() {
                 ..TrainConfig::default()
             },
         );
-        assert!(matches!(bad.err(), Some(Error::InvalidOption(_))));
+        assert!(matches!(bad.err(), Some(Error::InvalidBatchSize { got: 0, .. })));
     }
 }
 

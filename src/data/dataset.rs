@@ -54,12 +54,7 @@ impl Dataset {
             }
             Features::F32(data) => {
                 if let Some(i) = data.iter().position(|v| !v.is_finite()) {
-                    return Err(Error::InvalidDataset(format!(
-                        "feature {} of sample {} is {}",
-                        i % dim,
-                        i / dim,
-                        data[i]
-                    )));
+                    return Err(Error::NonFiniteInput { what: "feature", sample: i / dim, index: i % dim, value: data[i] });
                 }
                 data.len()
             }
@@ -71,7 +66,7 @@ impl Dataset {
         }
         let len = values / dim;
         if len == 0 {
-            return Err(Error::InvalidDataset("no samples".into()));
+            return Err(Error::EmptyDataset { what: "the dataset".into() });
         }
         match &targets {
             Targets::Classes { labels, classes } => {
@@ -84,10 +79,8 @@ impl Dataset {
                 if *classes == 0 {
                     return Err(Error::InvalidDataset("0 classes".into()));
                 }
-                if let Some((i, l)) = labels.iter().enumerate().find(|(_, l)| **l as usize >= *classes) {
-                    return Err(Error::InvalidDataset(format!(
-                        "label {l} of sample {i} is not below {classes} classes"
-                    )));
+                if let Some((i, &l)) = labels.iter().enumerate().find(|(_, l)| **l as usize >= *classes) {
+                    return Err(Error::LabelOutOfRange { op: "dataset", row: i, label: l, classes: *classes });
                 }
             }
             Targets::Values { values, width } => {
@@ -99,12 +92,7 @@ impl Dataset {
                     )));
                 }
                 if let Some(i) = values.iter().position(|v| !v.is_finite()) {
-                    return Err(Error::InvalidDataset(format!(
-                        "target {} of sample {} is {}",
-                        i % width,
-                        i / width,
-                        values[i]
-                    )));
+                    return Err(Error::NonFiniteInput { what: "target", sample: i / width, index: i % width, value: values[i] });
                 }
             }
         }
