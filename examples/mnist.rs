@@ -76,6 +76,9 @@ struct Args {
     /// Continue from this checkpoint (same network flags; its seed and epoch carry on).
     #[arg(long)]
     resume: Option<PathBuf>,
+    /// Skip steps whose loss is NaN or infinite instead of stopping.
+    #[arg(long)]
+    skip_nonfinite: bool,
 }
 
 fn optimizer(args: &Args) -> Result<Optimizer, String> {
@@ -156,6 +159,8 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         batch_size: args.batch,
         seed: args.seed,
         max_grad_norm: args.clip,
+        skip_nonfinite: args.skip_nonfinite,
+        checkpoint: Some(args.save.clone().unwrap_or_else(|| args.out.join("checkpoint.safetensors"))),
         ..TrainConfig::default()
     };
     let setup = Instant::now();
@@ -220,7 +225,6 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             &curves,
             &format!("{} on {}", describe(&spec), dir.display()),
         )?;
-        trainer.checkpoint()?.save(&save)?;
         training_seconds += report.train_seconds;
         last = Some(report);
     }

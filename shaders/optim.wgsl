@@ -17,9 +17,12 @@ struct OptimState {
     bias_correction2: f32,
     grad_sq_sum: f32,
     max_grad_norm: f32,
+    skip_nonfinite: u32,
+    step_nonfinite: u32,
+    first_nonfinite_step: u32,
+    skipped_steps: u32,
     _pad0: u32,
     _pad1: u32,
-    _pad2: u32,
 }
 
 struct Len {
@@ -50,6 +53,47 @@ fn tick() {
     state.bias_correction1 = 1.0 - state.beta1_power;
     state.bias_correction2 = 1.0 - state.beta2_power;
     state.grad_sq_sum = 0.0;
+    state.step_nonfinite = 0u;
+}
+
+// Whether a float is NaN or ±infinity (exponent bits all ones), robust to fast-math folding.
+fn is_nonfinite(x: f32) -> bool {
+    return (bitcast<u32>(x) & 0x7f800000u) == 0x7f800000u;
+}
+
+@group(0) @binding(14) var<storage, read> loss_rows: array<f32>;
+var<workgroup> bad_rows: array<u32, 256>;
+
+// After tick, before the updates: flags a step whose per-sample losses hold a NaN or infinity,
+// remembers the first such step, and (when asked) makes the updates skip it.
+@compute @workgroup_size(256)
+fn guard(@builtin(local_invocation_index) lid: u32) {
+    var bad = 0u;
+    for (var i = lid; i < len.n; i += 256u) {
+        bad += u32(is_nonfinite(loss_rows[i]));
+    }
+    bad_rows[lid] = bad;
+    workgroupBarrier();
+    for (var stride = 128u; stride > 0u; stride >>= 1u) {
+        if lid < stride {
+            bad_rows[lid] += bad_rows[lid + stride];
+        }
+        workgroupBarrier();
+    }
+    if lid == 0u && bad_rows[0] > 0u {
+        state.step_nonfinite = 1u;
+        if state.first_nonfinite_step == 0u {
+            state.first_nonfinite_step = state.step;
+        }
+        if state.skip_nonfinite != 0u {
+            state.skipped_steps += 1u;
+        }
+    }
+}
+
+// Whether the updates of this step are to be skipped.
+fn skip_step() -> bool {
+    return state.step_nonfinite != 0u && state.skip_nonfinite != 0u;
 }
 
 // Global-norm clipping factor: max_norm / ‖g‖ when ‖g‖ exceeds max_grad_norm (> 0), else 1.
@@ -118,7 +162,7 @@ fn adam_rule(w0: vec4<f32>, g0: vec4<f32>, m0: vec4<f32>, v0: vec4<f32>) -> Upda
 @compute @workgroup_size(256)
 fn sgd(@builtin(global_invocation_id) gid: vec3<u32>) {
     let i = index(gid);
-    if i >= len.n {
+    if i >= len.n || skip_step() {
         return;
     }
     w[i] = sgd_rule(vec4<f32>(w[i]), vec4<f32>(g[i])).x;
@@ -127,7 +171,7 @@ fn sgd(@builtin(global_invocation_id) gid: vec3<u32>) {
 @compute @workgroup_size(256)
 fn momentum(@builtin(global_invocation_id) gid: vec3<u32>) {
     let i = index(gid);
-    if i >= len.n {
+    if i >= len.n || skip_step() {
         return;
     }
     let u = momentum_rule(vec4<f32>(w[i]), vec4<f32>(g[i]), vec4<f32>(m[i]));
@@ -138,7 +182,7 @@ fn momentum(@builtin(global_invocation_id) gid: vec3<u32>) {
 @compute @workgroup_size(256)
 fn adam(@builtin(global_invocation_id) gid: vec3<u32>) {
     let i = index(gid);
-    if i >= len.n {
+    if i >= len.n || skip_step() {
         return;
     }
     let u = adam_rule(vec4<f32>(w[i]), vec4<f32>(g[i]), vec4<f32>(m[i]), vec4<f32>(v[i]));
@@ -158,7 +202,7 @@ fn adam(@builtin(global_invocation_id) gid: vec3<u32>) {
 @compute @workgroup_size(256)
 fn sgd4(@builtin(global_invocation_id) gid: vec3<u32>) {
     let i = index(gid);
-    if i >= len.n {
+    if i >= len.n || skip_step() {
         return;
     }
     w4[i] = sgd_rule(w4[i], g4[i]);
@@ -167,7 +211,7 @@ fn sgd4(@builtin(global_invocation_id) gid: vec3<u32>) {
 @compute @workgroup_size(256)
 fn momentum4(@builtin(global_invocation_id) gid: vec3<u32>) {
     let i = index(gid);
-    if i >= len.n {
+    if i >= len.n || skip_step() {
         return;
     }
     let u = momentum_rule(w4[i], g4[i], m4[i]);
@@ -178,7 +222,7 @@ fn momentum4(@builtin(global_invocation_id) gid: vec3<u32>) {
 @compute @workgroup_size(256)
 fn adam4(@builtin(global_invocation_id) gid: vec3<u32>) {
     let i = index(gid);
-    if i >= len.n {
+    if i >= len.n || skip_step() {
         return;
     }
     let u = adam_rule(w4[i], g4[i], m4[i], v4[i]);

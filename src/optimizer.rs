@@ -116,7 +116,7 @@ impl Optimizer {
 
 /// Hyperparameters and step counter read by every parameter update of one training step.
 ///
-/// The same 64 bytes live in a GPU storage buffer (`shaders/optim.wgsl`), where a one-thread
+/// The same 80 bytes live in a GPU storage buffer (`shaders/optim.wgsl`), where a one-thread
 /// `tick` kernel advances the step on the device, so no per-step upload is needed.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Pod, Zeroable)]
@@ -142,7 +142,16 @@ pub struct OptimState {
     pub grad_sq_sum: f32,
     /// Clip gradients to this global L2 norm; 0 turns clipping off.
     pub max_grad_norm: f32,
-    pub _pad: [u32; 3],
+    /// 1: a step whose loss is NaN or infinite leaves the parameters untouched; 0: it is
+    /// applied (and training stops at the next readback).
+    pub skip_nonfinite: u32,
+    /// Whether the current step's loss is non-finite (set by the guard, read by the updates).
+    pub step_nonfinite: u32,
+    /// The first step (1-based) whose loss was non-finite; 0 if none.
+    pub first_nonfinite_step: u32,
+    /// Steps skipped because of a non-finite loss.
+    pub skipped_steps: u32,
+    pub _pad: [u32; 2],
 }
 
 impl OptimState {
@@ -155,6 +164,23 @@ impl OptimState {
         self.bias_correction1 = 1.0 - self.beta1_power;
         self.bias_correction2 = 1.0 - self.beta2_power;
         self.grad_sq_sum = 0.0;
+        self.step_nonfinite = 0;
+    }
+
+    /// Records whether this step's loss sum is finite (after [`OptimState::tick`]); returns
+    /// whether the step's updates must be skipped. Twin of `guard` in `shaders/optim.wgsl`.
+    pub fn guard(&mut self, loss_sum_finite: bool) -> bool {
+        if loss_sum_finite {
+            return false;
+        }
+        self.step_nonfinite = 1;
+        if self.first_nonfinite_step == 0 {
+            self.first_nonfinite_step = self.step;
+        }
+        if self.skip_nonfinite != 0 {
+            self.skipped_steps += 1;
+        }
+        self.skip_nonfinite != 0
     }
 
     /// The factor every gradient is multiplied by: `max_norm / ‖g‖` when the global norm

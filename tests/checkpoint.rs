@@ -268,12 +268,14 @@ fn mismatched_checkpoints_say_exactly_what_does_not_match() {
     );
     let bytes = other.to_bytes().unwrap();
     std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
-    assert!(
-        Checkpoint::load(&path)
-            .unwrap_err()
-            .to_string()
-            .contains("not a safetensors file")
-    );
+    let err = Checkpoint::load(&path).unwrap_err().to_string();
+    assert!(err.contains("but its header describes") && err.contains("truncated"), "{err}");
+    // A header that claims far more than the file holds is refused before any allocation.
+    let mut lying = (u64::MAX / 2).to_le_bytes().to_vec();
+    lying.extend_from_slice(b"{}");
+    std::fs::write(&path, &lying).unwrap();
+    let err = Checkpoint::load(&path).unwrap_err().to_string();
+    assert!(err.contains("header claims"), "{err}");
     // Optimizer state of another kind is refused on resume.
     let mut trainer = Trainer::new(Network::init(&spec(), 0), &Device::Cpu, config(Optimizer::adam(1e-3))).unwrap();
     let adam_checkpoint = trainer.checkpoint().unwrap();

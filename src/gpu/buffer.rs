@@ -13,7 +13,36 @@ pub struct GpuBuffer<T> {
     pub(crate) buffer: wgpu::Buffer,
     label: String,
     len: usize,
+    live: std::sync::Arc<LiveBuffers>,
     _element: PhantomData<T>,
+}
+
+/// How many [`GpuBuffer`]s of a context exist and how many bytes they hold: a training loop
+/// past warm-up keeps both flat.
+#[derive(Debug, Default)]
+pub struct LiveBuffers {
+    count: std::sync::atomic::AtomicI64,
+    bytes: std::sync::atomic::AtomicI64,
+}
+
+impl LiveBuffers {
+    /// `(buffers, bytes)` alive now.
+    pub fn get(&self) -> (i64, i64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (self.count.load(Relaxed), self.bytes.load(Relaxed))
+    }
+
+    fn add(&self, count: i64, bytes: i64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.count.fetch_add(count, Relaxed);
+        self.bytes.fetch_add(bytes, Relaxed);
+    }
+}
+
+impl<T> Drop for GpuBuffer<T> {
+    fn drop(&mut self) {
+        self.live.add(-1, -(self.buffer.size() as i64));
+    }
 }
 
 impl<T> std::fmt::Debug for GpuBuffer<T> {
@@ -177,10 +206,12 @@ impl GpuContext {
             usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
+        self.live.add(1, bytes as i64);
         Ok(GpuBuffer {
             buffer,
             label: label.to_string(),
             len,
+            live: std::sync::Arc::clone(&self.live),
             _element: PhantomData,
         })
     }

@@ -116,6 +116,10 @@ pub struct GpuContext {
     pub(crate) prepared: std::sync::atomic::AtomicU64,
     /// wgpu errors raised outside an error scope, kept until the next check.
     uncaptured: Arc<Mutex<Vec<String>>>,
+    /// Why the device was lost, once it has been (driver reset, removal, `destroy`).
+    lost: Arc<Mutex<Option<String>>>,
+    /// Buffers of this context alive now.
+    pub(crate) live: Arc<crate::gpu::buffer::LiveBuffers>,
 }
 
 impl std::fmt::Debug for GpuContext {
@@ -180,6 +184,11 @@ impl GpuContext {
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
             sink.lock().unwrap_or_else(|p| p.into_inner()).push(e.to_string());
         }));
+        let lost = Arc::new(Mutex::new(None));
+        let lost_sink = Arc::clone(&lost);
+        device.set_device_lost_callback(move |reason, message| {
+            *lost_sink.lock().unwrap_or_else(|p| p.into_inner()) = Some(format!("{reason:?}: {message}"));
+        });
         let placeholder = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("placeholder"),
             size: 16,
@@ -197,6 +206,8 @@ impl GpuContext {
             matmul_kernel,
             prepared: std::sync::atomic::AtomicU64::new(0),
             uncaptured,
+            lost,
+            live: Arc::default(),
         })
     }
 
@@ -253,6 +264,7 @@ impl GpuContext {
     /// Runs `f` inside error scopes (thread-local in wgpu), so validation errors, out-of-memory
     /// and internal errors it raises come back as an [`Error::Gpu`] for this caller alone.
     pub(crate) fn scoped<R>(&self, context: &str, f: impl FnOnce() -> R) -> Result<R> {
+        self.check_lost()?;
         let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let internal = self.device.push_error_scope(wgpu::ErrorFilter::Internal);
@@ -264,6 +276,7 @@ impl GpuContext {
             pollster::block_on(validation.pop()),
         ];
         let messages: Vec<String> = errors.into_iter().flatten().map(|e| e.to_string()).collect();
+        self.check_lost()?;
         if messages.is_empty() {
             Ok(result)
         } else {
@@ -274,8 +287,36 @@ impl GpuContext {
         }
     }
 
+    /// `(buffers, bytes)` of this context's [`crate::gpu::GpuBuffer`]s alive now.
+    pub fn live_buffers(&self) -> (i64, i64) {
+        self.live.get()
+    }
+
+    /// Whether the device has been lost, and why.
+    pub fn lost_reason(&self) -> Option<String> {
+        self.lost.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// [`Error::DeviceLost`] once the device is gone: every later operation reports it.
+    pub(crate) fn check_lost(&self) -> Result<()> {
+        match self.lost_reason() {
+            Some(reason) => Err(Error::DeviceLost { reason, checkpoint: None }),
+            None => Ok(()),
+        }
+    }
+
+    /// Destroys the device, as a driver reset or an unplugged GPU would: for testing recovery.
+    /// Every later operation on this context returns [`Error::DeviceLost`].
+    pub fn simulate_device_loss(&self) {
+        self.device.destroy();
+        let _ = self.device.poll(wgpu::PollType::Poll);
+        let mut lost = self.lost.lock().unwrap_or_else(|p| p.into_inner());
+        lost.get_or_insert_with(|| "Destroyed: simulated device loss".to_string());
+    }
+
     /// Turns wgpu errors raised outside any scope since the last check into an [`Error::Gpu`].
     pub(crate) fn take_errors(&self, context: &str) -> Result<()> {
+        self.check_lost()?;
         let mut errors = self.uncaptured.lock().unwrap_or_else(|p| p.into_inner());
         if errors.is_empty() {
             return Ok(());
@@ -290,6 +331,7 @@ impl GpuContext {
 
     /// Blocks until all submitted work has finished.
     pub fn wait(&self) -> Result<()> {
+        self.check_lost()?;
         self.device
             .poll(wgpu::PollType::wait_indefinitely())
             .map_err(|e| Error::Gpu {

@@ -23,7 +23,7 @@ pub use elementwise::{activation_backward, activation_forward, bias_activation, 
 pub use loss::{mse, sigmoid_binary_cross_entropy, softmax_cross_entropy};
 pub use matmul::{MatmulKernel, Operand, matmul, matmul_strided, matmul_with_kernel};
 pub use metrics::{accumulate_sum, count_correct};
-pub use optim::{accumulate_grad_norm, adam_update, momentum_update, sgd_update, tick};
+pub use optim::{accumulate_grad_norm, adam_update, guard, momentum_update, sgd_update, tick};
 
 impl GpuContext {
     /// How many specialised pipelines this device has compiled so far.

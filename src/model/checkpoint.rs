@@ -4,7 +4,7 @@
 //! Tensors: `layers.{i}.weight` `[out, in]` and `layers.{i}.bias` `[out]` (f32), so
 //! `nn.ModuleList([nn.Linear(...)])` named `layers` loads them unchanged; with an optimizer,
 //! `optimizer.moment{j}.layers.{i}.weight|bias` (velocity, or Adam's m and v) and
-//! `optimizer.state` (the 64-byte [`OptimState`], u8). Metadata: `format`, `sizes`,
+//! `optimizer.state` (the [`OptimState`] bytes, u8). Metadata: `format`, `sizes`,
 //! `hidden_activation`, `loss`, `optimizer`, `epoch`, `step`, `seed`.
 
 use std::collections::HashMap;
@@ -20,6 +20,9 @@ use crate::optimizer::OptimState;
 
 /// Identifies this crate's checkpoint layout.
 pub const FORMAT: &str = "shadergrad-checkpoint-1";
+
+/// Bytes of the stored optimizer state.
+const STATE_BYTES: usize = std::mem::size_of::<OptimState>();
 
 /// An optimizer's full state: hyperparameters and step counter, and its moment tensors.
 #[derive(Debug, Clone, PartialEq)]
@@ -114,7 +117,7 @@ impl Checkpoint {
             }
             all.push((
                 "optimizer.state".to_string(),
-                view(bytemuck::bytes_of(&opt.state), vec![64], Dtype::U8)?,
+                view(bytemuck::bytes_of(&opt.state), vec![STATE_BYTES], Dtype::U8)?,
             ));
         }
         safetensors::serialize(all, Some(metadata)).map_err(|e| e.to_string())
@@ -122,10 +125,7 @@ impl Checkpoint {
 
     /// Loads a checkpoint, rebuilding the network from its metadata.
     pub fn load(path: &Path) -> Result<Checkpoint> {
-        let bytes = std::fs::read(path).map_err(|source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let bytes = read_checked(path)?;
         Self::from_bytes(&bytes, None).map_err(|problem| Error::Checkpoint {
             path: path.to_path_buf(),
             problem,
@@ -135,10 +135,7 @@ impl Checkpoint {
     /// Loads a checkpoint that must hold exactly `spec`'s network: every name, dtype and shape
     /// is checked and the first mismatch is named.
     pub fn load_for(path: &Path, spec: &NetworkSpec) -> Result<Checkpoint> {
-        let bytes = std::fs::read(path).map_err(|source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let bytes = read_checked(path)?;
         Self::from_bytes(&bytes, Some(spec)).map_err(|problem| Error::Checkpoint {
             path: path.to_path_buf(),
             problem,
@@ -224,9 +221,9 @@ impl Checkpoint {
                 let state_view = tensors
                     .tensor("optimizer.state")
                     .map_err(|_| "missing tensor \"optimizer.state\"".to_string())?;
-                if state_view.dtype() != Dtype::U8 || state_view.shape() != [64] {
+                if state_view.dtype() != Dtype::U8 || state_view.shape() != [STATE_BYTES] {
                     return Err(format!(
-                        "tensor \"optimizer.state\" is {:?} {:?}, expected U8 [64]",
+                        "tensor \"optimizer.state\" is {:?} {:?}, expected U8 [{STATE_BYTES}]",
                         state_view.dtype(),
                         state_view.shape()
                     ));
@@ -257,6 +254,51 @@ impl Checkpoint {
             progress,
         })
     }
+}
+
+/// The largest header safetensors accepts.
+const MAX_HEADER_BYTES: u64 = 100_000_000;
+
+/// Reads a checkpoint file only after its header's account of the data matches the file's
+/// size, so a lying or truncated file is refused before anything large is allocated.
+fn read_checked(path: &Path) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let io = |source| Error::Io { path: path.to_path_buf(), source };
+    let bad = |problem: String| Error::Checkpoint { path: path.to_path_buf(), problem };
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let size = file.metadata().map_err(io)?.len();
+    let mut prefix = [0u8; 8];
+    if size < 8 {
+        return Err(bad(format!("not a safetensors file: {size} bytes is too short for a header")));
+    }
+    file.read_exact(&mut prefix).map_err(io)?;
+    let header_len = u64::from_le_bytes(prefix);
+    if header_len > MAX_HEADER_BYTES || 8 + header_len > size {
+        return Err(bad(format!("not a safetensors file: its header claims {header_len} bytes in a {size}-byte file")));
+    }
+    let mut header = vec![0u8; header_len as usize];
+    file.read_exact(&mut header).map_err(io)?;
+    let json: serde_json::Value =
+        serde_json::from_slice(&header).map_err(|e| bad(format!("not a safetensors file: header is not JSON ({e})")))?;
+    let data_end = json
+        .as_object()
+        .map(|o| {
+            o.iter()
+                .filter(|(k, _)| k.as_str() != "__metadata__")
+                .filter_map(|(_, v)| v.get("data_offsets")?.get(1)?.as_u64())
+                .max()
+                .unwrap_or(0)
+        })
+        .ok_or_else(|| bad("not a safetensors file: header is not a JSON object".into()))?;
+    let expected = 8 + header_len + data_end;
+    if expected != size {
+        return Err(bad(format!("file is {size} bytes but its header describes {expected}: truncated or padded")));
+    }
+    let mut bytes = prefix.to_vec();
+    bytes.extend_from_slice(&header);
+    bytes.reserve(data_end as usize);
+    file.read_to_end(&mut bytes).map_err(io)?;
+    Ok(bytes)
 }
 
 fn describe_sizes(sizes: &[usize]) -> String {

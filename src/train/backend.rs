@@ -16,6 +16,11 @@ pub struct Totals {
     pub samples: u64,
     /// Whether `correct` means anything (the data has class labels).
     pub has_accuracy: bool,
+    /// The first training step (1-based, counted over the whole run) whose loss was NaN or
+    /// infinite, if any so far.
+    pub nonfinite_step: Option<u64>,
+    /// Steps skipped so far because of a non-finite loss (when skipping was asked for).
+    pub skipped_steps: u64,
 }
 
 impl Totals {
@@ -56,6 +61,10 @@ pub trait Backend: Send {
 
     /// Sets the learning rate of the following steps.
     fn set_learning_rate(&mut self, lr: f32) -> Result<()>;
+
+    /// Whether a step whose loss is NaN or infinite is skipped (parameters untouched) instead
+    /// of applied. Either way the first such step is reported in [`Totals::nonfinite_step`].
+    fn set_skip_nonfinite(&mut self, skip: bool) -> Result<()>;
 
     /// The current parameters, copied to the host.
     fn network(&mut self) -> Result<Network>;

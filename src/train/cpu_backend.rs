@@ -199,6 +199,9 @@ impl CpuBackend {
         }
 
         self.state.tick();
+        if self.state.guard(loss_sum.is_finite()) {
+            return Ok(());
+        }
         if self.state.max_grad_norm > 0.0 {
             for g in &self.grads {
                 cpu::accumulate_grad_norm(&g.weight, &mut self.state);
@@ -256,7 +259,10 @@ impl Backend for CpuBackend {
     }
 
     fn take_train_totals(&mut self) -> Result<Totals> {
-        Ok(std::mem::take(&mut self.totals))
+        let mut totals = std::mem::take(&mut self.totals);
+        totals.nonfinite_step = (self.state.first_nonfinite_step > 0).then_some(u64::from(self.state.first_nonfinite_step));
+        totals.skipped_steps = u64::from(self.state.skipped_steps);
+        Ok(totals)
     }
 
     fn evaluate(&mut self, data: &Dataset) -> Result<Totals> {
@@ -277,6 +283,11 @@ impl Backend for CpuBackend {
     fn set_learning_rate(&mut self, lr: f32) -> Result<()> {
         super::check_learning_rate(lr)?;
         self.state.lr = lr;
+        Ok(())
+    }
+
+    fn set_skip_nonfinite(&mut self, skip: bool) -> Result<()> {
+        self.state.skip_nonfinite = u32::from(skip);
         Ok(())
     }
 

@@ -431,6 +431,7 @@ impl GpuBackend {
             }
         }
         out.push(gpu::tick(ctx, &self.state)?);
+        out.push(gpu::guard(ctx, &ws.loss_rows, &self.state)?);
         // Every parameter tensor as views that fit one binding: weight chunks, then the bias.
         let mut tensors: Vec<(usize, Option<Range<usize>>)> = Vec::new();
         for l in 0..self.spec.layers() {
@@ -620,11 +621,14 @@ impl Backend for GpuBackend {
     fn take_train_totals(&mut self) -> Result<Totals> {
         let (loss_sum, correct) = self.read_totals(Purpose::Train)?;
         let samples = std::mem::take(&mut self.train_samples);
+        let state = self.ctx.read(&self.state)?[0];
         Ok(Totals {
             loss_sum,
             correct,
             samples,
             has_accuracy: self.train_has_accuracy,
+            nonfinite_step: (state.first_nonfinite_step > 0).then_some(u64::from(state.first_nonfinite_step)),
+            skipped_steps: u64::from(state.skipped_steps),
         })
     }
 
@@ -640,6 +644,7 @@ impl Backend for GpuBackend {
             correct,
             samples: data.len() as u64,
             has_accuracy: data.classes().is_some(),
+            ..Totals::default()
         })
     }
 
@@ -665,6 +670,13 @@ impl Backend for GpuBackend {
         self.ctx
             .queue
             .write_buffer(&self.state.buffer, 0, bytemuck::bytes_of(&lr));
+        Ok(())
+    }
+
+    fn set_skip_nonfinite(&mut self, skip: bool) -> Result<()> {
+        // OptimState::skip_nonfinite: a 4-byte write, ordered before the next submit.
+        let offset = std::mem::offset_of!(OptimState, skip_nonfinite) as u64;
+        self.ctx.queue.write_buffer(&self.state.buffer, offset, bytemuck::bytes_of(&u32::from(skip)));
         Ok(())
     }
 

@@ -9,7 +9,8 @@ use super::cpu_backend::CpuBackend;
 use super::gpu_backend::GpuBackend;
 use super::schedule::LrSchedule;
 use crate::data::{Dataset, batches, epoch_order};
-use crate::error::Result;
+use crate::error::{Error, Result};
+use std::path::PathBuf;
 use crate::gpu::GpuContext;
 use crate::model::{Checkpoint, Network, Progress};
 use crate::optimizer::Optimizer;
@@ -38,6 +39,11 @@ pub struct TrainConfig {
     pub shuffle: bool,
     /// Drop the last batch of an epoch when it is smaller than `batch_size`.
     pub drop_last: bool,
+    /// Skip a step whose loss is NaN or infinite (parameters untouched) instead of stopping
+    /// the run with [`Error::NonFiniteLoss`].
+    pub skip_nonfinite: bool,
+    /// Save a checkpoint here (atomically) after every healthy epoch.
+    pub checkpoint: Option<PathBuf>,
 }
 
 impl Default for TrainConfig {
@@ -51,6 +57,8 @@ impl Default for TrainConfig {
             max_grad_norm: 0.0,
             shuffle: true,
             drop_last: false,
+            skip_nonfinite: false,
+            checkpoint: None,
         }
     }
 }
@@ -152,13 +160,9 @@ impl Trainer {
     }
 
     /// A trainer on a backend built elsewhere.
-    pub fn with_backend(backend: Box<dyn Backend>, config: TrainConfig) -> Trainer {
-        Trainer {
-            backend,
-            config,
-            epochs_done: 0,
-            steps_done: 0,
-        }
+    pub fn with_backend(mut backend: Box<dyn Backend>, config: TrainConfig) -> Result<Trainer> {
+        backend.set_skip_nonfinite(config.skip_nonfinite)?;
+        Ok(Trainer { backend, config, epochs_done: 0, steps_done: 0 })
     }
 
     /// The backend's one-line description.
@@ -182,7 +186,19 @@ impl Trainer {
     }
 
     /// Trains one epoch (the next one), evaluates on `test` if given, and reports.
-    pub fn train_epoch(
+    ///
+    /// A lost GPU device comes back as [`Error::DeviceLost`] naming the last checkpoint, if
+    /// the configuration saves them: build a new context and [`Trainer::resume`] from it.
+    pub fn train_epoch(&mut self, train: &Dataset, test: Option<&Dataset>, progress: StepProgress<'_>) -> Result<EpochReport> {
+        self.train_epoch_inner(train, test, progress).map_err(|e| match e {
+            Error::DeviceLost { reason, .. } => {
+                Error::DeviceLost { reason, checkpoint: self.config.checkpoint.clone().filter(|p| p.exists()) }
+            }
+            other => other,
+        })
+    }
+
+    fn train_epoch_inner(
         &mut self,
         train: &Dataset,
         test: Option<&Dataset>,
@@ -204,10 +220,25 @@ impl Trainer {
         }
         let train_totals = self.backend.take_train_totals()?;
         let train_seconds = started.elapsed().as_secs_f64();
+        if let Some(step) = train_totals.nonfinite_step
+            && !self.config.skip_nonfinite
+        {
+            // The parameters are spoiled; the last checkpoint (saved only after healthy epochs)
+            // is where to continue from.
+            return Err(Error::NonFiniteLoss {
+                epoch: epoch + 1,
+                step,
+                value: train_totals.mean_loss(),
+                checkpoint: self.config.checkpoint.clone().filter(|p| p.exists()),
+            });
+        }
         let eval_started = Instant::now();
         let test_totals = test.map(|t| self.backend.evaluate(t)).transpose()?;
         self.epochs_done += 1;
         self.steps_done += all.len() as u64;
+        if let Some(path) = self.config.checkpoint.clone() {
+            self.checkpoint()?.save(&path)?;
+        }
         Ok(EpochReport {
             epoch: self.epochs_done,
             learning_rate: lr,
