@@ -160,7 +160,11 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         seed: args.seed,
         max_grad_norm: args.clip,
         skip_nonfinite: args.skip_nonfinite,
-        checkpoint: Some(args.save.clone().unwrap_or_else(|| args.out.join("checkpoint.safetensors"))),
+        checkpoint: Some(
+            args.save
+                .clone()
+                .unwrap_or_else(|| args.out.join("checkpoint.safetensors")),
+        ),
         ..TrainConfig::default()
     };
     let setup = Instant::now();

@@ -163,7 +163,10 @@ pub enum Error {
         Some(p) => format!("; the last good checkpoint is {} (continue with --resume)", p.display()),
         None => String::new(),
     })]
-    DeviceLost { reason: String, checkpoint: Option<std::path::PathBuf> },
+    DeviceLost {
+        reason: String,
+        checkpoint: Option<std::path::PathBuf>,
+    },
 
     /// A training option that cannot be used (batch size 0, negative learning rate, …).
     #[error("invalid training option: {0}")]

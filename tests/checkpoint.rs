@@ -269,7 +269,10 @@ fn mismatched_checkpoints_say_exactly_what_does_not_match() {
     let bytes = other.to_bytes().unwrap();
     std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
     let err = Checkpoint::load(&path).unwrap_err().to_string();
-    assert!(err.contains("but its header describes") && err.contains("truncated"), "{err}");
+    assert!(
+        err.contains("but its header describes") && err.contains("truncated"),
+        "{err}"
+    );
     // A header that claims far more than the file holds is refused before any allocation.
     let mut lying = (u64::MAX / 2).to_le_bytes().to_vec();
     lying.extend_from_slice(b"{}");

@@ -219,15 +219,46 @@ fn datasets_reject_inconsistent_parts_with_distinct_errors() {
     use shadergrad::data::Dataset;
     assert!(Dataset::classification(vec![0.0; 6], 3, vec![0, 1], 2).is_ok());
     let err = Dataset::classification(vec![0.0; 6], 3, vec![0], 2).unwrap_err();
-    assert!(matches!(err, Error::InvalidDataset(_)) && err.to_string().contains("2 samples but 1 labels"), "{err}");
+    assert!(
+        matches!(err, Error::InvalidDataset(_)) && err.to_string().contains("2 samples but 1 labels"),
+        "{err}"
+    );
     let err = Dataset::classification(vec![0.0; 7], 3, vec![0, 1], 2).unwrap_err();
-    assert!(matches!(err, Error::InvalidDataset(_)) && err.to_string().contains("not a whole number"), "{err}");
+    assert!(
+        matches!(err, Error::InvalidDataset(_)) && err.to_string().contains("not a whole number"),
+        "{err}"
+    );
     let err = Dataset::regression(vec![0.0; 6], 3, vec![0.0; 5], 3).unwrap_err();
-    assert!(matches!(err, Error::InvalidDataset(_)) && err.to_string().contains("need 6 target values"), "{err}");
+    assert!(
+        matches!(err, Error::InvalidDataset(_)) && err.to_string().contains("need 6 target values"),
+        "{err}"
+    );
     let err = Dataset::classification(vec![0.0; 6], 3, vec![0, 2], 2).unwrap_err();
-    assert!(matches!(err, Error::LabelOutOfRange { row: 1, label: 2, classes: 2, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::LabelOutOfRange {
+                row: 1,
+                label: 2,
+                classes: 2,
+                ..
+            }
+        ),
+        "{err}"
+    );
     let err = Dataset::classification(vec![0.0, f32::NAN, 0.0], 3, vec![0], 2).unwrap_err();
-    assert!(matches!(err, Error::NonFiniteInput { what: "feature", sample: 0, index: 1, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::NonFiniteInput {
+                what: "feature",
+                sample: 0,
+                index: 1,
+                ..
+            }
+        ),
+        "{err}"
+    );
     let err = Dataset::regression(vec![0.0; 3], 3, vec![f32::INFINITY], 1).unwrap_err();
     assert!(matches!(err, Error::NonFiniteInput { what: "target", .. }), "{err}");
     let err = Dataset::classification(vec![], 3, vec![], 2).unwrap_err();

@@ -611,3 +611,83 @@ fn gather_matches_cpu() {
         }
     }
 }
+
+#[test]
+fn matmuls_over_the_work_budget_are_split_and_still_correct() {
+    let ctx = gpu_or_skip!();
+    let mut r = rng("split");
+    // 600×1100·1100×500 = 330 M multiply-adds, over the 268 M budget; every form, both kernels,
+    // with the epilogues whose operands move with each part.
+    let d = MatmulDims::new(600, 1100, 500);
+    assert!(d.m * d.k * d.n > gpu::matmul::MAX_MACS_PER_DISPATCH as usize);
+    let a = random_vec(&mut r, d.m * d.k, 1.0);
+    let b = random_vec(&mut r, d.k * d.n, 1.0);
+    let bias = random_vec(&mut r, d.n, 1.0);
+    let act_out: Vec<f32> = random_vec(&mut r, d.m * d.n, 1.0)
+        .into_iter()
+        .map(|v| v.tanh())
+        .collect();
+    let (ga, gb, gbias, gact) = (
+        ctx.upload("a", &a).unwrap(),
+        ctx.upload("b", &b).unwrap(),
+        ctx.upload("bias", &bias).unwrap(),
+        ctx.upload("act", &act_out).unwrap(),
+    );
+    let gc = poisoned(ctx, "c", d.m * d.n);
+    for form in MatmulForm::ALL {
+        for epilogue_kind in 0..3 {
+            let mut want = vec![0.0; d.m * d.n];
+            let cpu_epilogue = match epilogue_kind {
+                0 => Epilogue::None,
+                1 => Epilogue::BiasAct {
+                    bias: &bias[..],
+                    act: Activation::Relu,
+                },
+                _ => Epilogue::ActGrad {
+                    act_output: &act_out[..],
+                    act: Activation::Tanh,
+                },
+            };
+            cpu::matmul(form, d, &a, &b, &mut want, cpu_epilogue).unwrap();
+            for kernel in MatmulKernel::ALL {
+                let epilogue = match epilogue_kind {
+                    0 => Epilogue::None,
+                    1 => Epilogue::BiasAct {
+                        bias: Operand::dense(&gbias, d.n),
+                        act: Activation::Relu,
+                    },
+                    _ => Epilogue::ActGrad {
+                        act_output: Operand::dense(&gact, d.n),
+                        act: Activation::Tanh,
+                    },
+                };
+                let a_cols = if form.transposes_a() { d.m } else { d.k };
+                let b_cols = if form.transposes_b() { d.k } else { d.n };
+                ctx.write(&gc, &vec![f32::NAN; d.m * d.n]).unwrap();
+                let dispatch = gpu::matmul_with_kernel(
+                    ctx,
+                    kernel,
+                    form,
+                    d,
+                    Operand::dense(&ga, a_cols),
+                    Operand::dense(&gb, b_cols),
+                    Operand::dense(&gc, d.n),
+                    epilogue,
+                    false,
+                )
+                .unwrap();
+                assert!(
+                    dispatch.parts() >= 2,
+                    "{kernel:?} {form:?}: {} part(s)",
+                    dispatch.parts()
+                );
+                ctx.run(&[&dispatch]).unwrap();
+                let what = format!(
+                    "split {kernel:?} {form:?} epilogue {epilogue_kind} ({} parts)",
+                    dispatch.parts()
+                );
+                assert_close(&what, &ctx.read(&gc).unwrap(), &want, GPU_TOLERANCE);
+            }
+        }
+    }
+}

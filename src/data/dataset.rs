@@ -54,7 +54,12 @@ impl Dataset {
             }
             Features::F32(data) => {
                 if let Some(i) = data.iter().position(|v| !v.is_finite()) {
-                    return Err(Error::NonFiniteInput { what: "feature", sample: i / dim, index: i % dim, value: data[i] });
+                    return Err(Error::NonFiniteInput {
+                        what: "feature",
+                        sample: i / dim,
+                        index: i % dim,
+                        value: data[i],
+                    });
                 }
                 data.len()
             }
@@ -66,7 +71,9 @@ impl Dataset {
         }
         let len = values / dim;
         if len == 0 {
-            return Err(Error::EmptyDataset { what: "the dataset".into() });
+            return Err(Error::EmptyDataset {
+                what: "the dataset".into(),
+            });
         }
         match &targets {
             Targets::Classes { labels, classes } => {
@@ -80,7 +87,12 @@ impl Dataset {
                     return Err(Error::InvalidDataset("0 classes".into()));
                 }
                 if let Some((i, &l)) = labels.iter().enumerate().find(|(_, l)| **l as usize >= *classes) {
-                    return Err(Error::LabelOutOfRange { op: "dataset", row: i, label: l, classes: *classes });
+                    return Err(Error::LabelOutOfRange {
+                        op: "dataset",
+                        row: i,
+                        label: l,
+                        classes: *classes,
+                    });
                 }
             }
             Targets::Values { values, width } => {
@@ -92,7 +104,12 @@ impl Dataset {
                     )));
                 }
                 if let Some(i) = values.iter().position(|v| !v.is_finite()) {
-                    return Err(Error::NonFiniteInput { what: "target", sample: i / width, index: i % width, value: values[i] });
+                    return Err(Error::NonFiniteInput {
+                        what: "target",
+                        sample: i / width,
+                        index: i % width,
+                        value: values[i],
+                    });
                 }
             }
         }

@@ -300,7 +300,10 @@ impl GpuContext {
     /// [`Error::DeviceLost`] once the device is gone: every later operation reports it.
     pub(crate) fn check_lost(&self) -> Result<()> {
         match self.lost_reason() {
-            Some(reason) => Err(Error::DeviceLost { reason, checkpoint: None }),
+            Some(reason) => Err(Error::DeviceLost {
+                reason,
+                checkpoint: None,
+            }),
             None => Ok(()),
         }
     }

@@ -10,9 +10,15 @@ use crate::gpu::GpuContext;
 use crate::gpu::buffer::Binding;
 use crate::gpu::kernels::{Compiled, Constants, Kernel, Slot};
 
-/// One kernel launch, ready to record: nothing is created when it is recorded.
+/// One kernel launch, ready to record: nothing is created when it is recorded. A launch that
+/// would exceed the per-dispatch work budget is several parts, recorded back to back.
 pub struct Dispatch {
     name: &'static str,
+    parts: Vec<Part>,
+}
+
+/// One `dispatch_workgroups` call.
+struct Part {
     compiled: Arc<Compiled>,
     bind_group: wgpu::BindGroup,
     workgroups: [u32; 3],
@@ -20,17 +26,25 @@ pub struct Dispatch {
 
 impl std::fmt::Debug for Dispatch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Dispatch({}, {:?})", self.name, self.workgroups)
+        write!(
+            f,
+            "Dispatch({}, {:?} × {} parts)",
+            self.name,
+            self.workgroups(),
+            self.parts.len()
+        )
     }
 }
 
 impl Dispatch {
     /// Records the launch into a compute pass.
     pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
-        pass.set_pipeline(&self.compiled.pipeline);
-        pass.set_bind_group(0, &self.bind_group, &[]);
-        let [x, y, z] = self.workgroups;
-        pass.dispatch_workgroups(x, y, z);
+        for part in &self.parts {
+            pass.set_pipeline(&part.compiled.pipeline);
+            pass.set_bind_group(0, &part.bind_group, &[]);
+            let [x, y, z] = part.workgroups;
+            pass.dispatch_workgroups(x, y, z);
+        }
     }
 
     /// The kernel's entry point name.
@@ -38,9 +52,24 @@ impl Dispatch {
         self.name
     }
 
-    /// Workgroups launched per dimension.
+    /// Workgroups launched per dimension by the first part.
     pub fn workgroups(&self) -> [u32; 3] {
-        self.workgroups
+        self.parts[0].workgroups
+    }
+
+    /// How many `dispatch_workgroups` calls the launch makes (more than one when split to stay
+    /// within the work budget).
+    pub fn parts(&self) -> usize {
+        self.parts.len()
+    }
+
+    /// One launch made of the parts of several, in order.
+    pub(crate) fn merge(mut dispatches: Vec<Dispatch>) -> Dispatch {
+        let mut first = dispatches.remove(0);
+        for d in dispatches {
+            first.parts.extend(d.parts);
+        }
+        first
     }
 }
 
@@ -151,9 +180,11 @@ impl GpuContext {
         });
         Dispatch {
             name: kernel.entry,
-            compiled,
-            bind_group,
-            workgroups,
+            parts: vec![Part {
+                compiled,
+                bind_group,
+                workgroups,
+            }],
         }
     }
 

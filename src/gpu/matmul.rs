@@ -31,6 +31,12 @@ const ROW_BLOCK: Kernel = Kernel {
     ],
 };
 
+/// The most multiply-adds one dispatch may do (2^28 ≈ 268 M). Larger matmuls are split into
+/// row and column blocks of C, one dispatch each, so no single dispatch runs long enough to
+/// trip an OS GPU watchdog (Windows' TDR fires at 2 s): at 20 GFLOP/s — lavapipe on two cores —
+/// a full part takes about 27 ms, on any real GPU far less.
+pub const MAX_MACS_PER_DISPATCH: u64 = 1 << 28;
+
 /// The tiled kernel's output block per workgroup (8×8 invocations × 4×4 outputs).
 const TILED_BLOCK: usize = 32;
 /// The row-block kernel's rows per workgroup and columns per workgroup (8 lanes × 8).
@@ -219,6 +225,73 @@ pub fn matmul_with_kernel(
             (act_output.view.binding(), act_output.offset)
         }
     };
+    // Split into parts that each stay within the work budget (see MAX_MACS_PER_DISPATCH).
+    let (row_block, col_block) = match kernel {
+        MatmulKernel::Tiled => (TILED_BLOCK, TILED_BLOCK),
+        MatmulKernel::RowBlock => (ROW_BLOCK_ROWS, ROW_BLOCK_COLS),
+    };
+    let budget = MAX_MACS_PER_DISPATCH as usize;
+    let rows_per = (budget / (n * k)).max(1).div_ceil(row_block) * row_block;
+    let cols_per = if rows_per.min(m) * n * k > budget {
+        (budget / (k * rows_per.min(m))).max(1).div_ceil(col_block) * col_block
+    } else {
+        n
+    };
+    let mut parts = Vec::new();
+    for i0 in (0..m).step_by(rows_per) {
+        for j0 in (0..n).step_by(cols_per) {
+            let (rows, cols) = (rows_per.min(m - i0), cols_per.min(n - j0));
+            // Shift every operand to the part's block of C.
+            let a_part = Operand {
+                offset: a.offset + if form.transposes_a() { i0 } else { i0 * a.ld },
+                ..a
+            };
+            let b_part = Operand {
+                offset: b.offset + if form.transposes_b() { j0 * b.ld } else { j0 },
+                ..b
+            };
+            let c_part = Operand {
+                offset: c.offset + i0 * c.ld + j0,
+                ..c
+            };
+            let extra_part = match epilogue {
+                Epilogue::None => 0,
+                Epilogue::BiasAct { .. } => extra_offset + j0,
+                Epilogue::ActGrad { .. } => extra_offset + i0 * c.ld + j0,
+            };
+            let part_dims = MatmulDims::new(rows, k, cols);
+            parts.push(prepare_part(
+                ctx,
+                kernel,
+                form,
+                part_dims,
+                a_part,
+                b_part,
+                c_part,
+                (extra, extra_part),
+                &epilogue,
+                accumulate,
+            )?);
+        }
+    }
+    Ok(Dispatch::merge(parts))
+}
+
+/// One dispatch of a (possibly split) matmul.
+#[allow(clippy::too_many_arguments)]
+fn prepare_part(
+    ctx: &GpuContext,
+    kernel: MatmulKernel,
+    form: MatmulForm,
+    dims: MatmulDims,
+    a: Operand<'_>,
+    b: Operand<'_>,
+    c: Operand<'_>,
+    (extra, extra_offset): (crate::gpu::buffer::Binding<'_>, usize),
+    epilogue: &Epilogue<Operand<'_>>,
+    accumulate: bool,
+) -> Result<Dispatch> {
+    let MatmulDims { m, k, n } = dims;
     let (epilogue_code, act_code) = epilogue.shader_codes();
     let constants = vec![
         ("TRANS_A", f64::from(u8::from(form.transposes_a()))),

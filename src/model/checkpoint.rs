@@ -263,23 +263,33 @@ const MAX_HEADER_BYTES: u64 = 100_000_000;
 /// size, so a lying or truncated file is refused before anything large is allocated.
 fn read_checked(path: &Path) -> Result<Vec<u8>> {
     use std::io::Read;
-    let io = |source| Error::Io { path: path.to_path_buf(), source };
-    let bad = |problem: String| Error::Checkpoint { path: path.to_path_buf(), problem };
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let bad = |problem: String| Error::Checkpoint {
+        path: path.to_path_buf(),
+        problem,
+    };
     let mut file = std::fs::File::open(path).map_err(io)?;
     let size = file.metadata().map_err(io)?.len();
     let mut prefix = [0u8; 8];
     if size < 8 {
-        return Err(bad(format!("not a safetensors file: {size} bytes is too short for a header")));
+        return Err(bad(format!(
+            "not a safetensors file: {size} bytes is too short for a header"
+        )));
     }
     file.read_exact(&mut prefix).map_err(io)?;
     let header_len = u64::from_le_bytes(prefix);
     if header_len > MAX_HEADER_BYTES || 8 + header_len > size {
-        return Err(bad(format!("not a safetensors file: its header claims {header_len} bytes in a {size}-byte file")));
+        return Err(bad(format!(
+            "not a safetensors file: its header claims {header_len} bytes in a {size}-byte file"
+        )));
     }
     let mut header = vec![0u8; header_len as usize];
     file.read_exact(&mut header).map_err(io)?;
-    let json: serde_json::Value =
-        serde_json::from_slice(&header).map_err(|e| bad(format!("not a safetensors file: header is not JSON ({e})")))?;
+    let json: serde_json::Value = serde_json::from_slice(&header)
+        .map_err(|e| bad(format!("not a safetensors file: header is not JSON ({e})")))?;
     let data_end = json
         .as_object()
         .map(|o| {
@@ -292,7 +302,9 @@ fn read_checked(path: &Path) -> Result<Vec<u8>> {
         .ok_or_else(|| bad("not a safetensors file: header is not a JSON object".into()))?;
     let expected = 8 + header_len + data_end;
     if expected != size {
-        return Err(bad(format!("file is {size} bytes but its header describes {expected}: truncated or padded")));
+        return Err(bad(format!(
+            "file is {size} bytes but its header describes {expected}: truncated or padded"
+        )));
     }
     let mut bytes = prefix.to_vec();
     bytes.extend_from_slice(&header);

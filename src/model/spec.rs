@@ -87,7 +87,10 @@ impl NetworkSpec {
             )));
         }
         if let Some(i) = sizes.iter().position(|&s| s == 0) {
-            return Err(Error::ZeroSizedLayer { position: i, sizes: sizes.to_vec() });
+            return Err(Error::ZeroSizedLayer {
+                position: i,
+                sizes: sizes.to_vec(),
+            });
         }
         if sizes.iter().any(|&s| s > u32::MAX as usize / 4) {
             return Err(Error::InvalidNetwork(format!(

@@ -135,7 +135,11 @@ pub(crate) fn check_fits(spec: &NetworkSpec, data: &Dataset) -> Result<()> {
         )),
         (LossKind::SigmoidBinaryCrossEntropy, Targets::Values { values, width }) => {
             match values.iter().position(|v| !(0.0..=1.0).contains(v)) {
-                Some(i) => Err(Error::TargetOutOfRange { sample: i / width, index: i % width, value: values[i] }),
+                Some(i) => Err(Error::TargetOutOfRange {
+                    sample: i / width,
+                    index: i % width,
+                    value: values[i],
+                }),
                 None => Ok(()),
             }
         }
@@ -147,7 +151,10 @@ pub(crate) fn check_fits(spec: &NetworkSpec, data: &Dataset) -> Result<()> {
 pub(crate) fn check_batches(batches: &[&[u32]], len: usize, max_batch: usize) -> Result<()> {
     for (b, batch) in batches.iter().enumerate() {
         if batch.is_empty() || batch.len() > max_batch {
-            return Err(Error::InvalidBatchSize { got: batch.len(), max: max_batch });
+            return Err(Error::InvalidBatchSize {
+                got: batch.len(),
+                max: max_batch,
+            });
         }
         if let Some(&i) = batch.iter().find(|&&i| i as usize >= len) {
             return Err(Error::InvalidOption(format!(
@@ -163,7 +170,12 @@ pub(crate) fn check_predict_input(spec: &NetworkSpec, features: &[f32], rows: us
     crate::error::check_nonzero("predict", &[("rows", rows)])?;
     crate::error::check_len("predict", "features", features.len(), rows * spec.inputs())?;
     if let Some(i) = features.iter().position(|v| !v.is_finite()) {
-        return Err(Error::NonFiniteInput { what: "feature", sample: i / spec.inputs(), index: i % spec.inputs(), value: features[i] });
+        return Err(Error::NonFiniteInput {
+            what: "feature",
+            sample: i / spec.inputs(),
+            index: i % spec.inputs(),
+            value: features[i],
+        });
     }
     Ok(())
 }

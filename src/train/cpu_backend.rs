@@ -260,7 +260,8 @@ impl Backend for CpuBackend {
 
     fn take_train_totals(&mut self) -> Result<Totals> {
         let mut totals = std::mem::take(&mut self.totals);
-        totals.nonfinite_step = (self.state.first_nonfinite_step > 0).then_some(u64::from(self.state.first_nonfinite_step));
+        totals.nonfinite_step =
+            (self.state.first_nonfinite_step > 0).then_some(u64::from(self.state.first_nonfinite_step));
         totals.skipped_steps = u64::from(self.state.skipped_steps);
         Ok(totals)
     }

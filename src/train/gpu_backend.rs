@@ -676,7 +676,9 @@ impl Backend for GpuBackend {
     fn set_skip_nonfinite(&mut self, skip: bool) -> Result<()> {
         // OptimState::skip_nonfinite: a 4-byte write, ordered before the next submit.
         let offset = std::mem::offset_of!(OptimState, skip_nonfinite) as u64;
-        self.ctx.queue.write_buffer(&self.state.buffer, offset, bytemuck::bytes_of(&u32::from(skip)));
+        self.ctx
+            .queue
+            .write_buffer(&self.state.buffer, offset, bytemuck::bytes_of(&u32::from(skip)));
         Ok(())
     }
 

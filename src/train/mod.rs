@@ -31,7 +31,10 @@ fn check_learning_rate(lr: f32) -> Result<()> {
 
 fn check_training_options(max_batch: usize, max_grad_norm: f32, optimizer: &Optimizer) -> Result<()> {
     if max_batch == 0 {
-        return Err(Error::InvalidBatchSize { got: 0, max: usize::MAX });
+        return Err(Error::InvalidBatchSize {
+            got: 0,
+            max: usize::MAX,
+        });
     }
     if !(max_grad_norm.is_finite() && max_grad_norm >= 0.0) {
         return Err(Error::InvalidOption(format!(

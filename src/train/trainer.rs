@@ -10,10 +10,10 @@ use super::gpu_backend::GpuBackend;
 use super::schedule::LrSchedule;
 use crate::data::{Dataset, batches, epoch_order};
 use crate::error::{Error, Result};
-use std::path::PathBuf;
 use crate::gpu::GpuContext;
 use crate::model::{Checkpoint, Network, Progress};
 use crate::optimizer::Optimizer;
+use std::path::PathBuf;
 
 /// Where training runs.
 #[derive(Debug, Clone)]
@@ -162,7 +162,12 @@ impl Trainer {
     /// A trainer on a backend built elsewhere.
     pub fn with_backend(mut backend: Box<dyn Backend>, config: TrainConfig) -> Result<Trainer> {
         backend.set_skip_nonfinite(config.skip_nonfinite)?;
-        Ok(Trainer { backend, config, epochs_done: 0, steps_done: 0 })
+        Ok(Trainer {
+            backend,
+            config,
+            epochs_done: 0,
+            steps_done: 0,
+        })
     }
 
     /// The backend's one-line description.
@@ -189,11 +194,17 @@ impl Trainer {
     ///
     /// A lost GPU device comes back as [`Error::DeviceLost`] naming the last checkpoint, if
     /// the configuration saves them: build a new context and [`Trainer::resume`] from it.
-    pub fn train_epoch(&mut self, train: &Dataset, test: Option<&Dataset>, progress: StepProgress<'_>) -> Result<EpochReport> {
+    pub fn train_epoch(
+        &mut self,
+        train: &Dataset,
+        test: Option<&Dataset>,
+        progress: StepProgress<'_>,
+    ) -> Result<EpochReport> {
         self.train_epoch_inner(train, test, progress).map_err(|e| match e {
-            Error::DeviceLost { reason, .. } => {
-                Error::DeviceLost { reason, checkpoint: self.config.checkpoint.clone().filter(|p| p.exists()) }
-            }
+            Error::DeviceLost { reason, .. } => Error::DeviceLost {
+                reason,
+                checkpoint: self.config.checkpoint.clone().filter(|p| p.exists()),
+            },
             other => other,
         })
     }
