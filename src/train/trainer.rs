@@ -119,12 +119,7 @@ impl Trainer {
                 config.max_grad_norm,
             )?),
         };
-        Ok(Trainer {
-            backend,
-            config,
-            epochs_done: 0,
-            steps_done: 0,
-        })
+        Self::with_backend(backend, config)
     }
 
     /// Continues a run from a checkpoint: its parameters, optimizer state, epoch and step
