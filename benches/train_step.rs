@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use shadergrad::data::{Dataset, Features, Targets};
+use shadergrad::data::synthetic::mnist_like;
 use shadergrad::gpu::GpuContext;
 use shadergrad::model::{LossKind, Network, NetworkSpec};
 use shadergrad::train::{Backend, CpuBackend, GpuBackend};
@@ -12,26 +12,9 @@ use shadergrad::{Activation, Optimizer};
 
 const BATCH: usize = 128;
 
-fn mnist_like(samples: usize) -> Dataset {
-    let pixels = (0..samples * 784).map(|i| (i * 31 % 251) as u8).collect();
-    let labels = (0..samples as u32).map(|i| i % 10).collect();
-    Dataset::new(
-        Features::U8 {
-            data: Arc::new(pixels),
-            scale: 1.0 / 255.0,
-        },
-        784,
-        Targets::Classes {
-            labels: Arc::new(labels),
-            classes: 10,
-        },
-    )
-    .unwrap()
-}
-
 fn train_step(c: &mut Criterion) {
     let ctx = GpuContext::new().ok().map(Arc::new);
-    let data = mnist_like(BATCH * 8);
+    let data = mnist_like(BATCH * 8, 0);
     let batches: Vec<Vec<u32>> = (0..8)
         .map(|b| ((b * BATCH) as u32..((b + 1) * BATCH) as u32).collect())
         .collect();

@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use clap::Parser;
-use shadergrad::data::{Dataset, Features, Targets, batches, epoch_order};
+use shadergrad::data::synthetic::mnist_like;
+use shadergrad::data::{batches, epoch_order};
 use shadergrad::gpu::profiler::PassTimer;
 use shadergrad::gpu::{self, GpuContext};
 use shadergrad::model::{LossKind, Network, NetworkSpec};
@@ -108,27 +109,6 @@ fn bench_matmul(ctx: &GpuContext, timer: Option<&PassTimer>, form: MatmulForm, d
     }
 }
 
-/// MNIST-shaped synthetic data: byte pixels, ten classes.
-fn mnist_like(samples: usize) -> Dataset {
-    let pixels: Vec<u8> = random(samples * 784, 3)
-        .iter()
-        .map(|v| ((v + 0.5) * 255.0) as u8)
-        .collect();
-    let labels: Vec<u32> = (0..samples as u32).map(|i| i % 10).collect();
-    Dataset::new(
-        Features::U8 {
-            data: Arc::new(pixels),
-            scale: 1.0 / 255.0,
-        },
-        784,
-        Targets::Classes {
-            labels: Arc::new(labels),
-            classes: 10,
-        },
-    )
-    .unwrap()
-}
-
 fn step_flops(spec: &NetworkSpec, batch: usize) -> f64 {
     // Forward X·Wᵀ, backward dZᵀ·X and dZ·W (not for the first layer): 2·B·in·out each.
     (0..spec.layers())
@@ -151,7 +131,7 @@ fn bench_step(
     const BATCH: usize = 128;
     let spec = NetworkSpec::new(sizes, act, LossKind::SoftmaxCrossEntropy).unwrap();
     let network = Network::init(&spec, 0);
-    let data = mnist_like(BATCH * 64);
+    let data = mnist_like(BATCH * 64, 0);
     let order = epoch_order(data.len(), 0, 0, true);
     let all: Vec<&[u32]> = batches(&order, BATCH, true).collect();
     let big = spec.parameter_count() > 1_000_000;

@@ -12,13 +12,7 @@ use shadergrad::train::{Backend, GpuBackend};
 use shadergrad::{Activation, Optimizer};
 
 fn data(samples: usize) -> Dataset {
-    let mut r = common::rng("long run data");
-    let features = common::random_vec(&mut r, samples * 10, 1.0);
-    let labels = features
-        .chunks(10)
-        .map(|x| u32::from(x[0] > 0.0) + 2 * u32::from(x[1] > 0.0))
-        .collect();
-    Dataset::classification(features, 10, labels, 4).unwrap()
+    common::four_class_data(samples, "long run data")
 }
 
 fn rss_bytes() -> u64 {

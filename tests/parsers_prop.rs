@@ -18,7 +18,10 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
 }
 
 fn valid_idx() -> Vec<u8> {
-    encode_idx(&IdxArray { dims: vec![3, 2, 2], data: (0..12).collect() })
+    encode_idx(&IdxArray {
+        dims: vec![3, 2, 2],
+        data: (0..12).collect(),
+    })
 }
 
 fn valid_checkpoint() -> Vec<u8> {

@@ -21,13 +21,7 @@ fn temp(name: &str) -> PathBuf {
 }
 
 fn data(samples: usize) -> Dataset {
-    let mut r = common::rng("reliability data");
-    let features = common::random_vec(&mut r, samples * 10, 1.0);
-    let labels = features
-        .chunks(10)
-        .map(|x| u32::from(x[0] > 0.0) + 2 * u32::from(x[1] > 0.0))
-        .collect();
-    Dataset::classification(features, 10, labels, 4).unwrap()
+    common::four_class_data(samples, "reliability data")
 }
 
 fn spec() -> NetworkSpec {

@@ -6,6 +6,7 @@ pub mod download;
 pub mod idx;
 pub mod image;
 pub mod mnist;
+pub mod synthetic;
 
 pub use batches::{batches, epoch_order};
 pub use dataset::{Dataset, Features, Targets};

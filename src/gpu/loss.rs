@@ -74,17 +74,16 @@ pub fn sigmoid_binary_cross_entropy(
     rows: usize,
     cols: usize,
 ) -> Result<Dispatch> {
-    const OP: &str = "sigmoid_binary_cross_entropy";
-    check(OP, z.len(), loss_rows.len(), dz.len(), rows, cols)?;
-    check_len(OP, "targets", targets.len(), rows * cols)?;
-    let buffers = [
-        &z.buffer,
-        &ctx.placeholder,
-        &targets.buffer,
-        &loss_rows.buffer,
-        &dz.buffer,
-    ];
-    launch(ctx, OP, buffers, rows, cols)
+    float_target_head(
+        ctx,
+        "sigmoid_binary_cross_entropy",
+        z,
+        targets,
+        loss_rows,
+        dz,
+        rows,
+        cols,
+    )
 }
 
 /// Prepares mean squared error on linear outputs: per-row `Σ (z − y)²`, `dz = 2(z − y) / rows`.
@@ -97,9 +96,23 @@ pub fn mse(
     rows: usize,
     cols: usize,
 ) -> Result<Dispatch> {
-    const OP: &str = "mse";
-    check(OP, z.len(), loss_rows.len(), dz.len(), rows, cols)?;
-    check_len(OP, "targets", targets.len(), rows * cols)?;
+    float_target_head(ctx, "mse", z, targets, loss_rows, dz, rows, cols)
+}
+
+/// A loss head whose targets are floats (`[rows × cols]`), selected by its entry point.
+#[allow(clippy::too_many_arguments)]
+fn float_target_head(
+    ctx: &GpuContext,
+    entry: &'static str,
+    z: &GpuBuffer<f32>,
+    targets: &GpuBuffer<f32>,
+    loss_rows: &GpuBuffer<f32>,
+    dz: &GpuBuffer<f32>,
+    rows: usize,
+    cols: usize,
+) -> Result<Dispatch> {
+    check(entry, z.len(), loss_rows.len(), dz.len(), rows, cols)?;
+    check_len(entry, "targets", targets.len(), rows * cols)?;
     let buffers = [
         &z.buffer,
         &ctx.placeholder,
@@ -107,5 +120,5 @@ pub fn mse(
         &loss_rows.buffer,
         &dz.buffer,
     ];
-    launch(ctx, OP, buffers, rows, cols)
+    launch(ctx, entry, buffers, rows, cols)
 }

@@ -112,3 +112,15 @@ pub fn poisoned(ctx: &GpuContext, label: &str, len: usize) -> GpuBuffer<f32> {
     ctx.upload(label, &vec![f32::NAN; len])
         .expect("allocate poisoned buffer")
 }
+
+/// `samples` random 10-feature samples in four classes given by the signs of the first two
+/// features: learnable, small, and the same for a given seed.
+pub fn four_class_data(samples: usize, seed_name: &str) -> shadergrad::data::Dataset {
+    let mut r = rng(seed_name);
+    let features = random_vec(&mut r, samples * 10, 1.0);
+    let labels = features
+        .chunks(10)
+        .map(|x| u32::from(x[0] > 0.0) + 2 * u32::from(x[1] > 0.0))
+        .collect();
+    shadergrad::data::Dataset::classification(features, 10, labels, 4).unwrap()
+}
