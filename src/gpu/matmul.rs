@@ -1,5 +1,5 @@
 //! Matrix multiply in the three backprop forms with fused epilogues. Kernel:
-//! `shaders/matmul.wgsl`; CPU twin: [`crate::cpu::matmul`].
+//! `shaders/matmul.wgsl`; CPU twin: [`crate::cpu::matmul()`].
 
 use crate::error::{Error, Result};
 use crate::gpu::kernels::{Kernel, MATMUL, MATMUL_CPU, Slot};
