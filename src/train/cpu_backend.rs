@@ -157,10 +157,10 @@ impl CpuBackend {
 
     fn step_in(&mut self, data: &Dataset, batch: &[u32], ws: &mut Workspace) -> Result<()> {
         let rows = batch.len();
-        let spec = self.network.spec.clone();
+        let spec = &self.network.spec;
         gather(data, batch, ws, spec.loss)?;
         forward(&self.network, ws, rows)?;
-        let (loss_sum, correct) = loss(&spec, ws, rows, data.classes().is_some())?;
+        let (loss_sum, correct) = loss(spec, ws, rows, data.classes().is_some())?;
         self.totals.loss_sum += loss_sum;
         self.totals.correct += correct;
         self.totals.samples += rows as u64;

@@ -85,6 +85,8 @@ pub struct GpuBackend {
     train_samples: u64,
     train_has_accuracy: bool,
     in_flight: VecDeque<wgpu::SubmissionIndex>,
+    /// Host copy of the indices of the batches being submitted.
+    index_scratch: Vec<u32>,
 }
 
 fn layer_buffers(
@@ -241,6 +243,7 @@ impl GpuBackend {
             train_samples: 0,
             train_has_accuracy: false,
             in_flight: VecDeque::new(),
+            index_scratch: Vec::new(),
         })
     }
 
@@ -530,7 +533,10 @@ impl GpuBackend {
         timer: Option<&PassTimer>,
     ) -> Result<Option<f64>> {
         let rows = batches[0].len();
-        let indices: Vec<u32> = batches.iter().flat_map(|b| b.iter().copied()).collect();
+        // Reused across submits: the training loop allocates nothing per step.
+        let mut indices = std::mem::take(&mut self.index_scratch);
+        indices.clear();
+        indices.extend(batches.iter().flat_map(|b| b.iter().copied()));
         let ctx = Arc::clone(&self.ctx);
         let program = self.program(data, rows, purpose)?;
         let index = ctx.scoped("recording a training step", || {
@@ -554,7 +560,9 @@ impl GpuBackend {
                 t.resolve(&mut encoder);
             }
             ctx.queue.submit([encoder.finish()])
-        })?;
+        });
+        self.index_scratch = indices;
+        let index = index?;
         if let Some(t) = timer {
             self.in_flight.clear();
             return t.read_seconds(&ctx).map(Some);
