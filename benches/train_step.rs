@@ -48,12 +48,12 @@ fn train_step(c: &mut Criterion) {
         let network = Network::init(&spec, 0);
         let mut backends: Vec<(String, Box<dyn Backend>)> = vec![(
             "cpu".into(),
-            Box::new(CpuBackend::new(network.clone(), optimizer, BATCH, 0.0).unwrap()),
+            Box::new(CpuBackend::new(network.clone(), &cfg(optimizer, BATCH, 0.0)).unwrap()),
         )];
         if let Some(ctx) = &ctx {
             backends.push((
                 "gpu".into(),
-                Box::new(GpuBackend::new(Arc::clone(ctx), &network, optimizer, BATCH, 0.0).unwrap()),
+                Box::new(GpuBackend::new(Arc::clone(ctx), &network, &cfg(optimizer, BATCH, 0.0)).unwrap()),
             ));
         }
         for (device, mut backend) in backends {
@@ -74,3 +74,13 @@ fn train_step(c: &mut Criterion) {
 
 criterion_group!(benches, train_step);
 criterion_main!(benches);
+
+/// A training configuration with these settings (the rest default).
+fn cfg(optimizer: Optimizer, batch_size: usize, max_grad_norm: f32) -> shadergrad::train::TrainConfig {
+    shadergrad::train::TrainConfig {
+        optimizer,
+        batch_size,
+        max_grad_norm,
+        ..Default::default()
+    }
+}

@@ -15,7 +15,7 @@ use shadergrad::data::{batches, epoch_order};
 use shadergrad::gpu::profiler::PassTimer;
 use shadergrad::gpu::{self, GpuContext};
 use shadergrad::model::{LossKind, Network, NetworkSpec};
-use shadergrad::train::{Backend, CpuBackend, GpuBackend};
+use shadergrad::train::{Backend, CpuBackend, GpuBackend, gpu_profile};
 use shadergrad::{Activation, Epilogue, MatmulDims, MatmulForm, Optimizer, cpu};
 
 #[derive(Parser, Debug)]
@@ -111,9 +111,9 @@ fn bench_matmul(ctx: &GpuContext, timer: Option<&PassTimer>, form: MatmulForm, d
 
 fn step_flops(spec: &NetworkSpec, batch: usize) -> f64 {
     // Forward X·Wᵀ, backward dZᵀ·X and dZ·W (not for the first layer): 2·B·in·out each.
-    (0..spec.layers())
-        .map(|l| {
-            let (i, o) = spec.layer_shape(l);
+    spec.dense()
+        .map(|d| {
+            let (l, i, o) = (d.index, d.fan_in, d.fan_out);
             let passes = if l == 0 { 2.0 } else { 3.0 };
             passes * 2.0 * (batch * i * o) as f64
         })
@@ -142,12 +142,12 @@ fn bench_step(
         backend.take_train_totals().unwrap();
         t.elapsed().as_secs_f64() / k as f64
     };
-    let mut cpu = CpuBackend::new(network.clone(), optimizer, BATCH, 0.0).unwrap();
+    let mut cpu = CpuBackend::new(network.clone(), &cfg(optimizer, BATCH, 0.0)).unwrap();
     run(&mut cpu, 2);
     let cpu_s = median((0..3).map(|_| run(&mut cpu, steps)).collect());
 
     let warm = Instant::now();
-    let mut gpu = GpuBackend::new(Arc::clone(ctx), &network, optimizer, BATCH, 0.0).unwrap();
+    let mut gpu = GpuBackend::new(Arc::clone(ctx), &network, &cfg(optimizer, BATCH, 0.0)).unwrap();
     run(&mut gpu, 1);
     let warmup_s = warm.elapsed().as_secs_f64();
     let prepared = ctx.prepared_dispatches();
@@ -157,13 +157,12 @@ fn bench_step(
         prepared,
         "the measured steps prepared new dispatches"
     );
-    let kernel = gpu
-        .train_batches_timed(&data, &all[..steps.min(8)])
+    let kernel = gpu_profile::train_batches_timed(&mut gpu, &data, &all[..steps.min(8)])
         .unwrap()
         .map(|s| s / steps.min(8) as f64);
     gpu.take_train_totals().unwrap();
     if std::env::var_os("BENCH_PROFILE").is_some() {
-        if let Some(times) = gpu.profile_step(&data, all[0]).unwrap() {
+        if let Some(times) = gpu_profile::profile_step(&mut gpu, &data, all[0]).unwrap() {
             let total: f64 = times.iter().map(|t| t.1).sum();
             println!("{name}: per-dispatch GPU time (sum {:.2} ms)", total * 1e3);
             for (what, s) in times {
@@ -304,5 +303,15 @@ fn main() {
         let json = format!("{{\"gpu\":{:?},\"rows\":[{}]}}\n", ctx.describe(), items.join(","));
         std::fs::write(&path, json).expect("write JSON");
         println!("wrote {}", path.display());
+    }
+}
+
+/// A training configuration with these settings (the rest default).
+fn cfg(optimizer: Optimizer, batch_size: usize, max_grad_norm: f32) -> shadergrad::train::TrainConfig {
+    shadergrad::train::TrainConfig {
+        optimizer,
+        batch_size,
+        max_grad_norm,
+        ..Default::default()
     }
 }

@@ -1,7 +1,7 @@
 //! Train an MLP on MNIST (or Fashion-MNIST) on the GPU or the CPU and print the test accuracy.
 //!
 //! `cargo run --release --example mnist -- [--data DIR] [--backend gpu|cpu] [--layers 784,512,256,10]
-//!  [--activation relu] [--optimizer adam] [--lr X] [--epochs N] [--batch B] [--seed S] [--out DIR]
+//!  [--activation relu] [--model 784,dense512,relu,dropout0.2,dense10] [--optimizer adam] [--lr X] [--epochs N] [--batch B] [--seed S] [--out DIR]
 //!  [--save FILE] [--resume FILE] [--download]`
 //!
 //! Data: `--data`, else `$MNIST_DIR`, else `./data/mnist`, else the sample bundled in
@@ -31,19 +31,23 @@ struct Args {
     /// gpu or cpu.
     #[arg(long, default_value = "gpu")]
     backend: String,
-    /// Layer widths from input to output.
+    /// Layer widths from input to output (an MLP with --activation after every hidden layer).
     #[arg(long, default_value = "784,512,256,10", value_delimiter = ',')]
     layers: Vec<usize>,
     /// Hidden activation: relu, sigmoid, tanh, leaky_relu, identity.
     #[arg(long, default_value = "relu")]
     activation: Activation,
-    /// Loss head: softmax_ce, sigmoid_bce or mse.
+    /// The full layer list instead of --layers/--activation: the input width, then denseN,
+    /// an activation, or dropoutP per layer, e.g. 784,dense512,relu,dropout0.2,dense10.
+    #[arg(long, conflicts_with_all = ["layers", "activation"])]
+    model: Option<String>,
+    /// Loss head: softmax_ce, sigmoid_bce, mse or mae.
     #[arg(long, default_value = "softmax_ce")]
     loss: LossKind,
-    /// sgd, momentum, adam or adamw.
+    /// sgd, momentum, adam, adamw or rmsprop.
     #[arg(long, default_value = "adam")]
     optimizer: String,
-    /// Learning rate (default: 1e-3 for adam/adamw, 0.05 for momentum, 0.1 for sgd).
+    /// Learning rate (default: 1e-3 for adam/adamw/rmsprop, 0.05 for momentum, 0.1 for sgd).
     #[arg(long)]
     lr: Option<f32>,
     /// Decoupled weight decay.
@@ -94,9 +98,15 @@ fn optimizer(args: &Args) -> Result<Optimizer, String> {
             weight_decay: wd,
         },
         "adam" | "adamw" => Optimizer::adamw(args.lr.unwrap_or(1e-3), wd),
+        "rmsprop" => Optimizer::RmsProp {
+            lr: args.lr.unwrap_or(1e-3),
+            alpha: 0.99,
+            eps: 1e-8,
+            weight_decay: wd,
+        },
         other => {
             return Err(format!(
-                "unknown optimizer {other:?}; expected sgd, momentum, adam or adamw"
+                "unknown optimizer {other:?}; expected sgd, momentum, adam, adamw or rmsprop"
             ));
         }
     })
@@ -151,7 +161,10 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         "cpu" => Device::Cpu,
         other => return Err(format!("unknown backend {other:?}; expected gpu or cpu").into()),
     };
-    let spec = NetworkSpec::new(&args.layers, args.activation, args.loss)?;
+    let spec = match &args.model {
+        Some(text) => NetworkSpec::parse(text, args.loss)?,
+        None => NetworkSpec::new(&args.layers, args.activation, args.loss)?,
+    };
     let config = TrainConfig {
         optimizer: optimizer(&args)?,
         schedule: args.schedule,
@@ -224,11 +237,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             report.samples_per_second()
         );
         log.append(&EpochRow::from(&report))?;
-        draw_curves(
-            &log.read()?,
-            &curves,
-            &format!("{} on {}", describe(&spec), dir.display()),
-        )?;
+        draw_curves(&log.read()?, &curves, &format!("{} on {}", spec.text(), dir.display()))?;
         training_seconds += report.train_seconds;
         last = Some(report);
     }
@@ -254,11 +263,6 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         save.display()
     );
     Ok(())
-}
-
-fn describe(spec: &NetworkSpec) -> String {
-    let sizes: Vec<String> = spec.sizes.iter().map(|s| s.to_string()).collect();
-    format!("{} {}", sizes.join("-"), spec.hidden.name())
 }
 
 fn main() {

@@ -1,4 +1,4 @@
-// Bias broadcast, bias gradient and activations over a row-major [rows × cols] batch.
+// Bias gradient and activations over a row-major [rows × cols] batch.
 // CPU twin: src/cpu/elementwise.rs. Needs the activation prelude (activation.wgsl).
 //
 // One invocation per element (bias_grad: per column). Launches may be 2-D when a tensor
@@ -20,16 +20,6 @@ override ACT: u32 = 0u;
 
 fn linear_index(gid: vec3<u32>) -> u32 {
     return gid.y * shape.threads_x + gid.x;
-}
-
-// out = act(x + bias[col]); y is the bias.
-@compute @workgroup_size(256)
-fn bias_activation(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let i = linear_index(gid);
-    if i >= shape.len {
-        return;
-    }
-    out[i] = act_forward(ACT, x[i] + y[i % shape.cols]);
 }
 
 // out = act(x).

@@ -94,3 +94,21 @@ fn mse(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     loss_rows[r] = loss;
 }
+
+// loss = Σ_j |z − y|; dz = sign(z − y) / B (0 where equal).
+@compute @workgroup_size(64)
+fn mae(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let r = row_index(gid);
+    if r >= shape.rows {
+        return;
+    }
+    let base = r * shape.cols;
+    let inv_b = 1.0 / f32(shape.rows);
+    var loss = 0.0;
+    for (var j = 0u; j < shape.cols; j++) {
+        let diff = z[base + j] - targets[base + j];
+        loss += abs(diff);
+        dz[base + j] = select(select(0.0, -inv_b, diff < 0.0), inv_b, diff > 0.0);
+    }
+    loss_rows[r] = loss;
+}

@@ -1,29 +1,8 @@
 // Parameter updates in place, reading hyperparameters from a device-resident state block.
-// CPU twin: src/cpu/optim.rs (and OptimState::tick in src/optimizer.rs).
+// CPU twin: src/cpu/optim.rs (and OptimState::tick in src/optimizer.rs). Needs the state prelude
+// (optim_state.wgsl).
 //
 // Weight decay is decoupled for every optimizer: w ← w·(1 − lr·wd) − lr·update.
-
-struct OptimState {
-    lr: f32,
-    momentum: f32,
-    beta1: f32,
-    beta2: f32,
-    eps: f32,
-    weight_decay: f32,
-    step: u32,
-    beta1_power: f32,
-    beta2_power: f32,
-    bias_correction1: f32,
-    bias_correction2: f32,
-    grad_sq_sum: f32,
-    max_grad_norm: f32,
-    skip_nonfinite: u32,
-    step_nonfinite: u32,
-    first_nonfinite_step: u32,
-    skipped_steps: u32,
-    _pad0: u32,
-    _pad1: u32,
-}
 
 struct Len {
     n: u32,
@@ -150,6 +129,13 @@ fn momentum_rule(w0: vec4<f32>, g0: vec4<f32>, m0: vec4<f32>) -> Updated {
     return Updated(w0 * decay() - state.lr * vel, vel, vec4<f32>(0.0));
 }
 
+// v holds the square average.
+fn rmsprop_rule(w0: vec4<f32>, g0: vec4<f32>, v0: vec4<f32>) -> Updated {
+    let grad = g0 * clip_scale();
+    let v1 = state.alpha * v0 + (1.0 - state.alpha) * grad * grad;
+    return Updated(w0 * decay() - state.lr * grad / (sqrt(v1) + state.eps), vec4<f32>(0.0), v1);
+}
+
 fn adam_rule(w0: vec4<f32>, g0: vec4<f32>, m0: vec4<f32>, v0: vec4<f32>) -> Updated {
     let grad = g0 * clip_scale();
     let m1 = state.beta1 * m0 + (1.0 - state.beta1) * grad;
@@ -191,6 +177,17 @@ fn adam(@builtin(global_invocation_id) gid: vec3<u32>) {
     v[i] = u.v.x;
 }
 
+@compute @workgroup_size(256)
+fn rmsprop(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let i = index(gid);
+    if i >= len.n || skip_step() {
+        return;
+    }
+    let u = rmsprop_rule(vec4<f32>(w[i]), vec4<f32>(g[i]), vec4<f32>(m[i]));
+    w[i] = u.w.x;
+    m[i] = u.v.x;
+}
+
 // The same updates four elements per invocation, for tensors whose length is a multiple of 4
 // and whose views are 16-byte aligned: on a CPU adapter a vec4 load costs what a scalar one does.
 // len.n counts vec4s here.
@@ -229,4 +226,15 @@ fn adam4(@builtin(global_invocation_id) gid: vec3<u32>) {
     w4[i] = u.w;
     m4[i] = u.m;
     v4[i] = u.v;
+}
+
+@compute @workgroup_size(256)
+fn rmsprop4(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let i = index(gid);
+    if i >= len.n || skip_step() {
+        return;
+    }
+    let u = rmsprop_rule(w4[i], g4[i], m4[i]);
+    w4[i] = u.w;
+    m4[i] = u.v;
 }

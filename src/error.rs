@@ -158,6 +158,17 @@ pub enum Error {
         checkpoint: Option<std::path::PathBuf>,
     },
 
+    /// Training left a parameter NaN or infinite (with a finite loss, e.g. a huge learning
+    /// rate): nothing is saved over the last good checkpoint.
+    #[error("a parameter became non-finite in epoch {epoch} (lower the learning rate or clip gradients){}", match checkpoint {
+        Some(p) => format!("; the last good checkpoint is {} (continue with --resume)", p.display()),
+        None => String::new(),
+    })]
+    NonFiniteParameters {
+        epoch: usize,
+        checkpoint: Option<std::path::PathBuf>,
+    },
+
     /// The GPU device was lost (driver reset, removal, or destroyed) or ran out of memory.
     #[error("the GPU device was lost: {reason}{}", match checkpoint {
         Some(p) => format!("; the last good checkpoint is {} (continue with --resume)", p.display()),

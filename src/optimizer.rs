@@ -1,4 +1,7 @@
 //! Optimizer choices and the small state block both backends update parameters from.
+//!
+//! Adding an optimizer: a variant here (with its moment names), its rule in
+//! `shaders/optim.wgsl`, its CPU twin in `src/cpu/optim.rs`, and its entry in `src/gpu/optim.rs`.
 
 use bytemuck::{Pod, Zeroable};
 
@@ -17,6 +20,13 @@ pub enum Optimizer {
         lr: f32,
         beta1: f32,
         beta2: f32,
+        eps: f32,
+        weight_decay: f32,
+    },
+    /// RMSProp as PyTorch's default: `v ← α·v + (1−α)·g²`, `update = g / (√v + ε)`.
+    RmsProp {
+        lr: f32,
+        alpha: f32,
         eps: f32,
         weight_decay: f32,
     },
@@ -59,19 +69,87 @@ impl Optimizer {
         }
     }
 
+    /// RMSProp with PyTorch's defaults α = 0.99, ε = 1e-8.
+    pub fn rmsprop(lr: f32) -> Self {
+        Optimizer::RmsProp {
+            lr,
+            alpha: 0.99,
+            eps: 1e-8,
+            weight_decay: 0.0,
+        }
+    }
+
+    /// The name used on command lines and in checkpoints.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Optimizer::Sgd { .. } => "sgd",
+            Optimizer::Momentum { .. } => "momentum",
+            Optimizer::Adam { .. } => "adam",
+            Optimizer::RmsProp { .. } => "rmsprop",
+        }
+    }
+
+    /// Names of the state tensors the optimizer keeps per parameter, as PyTorch's optimizers
+    /// name them in their `state_dict` (checkpoints store them under `optimizer.{name}.…`).
+    pub fn moment_names(&self) -> &'static [&'static str] {
+        moment_names(self.kind()).expect("every optimizer kind has moment names")
+    }
+
     /// How many state tensors of a parameter's size the optimizer keeps (0, 1 or 2).
     pub fn state_tensors(&self) -> usize {
-        match self {
-            Optimizer::Sgd { .. } => 0,
-            Optimizer::Momentum { .. } => 1,
-            Optimizer::Adam { .. } => 2,
-        }
+        self.moment_names().len()
     }
 
     /// The learning rate the optimizer was configured with.
     pub fn lr(&self) -> f32 {
         match *self {
-            Optimizer::Sgd { lr, .. } | Optimizer::Momentum { lr, .. } | Optimizer::Adam { lr, .. } => lr,
+            Optimizer::Sgd { lr, .. }
+            | Optimizer::Momentum { lr, .. }
+            | Optimizer::Adam { lr, .. }
+            | Optimizer::RmsProp { lr, .. } => lr,
+        }
+    }
+
+    /// Checks every hyperparameter: finite, in range; names the first that is not.
+    pub fn validate(&self) -> crate::Result<()> {
+        let bad = |what: &str, value: f32, range: &str| {
+            Err(crate::Error::InvalidOption(format!(
+                "{} {what} {value} must be {range}",
+                self.kind()
+            )))
+        };
+        let s = self.initial_state();
+        if !(s.lr.is_finite() && s.lr >= 0.0) {
+            return bad("learning rate", s.lr, "a finite number ≥ 0");
+        }
+        if !(s.weight_decay.is_finite() && s.weight_decay >= 0.0) {
+            return bad("weight decay", s.weight_decay, "a finite number ≥ 0");
+        }
+        match *self {
+            Optimizer::Momentum { momentum, .. } if !(0.0..1.0).contains(&momentum) => {
+                bad("momentum", momentum, "in [0, 1)")
+            }
+            Optimizer::Adam { beta1, beta2, eps, .. } => {
+                if !(0.0..1.0).contains(&beta1) {
+                    bad("beta1", beta1, "in [0, 1)")
+                } else if !(0.0..1.0).contains(&beta2) {
+                    bad("beta2", beta2, "in [0, 1)")
+                } else if !(eps.is_finite() && eps > 0.0) {
+                    bad("eps", eps, "a finite number > 0")
+                } else {
+                    Ok(())
+                }
+            }
+            Optimizer::RmsProp { alpha, eps, .. } => {
+                if !(0.0..1.0).contains(&alpha) {
+                    bad("alpha", alpha, "in [0, 1)")
+                } else if !(eps.is_finite() && eps > 0.0) {
+                    bad("eps", eps, "a finite number > 0")
+                } else {
+                    Ok(())
+                }
+            }
+            _ => Ok(()),
         }
     }
 
@@ -109,8 +187,84 @@ impl Optimizer {
                 s.eps = eps;
                 s.weight_decay = weight_decay;
             }
+            Optimizer::RmsProp {
+                lr,
+                alpha,
+                eps,
+                weight_decay,
+            } => {
+                s.lr = lr;
+                s.alpha = alpha;
+                s.eps = eps;
+                s.weight_decay = weight_decay;
+            }
         }
         s
+    }
+
+    /// The state block of a run: this optimizer's hyperparameters, the run's clipping and
+    /// non-finite settings, and the progress (`step`, β powers) of `progress` if resuming.
+    /// The one place settings and restored state meet, for both backends.
+    pub fn state_for_run(
+        &self,
+        max_grad_norm: f32,
+        skip_nonfinite: bool,
+        progress: Option<&OptimProgress>,
+    ) -> OptimState {
+        let mut s = OptimState {
+            max_grad_norm,
+            skip_nonfinite: u32::from(skip_nonfinite),
+            ..self.initial_state()
+        };
+        if let Some(p) = progress {
+            s.step = p.step;
+            s.beta1_power = p.beta1_power;
+            s.beta2_power = p.beta2_power;
+        }
+        s
+    }
+}
+
+/// The moment names of an optimizer kind (see [`Optimizer::moment_names`]), `None` if unknown.
+pub fn moment_names(kind: &str) -> Option<&'static [&'static str]> {
+    match kind {
+        "sgd" => Some(&[]),
+        "momentum" => Some(&["momentum_buffer"]),
+        "adam" => Some(&["exp_avg", "exp_avg_sq"]),
+        "rmsprop" => Some(&["square_avg"]),
+        _ => None,
+    }
+}
+
+/// How far an optimizer has come: the scalar state a checkpoint keeps besides the moments.
+/// Hyperparameters are not part of it: they come from the run's configuration.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OptimProgress {
+    /// Updates taken so far (Adam's `t`).
+    pub step: u32,
+    /// `β₁ᵗ` (Adam's running product).
+    pub beta1_power: f32,
+    /// `β₂ᵗ`.
+    pub beta2_power: f32,
+}
+
+impl Default for OptimProgress {
+    fn default() -> Self {
+        OptimProgress {
+            step: 0,
+            beta1_power: 1.0,
+            beta2_power: 1.0,
+        }
+    }
+}
+
+impl From<&OptimState> for OptimProgress {
+    fn from(s: &OptimState) -> Self {
+        OptimProgress {
+            step: s.step,
+            beta1_power: s.beta1_power,
+            beta2_power: s.beta2_power,
+        }
     }
 }
 
@@ -151,7 +305,9 @@ pub struct OptimState {
     pub first_nonfinite_step: u32,
     /// Steps skipped because of a non-finite loss.
     pub skipped_steps: u32,
-    pub _pad: [u32; 2],
+    /// RMSProp's smoothing constant α.
+    pub alpha: f32,
+    pub _pad: u32,
 }
 
 impl OptimState {

@@ -33,6 +33,14 @@ fn spec() -> NetworkSpec {
     NetworkSpec::new(&[12, 20, 16, 3], Activation::Tanh, LossKind::SoftmaxCrossEntropy).unwrap()
 }
 
+fn dropout_spec() -> NetworkSpec {
+    NetworkSpec::parse(
+        "12,dense20,relu,dropout0.3,dense16,tanh,dense3",
+        LossKind::SoftmaxCrossEntropy,
+    )
+    .unwrap()
+}
+
 fn config(optimizer: Optimizer) -> TrainConfig {
     TrainConfig {
         optimizer,
@@ -60,7 +68,7 @@ fn save_and_load_round_trip_exactly() {
     );
     assert_eq!(loaded.progress.epoch, 1);
     assert_eq!(loaded.progress.step, 13);
-    assert_eq!(loaded.optimizer.as_ref().unwrap().state.step, 13);
+    assert_eq!(loaded.optimizer.as_ref().unwrap().progress.step, 13);
 
     // Identical predictions from the loaded network.
     let x = common::random_vec(&mut common::rng("round trip x"), 5 * 12, 1.0);
@@ -107,17 +115,19 @@ fn pytorch_names_and_shapes() {
 
 fn resume_matches_uninterrupted(device: Device, tolerance: f64) {
     let data = data();
-    for optimizer in [
-        Optimizer::sgd(0.1),
-        Optimizer::momentum(0.05, 0.9),
-        Optimizer::adamw(1e-2, 0.01),
+    for (spec, optimizer) in [
+        (spec(), Optimizer::sgd(0.1)),
+        (spec(), Optimizer::momentum(0.05, 0.9)),
+        (spec(), Optimizer::adamw(1e-2, 0.01)),
+        // Dropout masks follow the restored step counter and seed.
+        (dropout_spec(), Optimizer::rmsprop(1e-2)),
     ] {
         let dir = temp("resume");
         let path = dir.join("checkpoint.safetensors");
-        let mut straight = Trainer::new(Network::init(&spec(), 3), &device, config(optimizer)).unwrap();
+        let mut straight = Trainer::new(Network::init(&spec, 3), &device, config(optimizer)).unwrap();
         let straight_reports = straight.fit(&data, Some(&data), |_| {}).unwrap();
 
-        let mut first = Trainer::new(Network::init(&spec(), 3), &device, config(optimizer)).unwrap();
+        let mut first = Trainer::new(Network::init(&spec, 3), &device, config(optimizer)).unwrap();
         for _ in 0..2 {
             first.train_epoch(&data, Some(&data), &mut |_, _| {}).unwrap();
             first.checkpoint().unwrap().save(&path).unwrap();
@@ -129,7 +139,7 @@ fn resume_matches_uninterrupted(device: Device, tolerance: f64) {
             ..config(optimizer)
         };
         let mut resumed =
-            Trainer::resume(Checkpoint::load_for(&path, &spec()).unwrap(), &device, resumed_config).unwrap();
+            Trainer::resume(Checkpoint::load_for(&path, &spec).unwrap(), &device, resumed_config).unwrap();
         assert_eq!((resumed.epochs_done(), resumed.steps_done()), (2, 26));
         let resumed_reports = resumed.fit(&data, Some(&data), |_| {}).unwrap();
         assert_eq!(resumed_reports.len(), 2);
@@ -254,7 +264,7 @@ fn mismatched_checkpoints_say_exactly_what_does_not_match() {
     let err = Checkpoint::load_for(&path, &small).unwrap_err().to_string();
     assert!(
         err.contains(
-            "holds a 12-20-16-3 network (tanh hidden, softmax_ce loss) but 2-3 (relu hidden, mse loss) was expected"
+            "holds the model 12,dense20,tanh,dense16,tanh,dense3 (softmax_ce loss) but 2,dense3 (mse loss) was expected"
         ),
         "{err}"
     );
@@ -316,4 +326,125 @@ fn saving_replaces_the_file_atomically_and_reports_unwritable_paths() {
         1,
         "no temporary file left behind"
     );
+}
+
+/// The bug of issue 9: settings given on resume were replaced by the checkpoint's.
+fn settings_given_on_resume_take_effect(device: Device) {
+    let data = data();
+    let dir = temp(&format!("settings-{}", matches!(device, Device::Gpu(_))));
+    let path = dir.join("checkpoint.safetensors");
+    let saved = TrainConfig {
+        max_grad_norm: 1.0,
+        checkpoint: Some(path.clone()),
+        ..config(Optimizer::adam(1e-2))
+    };
+    // ReLU, as the command line's default: a huge step overflows the logits.
+    let relu = NetworkSpec::new(&[12, 20, 16, 3], Activation::Relu, LossKind::SoftmaxCrossEntropy).unwrap();
+    let mut first = Trainer::new(Network::init(&relu, 3), &device, saved.clone()).unwrap();
+    first.train_epoch(&data, None, &mut |_, _| {}).unwrap();
+    drop(first);
+    let resume_with = |config: TrainConfig| {
+        let mut t = Trainer::resume(Checkpoint::load(&path).unwrap(), &device, config).unwrap();
+        t.train_epoch(&data, None, &mut |_, _| {})
+            .map(|r| (r, t.network().unwrap()))
+    };
+    let without_path = TrainConfig {
+        checkpoint: None,
+        ..saved.clone()
+    };
+    // Clipping and weight decay given on resume change the result (they used to be ignored).
+    let (_, clip1) = resume_with(without_path.clone()).unwrap();
+    let (_, clip_tiny) = resume_with(TrainConfig {
+        max_grad_norm: 1e-3,
+        ..without_path.clone()
+    })
+    .unwrap();
+    let (_, decayed) = resume_with(TrainConfig {
+        optimizer: Optimizer::adamw(1e-2, 0.5),
+        ..without_path.clone()
+    })
+    .unwrap();
+    assert_ne!(clip1, clip_tiny, "--clip given on resume was ignored");
+    assert_ne!(clip1, decayed, "--weight-decay given on resume was ignored");
+    // Skipping asked for on resume skips: the run goes on, reports the skipped steps, and the
+    // checkpoint it writes holds finite parameters.
+    let good = std::fs::read(&path).unwrap();
+    let reckless = TrainConfig {
+        optimizer: Optimizer::adam(1e30),
+        skip_nonfinite: true,
+        max_grad_norm: 5.0,
+        ..saved.clone()
+    };
+    match resume_with(reckless) {
+        Ok((report, network)) => {
+            assert!(report.train.skipped_steps > 0, "nothing was skipped: {report:?}");
+            assert!(network.is_finite(), "a skipped step changed the parameters");
+            assert!(Checkpoint::load(&path).unwrap().network.is_finite());
+        }
+        Err(e) => {
+            // Parameters that went non-finite without a non-finite loss: refused, not saved.
+            assert!(matches!(e, Error::NonFiniteParameters { .. }), "{e}");
+            assert_eq!(
+                std::fs::read(&path).unwrap(),
+                good,
+                "the good checkpoint was overwritten"
+            );
+        }
+    }
+    // Without skipping, the run stops and the good checkpoint stays as it was.
+    std::fs::write(&path, &good).unwrap();
+    let stopped = resume_with(TrainConfig {
+        optimizer: Optimizer::adam(1e30),
+        ..saved
+    });
+    assert!(
+        matches!(
+            stopped,
+            Err(Error::NonFiniteLoss { .. } | Error::NonFiniteParameters { .. })
+        ),
+        "{stopped:?}"
+    );
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        good,
+        "the good checkpoint was overwritten"
+    );
+}
+
+#[test]
+fn settings_given_on_resume_take_effect_on_cpu() {
+    settings_given_on_resume_take_effect(Device::Cpu);
+}
+
+#[test]
+fn settings_given_on_resume_take_effect_on_gpu() {
+    if common::gpu().is_none() {
+        return;
+    }
+    settings_given_on_resume_take_effect(Device::Gpu(Arc::new(GpuContext::new().unwrap())));
+}
+
+#[test]
+fn checkpoints_of_the_first_format_still_load() {
+    // Written by the previous release: sizes + hidden_activation, moment{j}, raw state bytes.
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/checkpoint-format-1.safetensors");
+    let c = Checkpoint::load(&path).unwrap();
+    assert_eq!(c.network.spec.text(), "4,dense5,tanh,dense3");
+    let opt = c.optimizer.expect("optimizer state");
+    assert_eq!(opt.kind, "adam");
+    assert_eq!(opt.moments.len(), 2);
+    assert_eq!(opt.progress.step, 6);
+    assert!(
+        opt.progress.beta1_power > 0.5 && opt.progress.beta1_power < 0.6,
+        "0.9^6: {:?}",
+        opt.progress
+    );
+    // Saved again, it is written in the current format and reads back the same.
+    let c = Checkpoint::load(&path).unwrap();
+    let again = Checkpoint::from_bytes(&c.to_bytes().unwrap(), None).unwrap();
+    assert_eq!(again, c);
+    // And it resumes.
+    let mut t = Trainer::resume(c, &Device::Cpu, config(Optimizer::adam(1e-2))).unwrap();
+    let small = Dataset::classification(vec![0.5; 8], 4, vec![0, 2], 3).unwrap();
+    t.train_epoch(&small, None, &mut |_, _| {}).unwrap();
 }

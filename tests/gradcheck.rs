@@ -1,11 +1,14 @@
-//! Finite-difference gradient checks of the CPU path, run in f64 (central differences).
-//! The CPU path is generic over f32/f64, so this checks the very code the backend runs.
+//! Finite-difference gradient checks in f64 (central differences): the activation and loss
+//! kernels, then the real step program ([`CpuExecutor`] runs the program both backends run)
+//! for every layer type, activation and loss head.
 
 mod common;
 
 use rand::RngExt;
 use rand::rngs::StdRng;
-use shadergrad::{Activation, Epilogue, MatmulDims, MatmulForm, cpu};
+use shadergrad::model::{LossKind, Network, NetworkSpec};
+use shadergrad::train::{BatchInputs, CpuExecutor};
+use shadergrad::{Activation, Optimizer, cpu};
 
 const H: f64 = 1e-6;
 const TOLERANCE: f64 = 1e-6;
@@ -15,7 +18,7 @@ fn random(rng: &mut StdRng, len: usize, scale: f64) -> Vec<f64> {
 }
 
 /// Central-difference gradient of `f` at `x`.
-fn numeric_grad(x: &[f64], f: impl Fn(&[f64]) -> f64) -> Vec<f64> {
+fn numeric_grad(x: &[f64], mut f: impl FnMut(&[f64]) -> f64) -> Vec<f64> {
     let mut x = x.to_vec();
     (0..x.len())
         .map(|i| {
@@ -75,6 +78,7 @@ enum Head {
     SoftmaxCe,
     SigmoidBce,
     Mse,
+    Mae,
 }
 
 struct Targets {
@@ -83,7 +87,7 @@ struct Targets {
 }
 
 impl Head {
-    const ALL: [Head; 3] = [Head::SoftmaxCe, Head::SigmoidBce, Head::Mse];
+    const ALL: [Head; 4] = [Head::SoftmaxCe, Head::SigmoidBce, Head::Mse, Head::Mae];
 
     fn run(self, z: &[f64], t: &Targets, rows: usize, cols: usize) -> (f64, Vec<f64>) {
         let mut loss = vec![0.0; rows];
@@ -92,6 +96,7 @@ impl Head {
             Head::SoftmaxCe => cpu::softmax_cross_entropy(z, &t.labels, &mut loss, &mut dz, rows, cols),
             Head::SigmoidBce => cpu::sigmoid_binary_cross_entropy(z, &t.values, &mut loss, &mut dz, rows, cols),
             Head::Mse => cpu::mse(z, &t.values, &mut loss, &mut dz, rows, cols),
+            Head::Mae => cpu::mae(z, &t.values, &mut loss, &mut dz, rows, cols),
         }
         .unwrap();
         (loss.iter().sum::<f64>() / rows as f64, dz)
@@ -119,92 +124,81 @@ fn loss_gradients() {
     }
 }
 
-/// A dense network evaluated with the CPU ops, exactly as a training step composes them.
-struct Net {
-    sizes: Vec<usize>,
-    hidden: Activation,
-    head: Head,
+/// Central-difference check of the real step program (planned once, run by the CPU executor in
+/// f64) on one model: every parameter's gradient, dropout masks fixed by the step counter.
+fn check_program(spec: &NetworkSpec, rng: &mut StdRng) {
+    let rows = 3;
+    let network = Network::init(spec, 7);
+    let mut exec = CpuExecutor::<f64>::new(&network, Optimizer::sgd(0.1), 0.0, false, 11);
+    // Parameters away from init's zeros (biases), so ReLU kinks are not sat on.
+    let layout_params: Vec<f64> = exec.parameters().to_vec();
+    let noise = random(rng, layout_params.len(), 0.8);
+    for ((p, n), orig) in exec.parameters_mut().iter_mut().zip(noise).zip(layout_params) {
+        // Padding between tensors stays zero; it has no effect on the loss either way.
+        *p = if orig == 0.0 { n * 0.1 } else { orig + n * 0.3 };
+    }
+    exec.set_step(5);
+    let x = random(rng, rows * spec.inputs(), 1.0);
+    let t = targets(rng, rows, spec.outputs());
+    let fill = |b: BatchInputs<'_, f64>| -> shadergrad::Result<()> {
+        b.x.copy_from_slice(&x);
+        b.labels.copy_from_slice(&t.labels);
+        b.targets.copy_from_slice(&t.values);
+        Ok(())
+    };
+    let loss = exec.loss_and_gradients(rows, fill).unwrap();
+    assert!(loss.is_finite(), "{}: loss {loss}", spec.text());
+    let analytic = exec.gradients().to_vec();
+    let params = exec.parameters().to_vec();
+    let numeric = numeric_grad(&params, |p| {
+        exec.parameters_mut().copy_from_slice(p);
+        exec.loss(rows, fill).unwrap()
+    });
+    assert_grad(
+        &format!("{} ({} loss)", spec.text(), spec.loss.name()),
+        &analytic,
+        &numeric,
+    );
 }
 
-impl Net {
-    /// Offsets of each layer's weight and bias inside one flat parameter vector.
-    fn layout(&self) -> Vec<(usize, usize, usize, usize)> {
-        let mut offset = 0;
-        self.sizes
-            .windows(2)
-            .map(|w| {
-                let (fan_in, fan_out) = (w[0], w[1]);
-                let entry = (offset, offset + fan_out * fan_in, fan_in, fan_out);
-                offset += fan_out * fan_in + fan_out;
-                entry
-            })
-            .collect()
-    }
-
-    fn parameter_count(&self) -> usize {
-        self.layout().last().map(|&(_, b, _, out)| b + out).unwrap()
-    }
-
-    /// Loss and the gradient with respect to every parameter (flat, same layout).
-    fn loss_and_grad(&self, params: &[f64], x: &[f64], t: &Targets, batch: usize) -> (f64, Vec<f64>) {
-        let layout = self.layout();
-        let last = layout.len() - 1;
-        let mut acts = vec![x.to_vec()];
-        for (l, &(w, b, fan_in, fan_out)) in layout.iter().enumerate() {
-            let act = if l == last { Activation::Identity } else { self.hidden };
-            let mut out = vec![0.0; batch * fan_out];
-            let epilogue = Epilogue::BiasAct {
-                bias: &params[b..b + fan_out],
-                act,
-            };
-            let dims = MatmulDims::new(batch, fan_in, fan_out);
-            cpu::matmul(MatmulForm::ABt, dims, &acts[l], &params[w..b], &mut out, epilogue).unwrap();
-            acts.push(out);
+#[test]
+fn the_step_program_gradients_for_every_activation_and_head() {
+    let mut rng = common::rng("program_gradients");
+    for loss in LossKind::ALL {
+        for act in Activation::ALL {
+            let spec = NetworkSpec::new(&[5, 7, 6, 4], act, loss).unwrap();
+            check_program(&spec, &mut rng);
         }
-        let classes = *self.sizes.last().unwrap();
-        let (loss, mut dz) = self.head.run(&acts[last + 1], t, batch, classes);
-
-        let mut grad = vec![0.0; params.len()];
-        for (l, &(w, b, fan_in, fan_out)) in layout.iter().enumerate().rev() {
-            let dw_dims = MatmulDims::new(fan_out, batch, fan_in);
-            cpu::matmul(MatmulForm::AtB, dw_dims, &dz, &acts[l], &mut grad[w..b], Epilogue::None).unwrap();
-            cpu::bias_grad(&dz, &mut grad[b..b + fan_out], batch, fan_out).unwrap();
-            if l > 0 {
-                let mut prev = vec![0.0; batch * fan_in];
-                let epilogue = Epilogue::ActGrad {
-                    act_output: &acts[l][..],
-                    act: self.hidden,
-                };
-                let dims = MatmulDims::new(batch, fan_out, fan_in);
-                cpu::matmul(MatmulForm::AB, dims, &dz, &params[w..b], &mut prev, epilogue).unwrap();
-                dz = prev;
-            }
-        }
-        (loss, grad)
     }
 }
 
 #[test]
-fn three_layer_network_gradients() {
-    let mut rng = common::rng("three_layer_network_gradients");
-    let batch = 3;
-    for head in Head::ALL {
-        for hidden in Activation::ALL {
-            let net = Net {
-                sizes: vec![5, 7, 6, 4],
-                hidden,
-                head,
-            };
-            let params = random(&mut rng, net.parameter_count(), 0.8);
-            let x = random(&mut rng, batch * 5, 1.0);
-            let t = targets(&mut rng, batch, 4);
-            let (_, analytic) = net.loss_and_grad(&params, &x, &t, batch);
-            let numeric = numeric_grad(&params, |p| net.loss_and_grad(p, &x, &t, batch).0);
-            assert_grad(
-                &format!("3-layer {hidden:?} hidden, {head:?} head"),
-                &analytic,
-                &numeric,
-            );
-        }
+fn the_step_program_gradients_for_every_layer_arrangement() {
+    let mut rng = common::rng("layer_gradients");
+    for (text, loss) in [
+        // Dropout after a fused dense+activation (its backward applies relu') and elsewhere.
+        (
+            "5,dense7,relu,dropout0.3,dense6,tanh,dropout0.5,dense4",
+            LossKind::SoftmaxCrossEntropy,
+        ),
+        // Dropout on the input and on the outputs.
+        (
+            "5,dropout0.4,dense6,leaky_relu,dense4,dropout0.25",
+            LossKind::MeanSquaredError,
+        ),
+        // A sigmoid output layer under MSE (the lecture's binary classifier), and under MAE.
+        ("5,dense7,sigmoid,dense4,sigmoid", LossKind::MeanSquaredError),
+        ("5,dense7,tanh,dense4,sigmoid", LossKind::MeanAbsoluteError),
+        // Two activations in a row, an activation on the input, mixed activations.
+        ("5,dense7,tanh,sigmoid,dense4", LossKind::SigmoidBinaryCrossEntropy),
+        ("5,tanh,dense6,relu,dense4", LossKind::SoftmaxCrossEntropy),
+        (
+            "5,dense8,relu,dense6,tanh,dense5,sigmoid,dense4",
+            LossKind::SoftmaxCrossEntropy,
+        ),
+        // One dense layer.
+        ("5,dense4", LossKind::MeanAbsoluteError),
+    ] {
+        check_program(&NetworkSpec::parse(text, loss).unwrap(), &mut rng);
     }
 }

@@ -153,23 +153,8 @@ fn elementwise_kernels_match_cpu() {
     for &(rows, cols) in ROW_SHAPES {
         let len = rows * cols;
         let x = random_vec(&mut r, len, 3.0);
-        let bias = random_vec(&mut r, cols, 1.0);
         let gx = ctx.upload("x", &x).unwrap();
-        let gbias = ctx.upload("bias", &bias).unwrap();
         for act in Activation::ALL {
-            // bias + activation
-            let mut want = vec![0.0; len];
-            cpu::bias_activation(&x, &bias, &mut want, rows, cols, act).unwrap();
-            let out = poisoned(ctx, "out", len);
-            let d = gpu::bias_activation(ctx, &gx, &gbias, &out, rows, cols, act).unwrap();
-            ctx.run(&[&d]).unwrap();
-            worst = worst.max(assert_close(
-                &format!("bias_activation {act:?} {rows}x{cols}"),
-                &ctx.read(&out).unwrap(),
-                &want,
-                GPU_TOLERANCE,
-            ));
-
             // activation forward
             let mut a = vec![0.0; len];
             cpu::activation_forward(&x, &mut a, act).unwrap();
@@ -216,11 +201,12 @@ fn elementwise_kernels_match_cpu() {
 }
 
 /// Which loss head a test drives.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 enum Head {
     SoftmaxCe,
     SigmoidBce,
     Mse,
+    Mae,
 }
 
 /// Runs a loss head on both paths; returns (gpu loss_rows, gpu dz, cpu loss_rows, cpu dz).
@@ -239,6 +225,7 @@ fn run_loss(
         Head::SoftmaxCe => cpu::softmax_cross_entropy(z, labels, &mut loss, &mut dz, rows, cols),
         Head::SigmoidBce => cpu::sigmoid_binary_cross_entropy(z, targets, &mut loss, &mut dz, rows, cols),
         Head::Mse => cpu::mse(z, targets, &mut loss, &mut dz, rows, cols),
+        Head::Mae => cpu::mae(z, targets, &mut loss, &mut dz, rows, cols),
     }
     .unwrap();
     let gz = ctx.upload("z", z).unwrap();
@@ -250,6 +237,7 @@ fn run_loss(
         Head::SoftmaxCe => gpu::softmax_cross_entropy(ctx, &gz, &glabels, &gloss, &gdz, rows, cols),
         Head::SigmoidBce => gpu::sigmoid_binary_cross_entropy(ctx, &gz, &gtargets, &gloss, &gdz, rows, cols),
         Head::Mse => gpu::mse(ctx, &gz, &gtargets, &gloss, &gdz, rows, cols),
+        Head::Mae => gpu::mae(ctx, &gz, &gtargets, &gloss, &gdz, rows, cols),
     }
     .unwrap();
     ctx.run(&[&d]).unwrap();
@@ -261,11 +249,17 @@ fn loss_heads_match_cpu() {
     let ctx = gpu_or_skip!();
     let mut r = rng("loss");
     let mut worst: f64 = 0.0;
-    for head in [Head::SoftmaxCe, Head::SigmoidBce, Head::Mse] {
+    for head in [Head::SoftmaxCe, Head::SigmoidBce, Head::Mse, Head::Mae] {
         for &(rows, cols) in ROW_SHAPES {
             let z = random_vec(&mut r, rows * cols, 5.0);
             let labels = random_labels(&mut r, rows, cols);
-            let targets: Vec<f32> = (0..rows * cols).map(|_| r.random_range(0.0..1.0)).collect();
+            let mut targets: Vec<f32> = (0..rows * cols).map(|_| r.random_range(0.0..1.0)).collect();
+            // Some outputs hit their target exactly: MAE's gradient is 0 there.
+            for i in (0..targets.len()).step_by(3) {
+                if head == Head::Mae {
+                    targets[i] = z[i];
+                }
+            }
             let (gl, gdz, cl, cdz) = run_loss(ctx, head, &z, &labels, &targets, rows, cols);
             worst = worst.max(assert_close(
                 &format!("{head:?} loss {rows}x{cols}"),
@@ -375,6 +369,13 @@ fn optimizers_match_cpu_over_several_steps() {
         },
         Optimizer::adam(1e-2),
         Optimizer::adamw(1e-2, 0.05),
+        Optimizer::rmsprop(1e-2),
+        Optimizer::RmsProp {
+            lr: 1e-2,
+            alpha: 0.9,
+            eps: 1e-6,
+            weight_decay: 0.01,
+        },
     ];
     for opt in configs {
         for (len, max_grad_norm) in [
@@ -410,6 +411,7 @@ fn optimizers_match_cpu_over_several_steps() {
                     Optimizer::Sgd { .. } => gpu::sgd_update(ctx, &gw, &gg, &gstate),
                     Optimizer::Momentum { .. } => gpu::momentum_update(ctx, &gw, &gg, &gm, &gstate),
                     Optimizer::Adam { .. } => gpu::adam_update(ctx, &gw, &gg, &gm, &gv, &gstate),
+                    Optimizer::RmsProp { .. } => gpu::rmsprop_update(ctx, &gw, &gg, &gm, &gstate),
                 }
                 .unwrap(),
             );
@@ -425,6 +427,7 @@ fn optimizers_match_cpu_over_several_steps() {
                     Optimizer::Sgd { .. } => cpu::sgd_update(&mut w, &g, &state),
                     Optimizer::Momentum { .. } => cpu::momentum_update(&mut w, &g, &mut m, &state),
                     Optimizer::Adam { .. } => cpu::adam_update(&mut w, &g, &mut m, &mut v, &state),
+                    Optimizer::RmsProp { .. } => cpu::rmsprop_update(&mut w, &g, &mut m, &state),
                 }
                 .unwrap();
             }
@@ -690,4 +693,67 @@ fn matmuls_over_the_work_budget_are_split_and_still_correct() {
             }
         }
     }
+}
+
+#[test]
+fn dropout_masks_and_values_match_cpu_bit_for_bit() {
+    use shadergrad::cpu::DropoutMask;
+    let ctx = gpu_or_skip!();
+    let mut r = rng("dropout");
+    for &(rows, cols) in ROW_SHAPES {
+        let len = rows * cols;
+        for (rate, seed, step, input_act) in [
+            (0.5, 7u32, 1u32, Activation::Relu),
+            (0.2, 0xdead_beef, 123_456, Activation::Tanh),
+            (0.9, 0, u32::MAX, Activation::Sigmoid),
+            (0.0, 3, 2, Activation::Identity),
+        ] {
+            let mask = DropoutMask::new(seed, rate);
+            let x = random_vec(&mut r, len, 2.0);
+            let dy = random_vec(&mut r, len, 1.0);
+            let state = OptimState {
+                step,
+                ..Optimizer::sgd(0.1).initial_state()
+            };
+            let gstate = ctx.upload("state", &[state]).unwrap();
+            let (gx, gdy) = (ctx.upload("x", &x).unwrap(), ctx.upload("dy", &dy).unwrap());
+            let (gout, gdx) = (poisoned(ctx, "out", len), poisoned(ctx, "dx", len));
+            let fwd = gpu::dropout_forward(ctx, &gx, &gout, mask, &gstate).unwrap();
+            let bwd = gpu::dropout_backward(ctx, &gdy, &gx, &gdx, mask, input_act, &gstate).unwrap();
+            ctx.run(&[&fwd, &bwd]).unwrap();
+            let mut out = vec![f32::NAN; len];
+            let mut dx = vec![f32::NAN; len];
+            cpu::dropout_forward(&x, &mut out, mask, step).unwrap();
+            cpu::dropout_backward(&dy, &x, &mut dx, mask, step, input_act).unwrap();
+            let what = format!("dropout p={rate} {rows}x{cols} step {step}");
+            let (gpu_out, gpu_dx) = (ctx.read(&gout).unwrap(), ctx.read(&gdx).unwrap());
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&gpu_out), bits(&out), "{what}: forward differs");
+            assert_eq!(bits(&gpu_dx), bits(&dx), "{what}: backward differs");
+            // Dropped elements are zero in both passes; about `rate` of them are dropped.
+            let dropped: Vec<usize> = (0..len).filter(|&i| !mask.keeps(step, i as u32)).collect();
+            assert!(dropped.iter().all(|&i| out[i] == 0.0 && dx[i] == 0.0), "{what}");
+            let kept_nonzero = (0..len).filter(|&i| mask.keeps(step, i as u32) && x[i] != 0.0).count();
+            assert!(out.iter().filter(|v| **v != 0.0).count() == kept_nonzero, "{what}");
+            if len >= 10_000 {
+                let dropped = dropped.len();
+                let frac = dropped as f64 / len as f64;
+                assert!((frac - f64::from(rate)).abs() < 0.02, "{what}: dropped {frac}");
+            }
+        }
+    }
+}
+
+#[test]
+fn dropout_masks_change_with_step_and_seed() {
+    use shadergrad::cpu::DropoutMask;
+    let mask = DropoutMask::new(1, 0.5);
+    let pattern = |m: DropoutMask, step| (0..256u32).map(|i| m.keeps(step, i)).collect::<Vec<_>>();
+    assert_ne!(pattern(mask, 1), pattern(mask, 2));
+    assert_ne!(pattern(mask, 1), pattern(DropoutMask::new(2, 0.5), 1));
+    assert_eq!(pattern(mask, 5), pattern(mask, 5));
+    assert!(
+        (0..1000u32).all(|i| DropoutMask::new(9, 0.0).keeps(3, i)),
+        "rate 0 keeps all"
+    );
 }

@@ -125,8 +125,8 @@ fn layers_split_across_bindings_train_like_the_cpu() {
     let spec = NetworkSpec::new(&[100, 1000, 700, 10], Activation::Tanh, LossKind::SoftmaxCrossEntropy).unwrap();
     let network = Network::init(&spec, 3);
     for (optimizer, clip) in [(Optimizer::adam(1e-3), 0.0), (Optimizer::momentum(0.02, 0.9), 1.0)] {
-        let mut cpu = CpuBackend::new(network.clone(), optimizer, 32, clip).unwrap();
-        let mut gpu = GpuBackend::new(Arc::clone(&ctx), &network, optimizer, 32, clip).unwrap();
+        let mut cpu = CpuBackend::new(network.clone(), &common::config(optimizer, 32, clip)).unwrap();
+        let mut gpu = GpuBackend::new(Arc::clone(&ctx), &network, &common::config(optimizer, 32, clip)).unwrap();
         let splits: Vec<usize> = (0..3).map(|l| gpu.weight_bindings(l)).collect();
         eprintln!("weight bindings per layer: {splits:?}");
         assert!(splits[0] >= 2 && splits[1] >= 11 && splits[2] == 1, "{splits:?}");
@@ -155,9 +155,13 @@ fn a_network_past_the_buffer_size_is_refused_naming_layer_and_limit() {
         return;
     };
     let spec = NetworkSpec::new(&[100, 3000, 10], Activation::Relu, LossKind::SoftmaxCrossEntropy).unwrap();
-    let err = GpuBackend::new(ctx, &Network::init(&spec, 0), Optimizer::sgd(0.1), 16, 0.0)
-        .err()
-        .expect("too large");
+    let err = GpuBackend::new(
+        ctx,
+        &Network::init(&spec, 0),
+        &common::config(Optimizer::sgd(0.1), 16, 0.0),
+    )
+    .err()
+    .expect("too large");
     let text = err.to_string();
     assert!(
         matches!(

@@ -34,9 +34,7 @@ fn ten_thousand_steps_keep_memory_flat() {
     let mut gpu = GpuBackend::new(
         Arc::clone(&ctx),
         &Network::init(&spec, 0),
-        Optimizer::adam(1e-3),
-        64,
-        0.0,
+        &common::config(Optimizer::adam(1e-3), 64, 0.0),
     )
     .unwrap();
     let order: Vec<u32> = (0..640).collect();

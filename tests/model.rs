@@ -16,16 +16,86 @@ fn parameter_counts_are_exact() {
     assert_eq!(large.parameter_count(), 3_698_922);
     let summary = Network::init(&small, 0).summary();
     assert!(summary.contains("total: 109,386 parameters"), "{summary}");
-    assert!(
-        summary.contains("layer 0: dense 784 → 128, relu") && summary.contains("100,480 parameters"),
-        "{summary}"
+    let line = |i: usize| {
+        summary
+            .lines()
+            .nth(i + 1)
+            .unwrap()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert_eq!(
+        line(0),
+        "0: dense 784 → 128 100,480 parameters (weight 128×784, bias 128)"
     );
-    assert!(summary.contains("layer 2: dense 64 → 10, identity"), "{summary}");
+    assert_eq!(line(1), "1: relu 0 parameters");
+    assert_eq!(line(4), "4: dense 64 → 10 650 parameters (weight 10×64, bias 10)");
     assert_eq!(
         summary.lines().count(),
-        5,
+        7,
         "title, one line per layer, total:\n{summary}"
     );
+}
+
+#[test]
+fn models_are_built_from_layers_parsed_and_printed() {
+    use shadergrad::model::{Layer, Model};
+    let built = Model::input(784)
+        .dense(512)
+        .relu()
+        .dropout(0.2)
+        .dense(256)
+        .tanh()
+        .dense(10)
+        .softmax_cross_entropy()
+        .unwrap();
+    assert_eq!(built.text(), "784,dense512,relu,dropout0.2,dense256,tanh,dense10");
+    let parsed = NetworkSpec::parse(
+        " 784, 512 ,relu,dropout0.2,dense256,TANH,dense10",
+        LossKind::SoftmaxCrossEntropy,
+    )
+    .unwrap();
+    assert_eq!(
+        parsed, built,
+        "bare widths are dense layers; case and spaces do not matter"
+    );
+    assert_eq!(built.sizes(), [784, 512, 256, 10]);
+    assert_eq!(
+        built.parameter_count(),
+        784 * 512 + 512 + 512 * 256 + 256 + 256 * 10 + 10
+    );
+    assert_eq!(built.layers[2], Layer::Dropout { rate: 0.2 });
+    assert!(built.has_dropout());
+    // The MLP constructor is the same layer list.
+    let mlp = NetworkSpec::new(&[4, 8, 2], Activation::Sigmoid, LossKind::MeanSquaredError).unwrap();
+    assert_eq!(
+        mlp,
+        NetworkSpec::parse("4,dense8,sigmoid,dense2", LossKind::MeanSquaredError).unwrap()
+    );
+    // A sigmoid output layer under an MSE head, as the lecture's binary classifier.
+    let binary = Model::input(2).dense(3).sigmoid().dense(1).sigmoid().mse().unwrap();
+    assert_eq!(binary.outputs(), 1);
+    assert!(Network::init(&binary, 0).summary().lines().count() == 6);
+}
+
+#[test]
+fn bad_model_text_is_refused_with_a_reason() {
+    let loss = LossKind::SoftmaxCrossEntropy;
+    for (text, wanted) in [
+        ("dense10", "must start with the input width"),
+        ("784", "no dense layer"),
+        ("784,relu", "no dense layer"),
+        ("784,dense", "is not a whole number"),
+        ("784,dense0,dense10", "0"),
+        ("784,dropout1.0,dense10", "dropout rate 1 must be in [0, 1)"),
+        ("784,dropout-0.1,dense10", "must be in [0, 1)"),
+        ("784,dropoutx,dense10", "dropout needs a rate"),
+        ("784,softmax,dense10", "unknown layer \"softmax\""),
+    ] {
+        let err = NetworkSpec::parse(text, loss).unwrap_err().to_string();
+        assert!(err.contains(wanted), "{text}: {err}");
+    }
 }
 
 #[test]

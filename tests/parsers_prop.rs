@@ -2,6 +2,8 @@
 //! on any bytes they return a value or a typed error, never panic, and never allocate what a
 //! header merely claims. The cargo-fuzz targets in `fuzz/` search the same space for longer.
 
+mod common;
+
 use std::io::Write;
 use std::path::Path;
 
@@ -27,7 +29,8 @@ fn valid_idx() -> Vec<u8> {
 fn valid_checkpoint() -> Vec<u8> {
     let spec = NetworkSpec::new(&[3, 4, 2], Activation::Tanh, LossKind::SoftmaxCrossEntropy).unwrap();
     let mut trainer =
-        shadergrad::train::CpuBackend::new(Network::init(&spec, 1), Optimizer::adam(1e-3), 4, 0.0).unwrap();
+        shadergrad::train::CpuBackend::new(Network::init(&spec, 1), &common::config(Optimizer::adam(1e-3), 4, 0.0))
+            .unwrap();
     use shadergrad::train::Backend;
     let checkpoint = Checkpoint {
         network: trainer.network().unwrap(),
@@ -88,7 +91,7 @@ proptest! {
         let bytes = mutate(&valid_checkpoint(), &edits, cut, &extra);
         if let Ok(c) = Checkpoint::from_bytes(&bytes, None) {
             // Whatever parsed is a consistent network.
-            prop_assert_eq!(c.network.layers.len(), c.network.spec.layers());
+            prop_assert_eq!(c.network.layers.len(), c.network.spec.dense_count());
         }
         // The file path (header-checked read) agrees: never a panic.
         let dir = std::env::temp_dir().join(format!("shadergrad-prop-{}", std::process::id()));

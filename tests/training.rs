@@ -59,8 +59,8 @@ fn compare_backends(
 ) -> (f64, f64) {
     let ctx = ctx().expect("gpu");
     let network = Network::init(spec, 7);
-    let mut cpu = CpuBackend::new(network.clone(), optimizer, batch, clip).unwrap();
-    let mut gpu = GpuBackend::new(ctx, &network, optimizer, batch, clip).unwrap();
+    let mut cpu = CpuBackend::new(network.clone(), &common::config(optimizer, batch, clip)).unwrap();
+    let mut gpu = GpuBackend::new(ctx, &network, &common::config(optimizer, batch, clip)).unwrap();
     let order = epoch_order(data.len(), 3, 0, true);
     let all: Vec<&[u32]> = batches(&order, batch, false).cycle().take(steps).collect();
     let mut worst_loss: f64 = 0.0;
@@ -92,6 +92,7 @@ fn gpu_steps_equal_cpu_steps_for_every_loss_optimizer_and_architecture() {
         Optimizer::momentum(0.05, 0.9),
         Optimizer::adam(3e-3),
         Optimizer::adamw(3e-3, 0.01),
+        Optimizer::rmsprop(3e-3),
     ];
     let architectures: [(&[usize], Activation); 4] = [
         (&[17, 5], Activation::Identity),
@@ -127,6 +128,66 @@ fn gpu_steps_equal_cpu_steps_for_every_loss_optimizer_and_architecture() {
 }
 
 #[test]
+fn dropout_and_mixed_activations_agree_between_backends_over_50_steps() {
+    let _ = gpu_or_skip!();
+    let data = synthetic(800, 20, 4, "dropout data");
+    for (text, optimizer) in [
+        (
+            "20,dense32,relu,dropout0.2,dense16,tanh,dropout0.5,dense4",
+            Optimizer::sgd(0.1),
+        ),
+        (
+            "20,dense32,relu,dropout0.2,dense16,tanh,dropout0.5,dense4",
+            Optimizer::adam(1e-3),
+        ),
+        (
+            "20,dropout0.1,dense24,leaky_relu,dense12,sigmoid,dense4",
+            Optimizer::rmsprop(1e-3),
+        ),
+    ] {
+        let spec = NetworkSpec::parse(text, LossKind::SoftmaxCrossEntropy).unwrap();
+        let (loss_drift, param_drift) = compare_backends(&spec, optimizer, &data, 32, 50, 0.0);
+        eprintln!("{text} {optimizer:?}: 50 steps, loss drift {loss_drift:.2e}, parameter drift {param_drift:.2e}");
+        assert!(loss_drift <= 1e-4, "{text}: loss drift {loss_drift:e}");
+        assert!(param_drift <= 1e-5, "{text}: parameter drift {param_drift:e}");
+    }
+}
+
+#[test]
+fn a_mixed_activation_network_with_dropout_learns_on_both_backends() {
+    let ctx = match ctx() {
+        Some(c) => c,
+        None => return,
+    };
+    let train = synthetic(3000, 32, 4, "mixed train");
+    let spec = NetworkSpec::parse(
+        "32,dense64,relu,dropout0.2,dense32,tanh,dense16,sigmoid,dense4",
+        LossKind::SoftmaxCrossEntropy,
+    )
+    .unwrap();
+    for device in [Device::Cpu, Device::Gpu(ctx)] {
+        let config = TrainConfig {
+            optimizer: Optimizer::adam(3e-3),
+            epochs: 6,
+            batch_size: 64,
+            ..TrainConfig::default()
+        };
+        let mut trainer = Trainer::new(Network::init(&spec, 2), &device, config).unwrap();
+        let reports = trainer.fit(&train, Some(&train), |_| {}).unwrap();
+        let (first, last) = (&reports[0], reports.last().unwrap());
+        let accuracy = last.test.unwrap().accuracy().unwrap();
+        eprintln!(
+            "{}: train loss {:.3} → {:.3}, accuracy {accuracy:.3}",
+            trainer.backend_name(),
+            first.train.mean_loss(),
+            last.train.mean_loss()
+        );
+        assert!(last.train.mean_loss() < 0.6 * first.train.mean_loss());
+        assert!(accuracy > 0.8, "{}: accuracy {accuracy}", trainer.backend_name());
+    }
+}
+
+#[test]
 fn gradient_clipping_agrees_between_backends() {
     let _ = gpu_or_skip!();
     let data = synthetic(200, 10, 4, "clip data");
@@ -158,7 +219,12 @@ fn steps_per_submit_does_not_change_results() {
     let order = epoch_order(data.len(), 1, 0, true);
     let all: Vec<&[u32]> = batches(&order, 16, false).collect();
     let run = |steps_per_submit: usize| {
-        let mut gpu = GpuBackend::new(Arc::clone(&ctx), &network, Optimizer::momentum(0.1, 0.9), 16, 0.0).unwrap();
+        let mut gpu = GpuBackend::new(
+            Arc::clone(&ctx),
+            &network,
+            &common::config(Optimizer::momentum(0.1, 0.9), 16, 0.0),
+        )
+        .unwrap();
         gpu.set_steps_per_submit(steps_per_submit);
         gpu.train_batches(&data, &all).unwrap();
         (gpu.take_train_totals().unwrap(), gpu.network().unwrap())
@@ -204,8 +270,13 @@ fn evaluate_and_predict_agree_between_backends() {
     for loss in LossKind::ALL {
         let spec = NetworkSpec::new(&[20, 30, 7], Activation::LeakyRelu, loss).unwrap();
         let network = Network::init(&spec, 11);
-        let mut cpu = CpuBackend::new(network.clone(), Optimizer::sgd(0.1), 32, 0.0).unwrap();
-        let mut gpu = GpuBackend::new(Arc::clone(&ctx), &network, Optimizer::sgd(0.1), 32, 0.0).unwrap();
+        let mut cpu = CpuBackend::new(network.clone(), &common::config(Optimizer::sgd(0.1), 32, 0.0)).unwrap();
+        let mut gpu = GpuBackend::new(
+            Arc::clone(&ctx),
+            &network,
+            &common::config(Optimizer::sgd(0.1), 32, 0.0),
+        )
+        .unwrap();
         let (c, g) = (cpu.evaluate(&data).unwrap(), gpu.evaluate(&data).unwrap());
         assert_eq!((c.samples, g.samples), (2500, 2500));
         assert!(

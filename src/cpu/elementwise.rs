@@ -1,31 +1,8 @@
-//! Bias broadcast, bias gradient and activations. GPU twin: `shaders/elementwise.wgsl`.
+//! Bias gradient and activations. GPU twin: `shaders/elementwise.wgsl`.
 
-use super::{Real, for_each_element, for_each_row};
+use super::{Real, for_each_element};
 use crate::activation::Activation;
 use crate::error::{Result, check_len, check_nonzero};
-
-/// `out[r,j] = act(x[r,j] + bias[j])` over a `[rows × cols]` batch.
-pub fn bias_activation<T: Real>(
-    x: &[T],
-    bias: &[T],
-    out: &mut [T],
-    rows: usize,
-    cols: usize,
-    act: Activation,
-) -> Result<()> {
-    const OP: &str = "bias_activation";
-    check_nonzero(OP, &[("rows", rows), ("cols", cols)])?;
-    check_len(OP, "x", x.len(), rows * cols)?;
-    check_len(OP, "bias", bias.len(), cols)?;
-    check_len(OP, "out", out.len(), rows * cols)?;
-    for_each_row(out, cols, |r, row| {
-        let xr = &x[r * cols..(r + 1) * cols];
-        for ((o, &xv), &b) in row.iter_mut().zip(xr).zip(bias) {
-            *o = act.forward(xv + b);
-        }
-    });
-    Ok(())
-}
 
 /// `a = act(z)`, elementwise.
 pub fn activation_forward<T: Real>(z: &[T], a: &mut [T], act: Activation) -> Result<()> {

@@ -122,3 +122,30 @@ pub fn mse<T: Real>(z: &[T], targets: &[T], loss_rows: &mut [T], dz: &mut [T], r
     });
     Ok(())
 }
+
+/// Absolute error (L1) on linear outputs.
+///
+/// `loss_rows[r] = Σ_j |z − y|`, `dz = sign(z − y) / rows` (0 where `z = y`).
+pub fn mae<T: Real>(z: &[T], targets: &[T], loss_rows: &mut [T], dz: &mut [T], rows: usize, cols: usize) -> Result<()> {
+    const OP: &str = "mae";
+    check_shapes(OP, z, loss_rows, dz, rows, cols)?;
+    check_len(OP, "targets", targets.len(), rows * cols)?;
+    let inv_b = T::one() / T::from(rows).unwrap();
+    per_row(z, loss_rows, dz, cols, |r, zr, dzr| {
+        let yr = &targets[r * cols..(r + 1) * cols];
+        let mut loss = T::zero();
+        for ((d, &v), &y) in dzr.iter_mut().zip(zr).zip(yr) {
+            let diff = v - y;
+            loss = loss + diff.abs();
+            *d = if diff > T::zero() {
+                inv_b
+            } else if diff < T::zero() {
+                -inv_b
+            } else {
+                T::zero()
+            };
+        }
+        loss
+    });
+    Ok(())
+}

@@ -5,6 +5,7 @@
 //! very same code in `f64`.
 
 pub mod data;
+pub mod dropout;
 pub mod elementwise;
 pub mod flush;
 pub mod loss;
@@ -13,11 +14,12 @@ pub mod metrics;
 pub mod optim;
 
 pub use data::gather_batch;
-pub use elementwise::{activation_backward, activation_forward, bias_activation, bias_grad};
-pub use loss::{mse, sigmoid_binary_cross_entropy, softmax_cross_entropy};
+pub use dropout::{DropoutMask, dropout_backward, dropout_forward};
+pub use elementwise::{activation_backward, activation_forward, bias_grad};
+pub use loss::{mae, mse, sigmoid_binary_cross_entropy, softmax_cross_entropy};
 pub use matmul::matmul;
 pub use metrics::count_correct;
-pub use optim::{accumulate_grad_norm, adam_update, momentum_update, sgd_update};
+pub use optim::{accumulate_grad_norm, adam_update, momentum_update, rmsprop_update, sgd_update};
 
 use num_traits::Float;
 use rayon::prelude::*;

@@ -93,6 +93,31 @@ pub fn adam_update<T: Real>(w: &mut [T], g: &[T], m: &mut [T], v: &mut [T], s: &
     Ok(())
 }
 
+/// RMSProp: `v ← α·v + (1−α)·g²`, `w ← w·(1 − lr·wd) − lr·g / (√v + ε)`.
+pub fn rmsprop_update<T: Real>(w: &mut [T], g: &[T], v: &mut [T], s: &OptimState) -> Result<()> {
+    const OP: &str = "rmsprop_update";
+    check(OP, w.len(), g.len())?;
+    check_len(OP, "square average", v.len(), w.len())?;
+    let (lr, alpha, eps) = (cast::<T>(s.lr), cast::<T>(s.alpha), cast::<T>(s.eps));
+    let decay = T::one() - cast::<T>(s.lr * s.weight_decay);
+    let clip = cast::<T>(s.clip_scale());
+    let run = |(w, (g, v)): (&mut [T], (&[T], &mut [T]))| {
+        for ((w, &g), v) in w.iter_mut().zip(g).zip(v.iter_mut()) {
+            let g = g * clip;
+            *v = alpha * *v + (T::one() - alpha) * g * g;
+            *w = *w * decay - lr * g / (v.sqrt() + eps);
+        }
+    };
+    if w.len() >= PARALLEL_MIN_ELEMENTS {
+        w.par_chunks_mut(CHUNK)
+            .zip(g.par_chunks(CHUNK).zip(v.par_chunks_mut(CHUNK)))
+            .for_each(run);
+    } else {
+        run((w, (g, v)));
+    }
+    Ok(())
+}
+
 /// `state.grad_sq_sum += Σ g²` for one gradient tensor (run for each between `tick` and the
 /// updates when clipping is on). GPU twin: `accumulate_grad_norm`.
 pub fn accumulate_grad_norm<T: Real>(g: &[T], state: &mut OptimState) {

@@ -1,11 +1,12 @@
-//! Bias broadcast, bias gradient and activations. Kernel: `shaders/elementwise.wgsl`;
+//! Bias gradient and activations. Kernel: `shaders/elementwise.wgsl`;
 //! CPU twin: [`crate::cpu::elementwise`].
 
 use crate::activation::Activation;
 use crate::error::{Result, check_len, check_nonzero};
+use crate::gpu::buffer::Binding;
 use crate::gpu::dispatch::grid_1d;
 use crate::gpu::kernels::{ELEMENTWISE, Kernel, Slot};
-use crate::gpu::{Dispatch, GpuBuffer, GpuContext};
+use crate::gpu::{Dispatch, GpuBuffer, GpuContext, GpuView};
 
 const SLOTS: &[(u32, Slot)] = &[
     (0, Slot::Read),
@@ -29,9 +30,9 @@ fn launch(
     ctx: &GpuContext,
     entry: &'static str,
     act: Activation,
-    x: &wgpu::Buffer,
-    y: &wgpu::Buffer,
-    out: &wgpu::Buffer,
+    x: Binding<'_>,
+    y: Binding<'_>,
+    out: Binding<'_>,
     (rows, cols, len): (usize, usize, usize),
     threads: usize,
 ) -> Result<Dispatch> {
@@ -47,34 +48,6 @@ fn launch(
     )
 }
 
-/// Prepares `out[r,j] = act(x[r,j] + bias[j])` over `[rows × cols]`.
-pub fn bias_activation(
-    ctx: &GpuContext,
-    x: &GpuBuffer<f32>,
-    bias: &GpuBuffer<f32>,
-    out: &GpuBuffer<f32>,
-    rows: usize,
-    cols: usize,
-    act: Activation,
-) -> Result<Dispatch> {
-    const OP: &str = "bias_activation";
-    check_nonzero(OP, &[("rows", rows), ("cols", cols)])?;
-    check_len(OP, "x", x.len(), rows * cols)?;
-    check_len(OP, "bias", bias.len(), cols)?;
-    check_len(OP, "out", out.len(), rows * cols)?;
-    let len = rows * cols;
-    launch(
-        ctx,
-        OP,
-        act,
-        &x.buffer,
-        &bias.buffer,
-        &out.buffer,
-        (rows, cols, len),
-        len,
-    )
-}
-
 /// Prepares `a = act(z)`.
 pub fn activation_forward(
     ctx: &GpuContext,
@@ -85,7 +58,16 @@ pub fn activation_forward(
     const OP: &str = "activation_forward";
     check_len(OP, "output", a.len(), z.len())?;
     let len = z.len();
-    launch(ctx, OP, act, &z.buffer, &ctx.placeholder, &a.buffer, (1, len, len), len)
+    launch(
+        ctx,
+        OP,
+        act,
+        z.into(),
+        (&ctx.placeholder).into(),
+        a.into(),
+        (1, len, len),
+        len,
+    )
 }
 
 /// Prepares `dz = da ⊙ act'(z)`, the derivative taken from the stored output `a`.
@@ -100,17 +82,18 @@ pub fn activation_backward(
     check_len(OP, "activation output", a.len(), da.len())?;
     check_len(OP, "dz", dz.len(), da.len())?;
     let len = da.len();
-    launch(ctx, OP, act, &da.buffer, &a.buffer, &dz.buffer, (1, len, len), len)
+    launch(ctx, OP, act, da.into(), a.into(), dz.into(), (1, len, len), len)
 }
 
-/// Prepares `db[j] = Σ_r dz[r,j]`.
-pub fn bias_grad(
+/// Prepares `db[j] = Σ_r dz[r,j]` (`db` a whole buffer or a view of one).
+pub fn bias_grad<'a>(
     ctx: &GpuContext,
     dz: &GpuBuffer<f32>,
-    db: &GpuBuffer<f32>,
+    db: impl Into<GpuView<'a, f32>>,
     rows: usize,
     cols: usize,
 ) -> Result<Dispatch> {
+    let db = db.into();
     const OP: &str = "bias_grad";
     check_nonzero(OP, &[("rows", rows), ("cols", cols)])?;
     check_len(OP, "dz", dz.len(), rows * cols)?;
@@ -119,9 +102,9 @@ pub fn bias_grad(
         ctx,
         OP,
         Activation::Identity,
-        &dz.buffer,
-        &ctx.placeholder,
-        &db.buffer,
+        dz.into(),
+        (&ctx.placeholder).into(),
+        db.binding(),
         (rows, cols, rows * cols),
         cols,
     )

@@ -47,7 +47,18 @@ pub(crate) static METRICS: Shader = Shader {
 };
 pub(crate) static OPTIM: Shader = Shader {
     name: "optim.wgsl",
-    source: include_str!("../../shaders/optim.wgsl"),
+    source: concat!(
+        include_str!("../../shaders/optim_state.wgsl"),
+        include_str!("../../shaders/optim.wgsl")
+    ),
+};
+pub(crate) static DROPOUT: Shader = Shader {
+    name: "dropout.wgsl",
+    source: concat!(
+        include_str!("../../shaders/activation.wgsl"),
+        include_str!("../../shaders/optim_state.wgsl"),
+        include_str!("../../shaders/dropout.wgsl")
+    ),
 };
 
 /// How a kernel uses one binding slot.

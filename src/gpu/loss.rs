@@ -122,3 +122,26 @@ fn float_target_head(
     ];
     launch(ctx, entry, buffers, rows, cols)
 }
+
+/// Prepares absolute error (L1): per-row `Σ_j |z − y|` and `dz = sign(z − y) / rows`.
+pub fn mae(
+    ctx: &GpuContext,
+    z: &GpuBuffer<f32>,
+    targets: &GpuBuffer<f32>,
+    loss_rows: &GpuBuffer<f32>,
+    dz: &GpuBuffer<f32>,
+    rows: usize,
+    cols: usize,
+) -> Result<Dispatch> {
+    const OP: &str = "mae";
+    check(OP, z.len(), loss_rows.len(), dz.len(), rows, cols)?;
+    check_len(OP, "targets", targets.len(), rows * cols)?;
+    let buffers = [
+        &z.buffer,
+        &ctx.placeholder,
+        &targets.buffer,
+        &loss_rows.buffer,
+        &dz.buffer,
+    ];
+    launch(ctx, OP, buffers, rows, cols)
+}

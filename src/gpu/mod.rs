@@ -8,6 +8,7 @@ pub(crate) mod buffer;
 mod context;
 pub mod data;
 mod dispatch;
+pub mod dropout;
 pub mod elementwise;
 pub(crate) mod kernels;
 pub mod loss;
@@ -19,11 +20,14 @@ pub mod profiler;
 pub use buffer::{GpuBuffer, GpuView};
 pub use context::{AdapterRequest, GpuContext, list_adapters, parse_backend};
 pub use dispatch::Dispatch;
-pub use elementwise::{activation_backward, activation_forward, bias_activation, bias_grad};
-pub use loss::{mse, sigmoid_binary_cross_entropy, softmax_cross_entropy};
+pub use dropout::{dropout_backward, dropout_forward};
+pub use elementwise::{activation_backward, activation_forward, bias_grad};
+pub use loss::{mae, mse, sigmoid_binary_cross_entropy, softmax_cross_entropy};
 pub use matmul::{MatmulKernel, Operand, matmul, matmul_strided, matmul_with_kernel};
 pub use metrics::{accumulate_sum, count_correct};
-pub use optim::{accumulate_grad_norm, adam_update, guard, momentum_update, sgd_update, tick};
+pub use optim::{
+    accumulate_grad_norm, adam_update, guard, momentum_update, optimizer_update, rmsprop_update, sgd_update, tick,
+};
 
 impl GpuContext {
     /// How many specialised pipelines this device has compiled so far.

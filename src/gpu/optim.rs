@@ -66,6 +66,7 @@ const fn rule(scalar: &'static str, vec4: &'static str, moments: usize) -> Rule 
 const SGD: Rule = rule("sgd", "sgd4", 0);
 const MOMENTUM: Rule = rule("momentum", "momentum4", 1);
 const ADAM: Rule = rule("adam", "adam4", 2);
+const RMSPROP: Rule = rule("rmsprop", "rmsprop4", 1);
 
 const GRAD_NORM: Kernel = Kernel {
     shader: &OPTIM,
@@ -176,4 +177,34 @@ pub fn adam_update<'a>(
     state: &GpuBuffer<OptimState>,
 ) -> Result<Dispatch> {
     update(ctx, &ADAM, w.into(), g.into(), &[m.into(), v.into()], state)
+}
+
+/// Prepares RMSProp: `v ← α·v + (1−α)·g²`, `w ← w·(1 − lr·wd) − lr·g / (√v + ε)`.
+pub fn rmsprop_update<'a>(
+    ctx: &GpuContext,
+    w: impl Into<GpuView<'a, f32>>,
+    g: impl Into<GpuView<'a, f32>>,
+    square_avg: impl Into<GpuView<'a, f32>>,
+    state: &GpuBuffer<OptimState>,
+) -> Result<Dispatch> {
+    update(ctx, &RMSPROP, w.into(), g.into(), &[square_avg.into()], state)
+}
+
+/// Prepares the update of `optimizer` on one chunk of the flat parameters, its gradient and
+/// its moments (in [`crate::Optimizer::moment_names`] order).
+pub fn optimizer_update(
+    ctx: &GpuContext,
+    optimizer: &crate::Optimizer,
+    w: GpuView<'_, f32>,
+    g: GpuView<'_, f32>,
+    moments: &[GpuView<'_, f32>],
+    state: &GpuBuffer<OptimState>,
+) -> Result<Dispatch> {
+    let rule = match optimizer {
+        crate::Optimizer::Sgd { .. } => &SGD,
+        crate::Optimizer::Momentum { .. } => &MOMENTUM,
+        crate::Optimizer::Adam { .. } => &ADAM,
+        crate::Optimizer::RmsProp { .. } => &RMSPROP,
+    };
+    update(ctx, rule, w, g, moments, state)
 }

@@ -1,11 +1,16 @@
 //! Checkpoints in safetensors: the network's weights under PyTorch `nn.Linear` names, the
 //! optimizer state, and where training stood. Written atomically.
 //!
-//! Tensors: `layers.{i}.weight` `[out, in]` and `layers.{i}.bias` `[out]` (f32), so
-//! `nn.ModuleList([nn.Linear(...)])` named `layers` loads them unchanged; with an optimizer,
-//! `optimizer.moment{j}.layers.{i}.weight|bias` (velocity, or Adam's m and v) and
-//! `optimizer.state` (the [`OptimState`] bytes, u8). Metadata: `format`, `sizes`,
-//! `hidden_activation`, `loss`, `optimizer`, `epoch`, `step`, `seed`.
+//! Tensors: `layers.{i}.weight` `[out, in]` and `layers.{i}.bias` `[out]` (f32) for the `i`-th
+//! dense layer, so `nn.ModuleList([nn.Linear(...)])` named `layers` loads them unchanged; with
+//! an optimizer, its moments under PyTorch's names, `optimizer.{exp_avg|exp_avg_sq|
+//! momentum_buffer|square_avg}.layers.{i}.weight|bias`. Metadata: `format`, `layers` (the
+//! model's text form), `sizes` (dense widths), `loss`, `epoch`, `step`, `seed`, and with an
+//! optimizer `optimizer`, `optimizer.step`, `optimizer.beta1_power`, `optimizer.beta2_power`.
+//! Hyperparameters are not stored: a resumed run takes them from its configuration.
+//!
+//! Files of the first format (`shadergrad-checkpoint-1`: `sizes` + `hidden_activation`,
+//! `optimizer.moment{j}.…` and the raw `optimizer.state` block) still load.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -16,21 +21,24 @@ use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use super::{DenseLayer, LossKind, Network, NetworkSpec};
 use crate::activation::Activation;
 use crate::error::{Error, Result};
-use crate::optimizer::OptimState;
+use crate::optimizer::{OptimProgress, OptimState, moment_names};
 
 /// Identifies this crate's checkpoint layout.
-pub const FORMAT: &str = "shadergrad-checkpoint-1";
+pub const FORMAT: &str = "shadergrad-checkpoint-2";
+/// The first layout, still read.
+const FORMAT_1: &str = "shadergrad-checkpoint-1";
 
-/// Bytes of the stored optimizer state.
+/// Bytes of the optimizer state block stored by the first format.
 const STATE_BYTES: usize = std::mem::size_of::<OptimState>();
 
-/// An optimizer's full state: hyperparameters and step counter, and its moment tensors.
+/// An optimizer's state: how far it has come and its moment tensors (no hyperparameters:
+/// those are settings of the run).
 #[derive(Debug, Clone, PartialEq)]
 pub struct OptimizerSnapshot {
-    /// `sgd`, `momentum` or `adam`.
+    /// [`crate::Optimizer::kind`]: `sgd`, `momentum`, `adam` or `rmsprop`.
     pub kind: String,
-    pub state: OptimState,
-    /// `moments[j][layer]`: the velocity (momentum) or m and v (Adam), shaped like the layer.
+    pub progress: OptimProgress,
+    /// `moments[j][layer]`, named by [`crate::Optimizer::moment_names`], shaped like the layer.
     pub moments: Vec<Vec<DenseLayer>>,
 }
 
@@ -68,8 +76,8 @@ fn add_layers<'a>(
     layers: &'a [DenseLayer],
     out: &mut Vec<(String, TensorView<'a>)>,
 ) -> std::result::Result<(), String> {
-    for (i, layer) in layers.iter().enumerate() {
-        let (fan_in, fan_out) = spec.layer_shape(i);
+    for (d, layer) in spec.dense().zip(layers) {
+        let (i, fan_in, fan_out) = (d.index, d.fan_in, d.fan_out);
         out.push((
             format!("{prefix}layers.{i}.weight"),
             view(f32_bytes(&layer.weight), vec![fan_out, fan_in], Dtype::F32)?,
@@ -100,25 +108,39 @@ impl Checkpoint {
         add_layers(spec, "", &self.network.layers, &mut all)?;
         let mut metadata = HashMap::from([
             ("format".to_string(), FORMAT.to_string()),
+            ("layers".to_string(), spec.text()),
             (
                 "sizes".to_string(),
-                spec.sizes.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(","),
+                spec.sizes().iter().map(|s| s.to_string()).collect::<Vec<_>>().join(","),
             ),
-            ("hidden_activation".to_string(), spec.hidden.name().to_string()),
             ("loss".to_string(), spec.loss.name().to_string()),
             ("epoch".to_string(), self.progress.epoch.to_string()),
             ("step".to_string(), self.progress.step.to_string()),
             ("seed".to_string(), self.progress.seed.to_string()),
         ]);
         if let Some(opt) = &self.optimizer {
-            metadata.insert("optimizer".to_string(), opt.kind.clone());
-            for (j, moment) in opt.moments.iter().enumerate() {
-                add_layers(spec, &format!("optimizer.moment{j}."), moment, &mut all)?;
+            let names = moment_names(&opt.kind).ok_or_else(|| format!("unknown optimizer {:?}", opt.kind))?;
+            if names.len() != opt.moments.len() {
+                return Err(format!(
+                    "{} keeps {} moments, the snapshot has {}",
+                    opt.kind,
+                    names.len(),
+                    opt.moments.len()
+                ));
             }
-            all.push((
-                "optimizer.state".to_string(),
-                view(bytemuck::bytes_of(&opt.state), vec![STATE_BYTES], Dtype::U8)?,
-            ));
+            metadata.insert("optimizer".to_string(), opt.kind.clone());
+            metadata.insert("optimizer.step".to_string(), opt.progress.step.to_string());
+            metadata.insert(
+                "optimizer.beta1_power".to_string(),
+                opt.progress.beta1_power.to_string(),
+            );
+            metadata.insert(
+                "optimizer.beta2_power".to_string(),
+                opt.progress.beta2_power.to_string(),
+            );
+            for (name, moment) in names.iter().zip(&opt.moments) {
+                add_layers(spec, &format!("optimizer.{name}."), moment, &mut all)?;
+            }
         }
         safetensors::serialize(all, Some(metadata)).map_err(|e| e.to_string())
     }
@@ -148,36 +170,40 @@ impl Checkpoint {
         let tensors = SafeTensors::deserialize(bytes).map_err(|e| format!("not a safetensors file: {e}"))?;
         let meta = header.metadata().clone().unwrap_or_default();
         let get = |key: &str| meta.get(key).cloned().ok_or_else(|| format!("metadata has no {key:?}"));
-        match meta.get("format") {
-            Some(f) if f == FORMAT => {}
-            Some(f) => return Err(format!("format {f:?} is not {FORMAT:?}")),
+        let first_format = match meta.get("format") {
+            Some(f) if f == FORMAT => false,
+            Some(f) if f == FORMAT_1 => true,
+            Some(f) => return Err(format!("format {f:?} is not {FORMAT:?} (nor the older {FORMAT_1:?})")),
             None => {
                 return Err(format!(
                     "metadata has no \"format\" (expected {FORMAT:?}); not a shadergrad checkpoint"
                 ));
             }
-        }
-        let sizes: Vec<usize> = get("sizes")?
-            .split(',')
-            .map(|s| {
-                s.trim()
-                    .parse::<usize>()
-                    .map_err(|_| format!("metadata sizes {s:?} is not a number"))
-            })
-            .collect::<std::result::Result<_, _>>()?;
-        let hidden: Activation = get("hidden_activation")?.parse()?;
+        };
         let loss: LossKind = get("loss")?.parse()?;
-        let spec = NetworkSpec::new(&sizes, hidden, loss).map_err(|e| e.to_string())?;
+        let spec = if first_format {
+            let sizes: Vec<usize> = get("sizes")?
+                .split(',')
+                .map(|s| {
+                    s.trim()
+                        .parse::<usize>()
+                        .map_err(|_| format!("metadata sizes {s:?} is not a number"))
+                })
+                .collect::<std::result::Result<_, _>>()?;
+            let hidden: Activation = get("hidden_activation")?.parse()?;
+            NetworkSpec::new(&sizes, hidden, loss)
+        } else {
+            NetworkSpec::parse(&get("layers")?, loss)
+        }
+        .map_err(|e| e.to_string())?;
         if let Some(expected) = expected
             && &spec != expected
         {
             return Err(format!(
-                "holds a {} network ({} hidden, {} loss) but {} ({} hidden, {} loss) was expected",
-                describe_sizes(&spec.sizes),
-                spec.hidden.name(),
+                "holds the model {} ({} loss) but {} ({} loss) was expected",
+                spec.text(),
                 spec.loss.name(),
-                describe_sizes(&expected.sizes),
-                expected.hidden.name(),
+                expected.text(),
                 expected.loss.name()
             ));
         }
@@ -194,9 +220,9 @@ impl Checkpoint {
 
         let mut expected_names: Vec<String> = Vec::new();
         let mut read_layers = |prefix: &str| -> std::result::Result<Vec<DenseLayer>, String> {
-            (0..spec.layers())
-                .map(|i| {
-                    let (fan_in, fan_out) = spec.layer_shape(i);
+            spec.dense()
+                .map(|d| {
+                    let (i, fan_in, fan_out) = (d.index, d.fan_in, d.fan_out);
                     let weight = read_f32(&tensors, &format!("{prefix}layers.{i}.weight"), &[fan_out, fan_in])?;
                     let bias = read_f32(&tensors, &format!("{prefix}layers.{i}.bias"), &[fan_out])?;
                     expected_names.push(format!("{prefix}layers.{i}.weight"));
@@ -209,30 +235,55 @@ impl Checkpoint {
         let optimizer = match meta.get("optimizer") {
             None => None,
             Some(kind) => {
-                let count = match kind.as_str() {
-                    "sgd" => 0,
-                    "momentum" => 1,
-                    "adam" => 2,
-                    other => return Err(format!("unknown optimizer {other:?} in metadata")),
-                };
-                let moments = (0..count)
-                    .map(|j| read_layers(&format!("optimizer.moment{j}.")))
+                let names = moment_names(kind).ok_or_else(|| format!("unknown optimizer {kind:?} in metadata"))?;
+                let moments = names
+                    .iter()
+                    .enumerate()
+                    .map(|(j, name)| {
+                        let prefix = if first_format {
+                            format!("optimizer.moment{j}.")
+                        } else {
+                            format!("optimizer.{name}.")
+                        };
+                        read_layers(&prefix)
+                    })
                     .collect::<std::result::Result<Vec<_>, _>>()?;
-                let state_view = tensors
-                    .tensor("optimizer.state")
-                    .map_err(|_| "missing tensor \"optimizer.state\"".to_string())?;
-                if state_view.dtype() != Dtype::U8 || state_view.shape() != [STATE_BYTES] {
-                    return Err(format!(
-                        "tensor \"optimizer.state\" is {:?} {:?}, expected U8 [{STATE_BYTES}]",
-                        state_view.dtype(),
-                        state_view.shape()
-                    ));
-                }
-                expected_names.push("optimizer.state".to_string());
-                let state: OptimState = bytemuck::pod_read_unaligned(state_view.data());
+                let progress = if first_format {
+                    let state_view = tensors
+                        .tensor("optimizer.state")
+                        .map_err(|_| "missing tensor \"optimizer.state\"".to_string())?;
+                    if state_view.dtype() != Dtype::U8 || state_view.shape() != [STATE_BYTES] {
+                        return Err(format!(
+                            "tensor \"optimizer.state\" is {:?} {:?}, expected U8 [{STATE_BYTES}]",
+                            state_view.dtype(),
+                            state_view.shape()
+                        ));
+                    }
+                    expected_names.push("optimizer.state".to_string());
+                    let state: OptimState = bytemuck::pod_read_unaligned(state_view.data());
+                    OptimProgress::from(&state)
+                } else {
+                    let number = |key: &str| -> std::result::Result<f32, String> {
+                        let v = get(key)?
+                            .parse::<f32>()
+                            .map_err(|_| format!("metadata {key} is not a number"))?;
+                        if (0.0..=1.0).contains(&v) {
+                            Ok(v)
+                        } else {
+                            Err(format!("metadata {key} = {v} is not in [0, 1]"))
+                        }
+                    };
+                    OptimProgress {
+                        step: get("optimizer.step")?
+                            .parse::<u32>()
+                            .map_err(|_| "metadata optimizer.step is not a whole number".to_string())?,
+                        beta1_power: number("optimizer.beta1_power")?,
+                        beta2_power: number("optimizer.beta2_power")?,
+                    }
+                };
                 Some(OptimizerSnapshot {
                     kind: kind.clone(),
-                    state,
+                    progress,
                     moments,
                 })
             }
@@ -242,10 +293,7 @@ impl Checkpoint {
             .into_iter()
             .find(|n| !expected_names.iter().any(|e| e == n))
         {
-            return Err(format!(
-                "unexpected tensor {extra:?} for a {} network",
-                describe_sizes(&spec.sizes)
-            ));
+            return Err(format!("unexpected tensor {extra:?} for the model {}", spec.text()));
         }
         let network = Network::from_layers(&spec, layers).map_err(|e| e.to_string())?;
         Ok(Checkpoint {
@@ -311,10 +359,6 @@ fn read_checked(path: &Path) -> Result<Vec<u8>> {
     bytes.reserve(data_end as usize);
     file.read_to_end(&mut bytes).map_err(io)?;
     Ok(bytes)
-}
-
-fn describe_sizes(sizes: &[usize]) -> String {
-    sizes.iter().map(|s| s.to_string()).collect::<Vec<_>>().join("-")
 }
 
 fn read_f32(tensors: &SafeTensors<'_>, name: &str, shape: &[usize]) -> std::result::Result<Vec<f32>, String> {

@@ -1,9 +1,12 @@
-//! Models: what a network is ([`NetworkSpec`]) and its parameters ([`Network`]).
+//! Models: what a network is ([`NetworkSpec`], a sequence of [`Layer`]s) and its parameters
+//! ([`Network`]), and checkpoints.
 
 pub mod checkpoint;
+mod layer;
 mod network;
 mod spec;
 
 pub use checkpoint::{Checkpoint, OptimizerSnapshot, Progress};
+pub use layer::Layer;
 pub use network::{DenseLayer, Network, group_thousands};
-pub use spec::{LossKind, NetworkSpec};
+pub use spec::{DenseShape, LossKind, Model, ModelBuilder, NetworkSpec};

@@ -4,6 +4,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal, Uniform};
 
+use super::layer::Layer;
 use super::spec::NetworkSpec;
 use crate::activation::Activation;
 use crate::error::{Error, Result};
@@ -28,11 +29,12 @@ impl Network {
     /// biases start at zero. The same seed gives the same parameters on every machine.
     pub fn init(spec: &NetworkSpec, seed: u64) -> Network {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let layers = (0..spec.layers())
-            .map(|l| {
-                let (fan_in, fan_out) = spec.layer_shape(l);
+        let layers = spec
+            .dense()
+            .map(|d| {
+                let (fan_in, fan_out) = (d.fan_in, d.fan_out);
                 let n = fan_in * fan_out;
-                let weight: Vec<f32> = match spec.activation(l) {
+                let weight: Vec<f32> = match d.activation_after {
                     Activation::Relu | Activation::LeakyRelu => {
                         let normal = Normal::new(0.0, (2.0 / fan_in as f64).sqrt()).expect("positive std");
                         (0..n).map(|_| normal.sample(&mut rng) as f32).collect()
@@ -57,15 +59,15 @@ impl Network {
 
     /// Builds a network from given parameters, checking every shape against the spec.
     pub fn from_layers(spec: &NetworkSpec, layers: Vec<DenseLayer>) -> Result<Network> {
-        if layers.len() != spec.layers() {
+        if layers.len() != spec.dense_count() {
             return Err(Error::InvalidNetwork(format!(
-                "spec has {} layers, got {}",
-                spec.layers(),
+                "spec has {} dense layers, got {}",
+                spec.dense_count(),
                 layers.len()
             )));
         }
-        for (l, layer) in layers.iter().enumerate() {
-            let (fan_in, fan_out) = spec.layer_shape(l);
+        for (d, layer) in spec.dense().zip(&layers) {
+            let (l, fan_in, fan_out) = (d.index, d.fan_in, d.fan_out);
             if layer.weight.len() != fan_in * fan_out || layer.bias.len() != fan_out {
                 return Err(Error::InvalidNetwork(format!(
                     "layer {l} should have weight [{fan_out}×{fan_in}] and bias [{fan_out}], got {} and {} values",
@@ -80,23 +82,38 @@ impl Network {
         })
     }
 
+    /// Whether every weight and bias is a finite number.
+    pub fn is_finite(&self) -> bool {
+        self.layers
+            .iter()
+            .all(|l| l.weight.iter().chain(&l.bias).all(|v| v.is_finite()))
+    }
+
     /// Weights plus biases.
     pub fn parameter_count(&self) -> usize {
         self.spec.parameter_count()
     }
 
-    /// One line per layer with its shape, activation and exact parameter count.
+    /// One line per layer with its shape and exact parameter count, then the total.
     pub fn summary(&self) -> String {
         let spec = &self.spec;
-        let arrows: Vec<String> = spec.sizes.iter().map(|s| s.to_string()).collect();
-        let mut out = format!("network {} ({} loss)\n", arrows.join(" → "), spec.loss.name());
-        for l in 0..spec.layers() {
-            let (fan_in, fan_out) = spec.layer_shape(l);
-            out.push_str(&format!(
-                "  layer {l}: dense {fan_in} → {fan_out}, {:<10} {:>12} parameters (weight {fan_out}×{fan_in}, bias {fan_out})\n",
-                spec.activation(l).name(),
-                group_thousands(fan_in * fan_out + fan_out)
-            ));
+        let mut out = format!("model {} ({} loss)\n", spec.text(), spec.loss.name());
+        let mut width = spec.inputs;
+        for (position, layer) in spec.layers.iter().enumerate() {
+            let line = match *layer {
+                Layer::Dense { units } => {
+                    let line = format!(
+                        "{:<24} {:>12} parameters (weight {units}×{width}, bias {units})",
+                        format!("dense {width} → {units}"),
+                        group_thousands(width * units + units)
+                    );
+                    width = units;
+                    line
+                }
+                Layer::Activation(a) => format!("{:<24} {:>12} parameters", a.name(), 0),
+                Layer::Dropout { rate } => format!("{:<24} {:>12} parameters", format!("dropout p={rate}"), 0),
+            };
+            out.push_str(&format!("  {position:>2}: {line}\n"));
         }
         let total = self.parameter_count();
         out.push_str(&format!(

@@ -1,5 +1,6 @@
-//! What a network is: layer sizes, the hidden activation, and the loss head.
+//! What a network is: an input width, a sequence of layers, and the loss head.
 
+use super::layer::Layer;
 use crate::activation::Activation;
 use crate::error::{Error, Result};
 
@@ -12,15 +13,23 @@ pub enum LossKind {
     SigmoidBinaryCrossEntropy,
     /// Squared error on linear outputs, summed over outputs.
     MeanSquaredError,
+    /// Absolute error (L1) on linear outputs, summed over outputs.
+    MeanAbsoluteError,
 }
 
 impl LossKind {
     /// Every loss head.
-    pub const ALL: [LossKind; 3] = [
+    pub const ALL: [LossKind; 4] = [
         LossKind::SoftmaxCrossEntropy,
         LossKind::SigmoidBinaryCrossEntropy,
         LossKind::MeanSquaredError,
+        LossKind::MeanAbsoluteError,
     ];
+
+    /// Whether the head trains against class labels (else against float targets).
+    pub fn takes_labels(self) -> bool {
+        self == LossKind::SoftmaxCrossEntropy
+    }
 
     /// Short name as used on command lines and in checkpoints.
     pub fn name(self) -> &'static str {
@@ -28,6 +37,7 @@ impl LossKind {
             LossKind::SoftmaxCrossEntropy => "softmax_ce",
             LossKind::SigmoidBinaryCrossEntropy => "sigmoid_bce",
             LossKind::MeanSquaredError => "mse",
+            LossKind::MeanAbsoluteError => "mae",
         }
     }
 
@@ -48,7 +58,7 @@ impl LossKind {
             LossKind::SigmoidBinaryCrossEntropy => {
                 logits.iter_mut().for_each(|v| *v = Activation::Sigmoid.forward(*v));
             }
-            LossKind::MeanSquaredError => {}
+            LossKind::MeanSquaredError | LossKind::MeanAbsoluteError => {}
         }
     }
 }
@@ -61,80 +71,263 @@ impl std::str::FromStr for LossKind {
             "softmax_ce" | "ce" | "cross_entropy" | "softmax" => Ok(LossKind::SoftmaxCrossEntropy),
             "sigmoid_bce" | "bce" => Ok(LossKind::SigmoidBinaryCrossEntropy),
             "mse" => Ok(LossKind::MeanSquaredError),
-            _ => Err(format!("unknown loss {s:?}; expected softmax_ce, sigmoid_bce or mse")),
+            "mae" | "l1" => Ok(LossKind::MeanAbsoluteError),
+            _ => Err(format!(
+                "unknown loss {s:?}; expected softmax_ce, sigmoid_bce, mse or mae"
+            )),
         }
     }
 }
 
-/// A multilayer perceptron: `sizes[0]` inputs, then one dense layer per following size.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A sequential model: `inputs` features, then `layers` in order, then the `loss` head on the
+/// last layer's outputs.
+///
+/// Build one with [`NetworkSpec::input`] (`Model::input(784).dense(512).relu().dense(10)
+/// .softmax_cross_entropy()`), from text with [`NetworkSpec::parse`], or as a plain MLP with
+/// [`NetworkSpec::new`].
+#[derive(Debug, Clone, PartialEq)]
 pub struct NetworkSpec {
-    /// Widths from input to output, e.g. `[784, 512, 256, 10]`.
-    pub sizes: Vec<usize>,
-    /// Activation after every hidden layer (the output layer is linear; the loss applies its own).
-    pub hidden: Activation,
+    /// Features per sample.
+    pub inputs: usize,
+    /// The layers, input to output.
+    pub layers: Vec<Layer>,
     /// The loss head.
     pub loss: LossKind,
 }
 
+/// A model description; the same type as [`NetworkSpec`], named for the builder.
+pub type Model = NetworkSpec;
+
+/// The shape of one dense layer and the activation right after it (which picks its init).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DenseShape {
+    /// Index among the dense layers (the `i` of `layers.{i}.weight`).
+    pub index: usize,
+    /// Index in [`NetworkSpec::layers`].
+    pub position: usize,
+    pub fan_in: usize,
+    pub fan_out: usize,
+    /// The activation layer directly after this one, or identity.
+    pub activation_after: Activation,
+}
+
 impl NetworkSpec {
-    /// Checks and builds a spec: at least two sizes, none of them 0, and at least two
-    /// outputs for softmax cross-entropy.
+    /// An MLP: a dense layer per size after the first, `hidden` after every one but the last
+    /// (whose outputs go to the loss as they are).
     pub fn new(sizes: &[usize], hidden: Activation, loss: LossKind) -> Result<Self> {
         if sizes.len() < 2 {
             return Err(Error::InvalidNetwork(format!(
                 "layer sizes {sizes:?} need an input and at least one layer, e.g. [784, 10]"
             )));
         }
+        let mut layers = Vec::new();
+        for (i, &units) in sizes[1..].iter().enumerate() {
+            layers.push(Layer::Dense { units });
+            if i + 2 < sizes.len() {
+                layers.push(Layer::Activation(hidden));
+            }
+        }
+        Self::from_layers(sizes[0], layers, loss)
+    }
+
+    /// Checks and builds a model: at least one dense layer, no width 0 or beyond 2^30,
+    /// dropout rates in `[0, 1)`, at least two outputs for softmax cross-entropy.
+    pub fn from_layers(inputs: usize, layers: Vec<Layer>, loss: LossKind) -> Result<Self> {
+        let spec = NetworkSpec { inputs, layers, loss };
+        let sizes = spec.sizes();
+        if sizes.len() < 2 {
+            return Err(Error::InvalidNetwork(format!(
+                "model {} has no dense layer; it needs at least one, e.g. {inputs},dense10",
+                spec.text()
+            )));
+        }
         if let Some(i) = sizes.iter().position(|&s| s == 0) {
-            return Err(Error::ZeroSizedLayer {
-                position: i,
-                sizes: sizes.to_vec(),
-            });
+            return Err(Error::ZeroSizedLayer { position: i, sizes });
         }
         if sizes.iter().any(|&s| s > u32::MAX as usize / 4) {
             return Err(Error::InvalidNetwork(format!(
-                "a layer size in {sizes:?} is beyond 2^30"
+                "a layer width in {sizes:?} is beyond 2^30"
             )));
         }
-        Ok(NetworkSpec {
-            sizes: sizes.to_vec(),
-            hidden,
-            loss,
-        })
+        for layer in &spec.layers {
+            if let Layer::Dropout { rate } = *layer
+                && !(0.0..1.0).contains(&rate)
+            {
+                return Err(Error::InvalidNetwork(format!("dropout rate {rate} must be in [0, 1)")));
+            }
+        }
+        Ok(spec)
     }
 
-    /// Number of dense layers.
-    pub fn layers(&self) -> usize {
-        self.sizes.len() - 1
-    }
-
-    /// Inputs of the first layer.
-    pub fn inputs(&self) -> usize {
-        self.sizes[0]
-    }
-
-    /// Outputs of the last layer.
-    pub fn outputs(&self) -> usize {
-        *self.sizes.last().expect("at least two sizes")
-    }
-
-    /// `(fan_in, fan_out)` of layer `l`.
-    pub fn layer_shape(&self, l: usize) -> (usize, usize) {
-        (self.sizes[l], self.sizes[l + 1])
-    }
-
-    /// The activation applied after layer `l` (identity for the output layer).
-    pub fn activation(&self, l: usize) -> Activation {
-        if l + 1 == self.layers() {
-            Activation::Identity
-        } else {
-            self.hidden
+    /// Starts a model of `inputs` features; add layers, then finish with a loss head.
+    pub fn input(inputs: usize) -> ModelBuilder {
+        ModelBuilder {
+            inputs,
+            layers: Vec::new(),
         }
     }
 
-    /// Weights plus biases of every layer.
+    /// Parses the text form `784,dense512,relu,dropout0.2,dense10`: the input width, then one
+    /// token per layer (see [`Layer::parse`]).
+    pub fn parse(text: &str, loss: LossKind) -> Result<Self> {
+        let mut tokens = text.split(',').map(str::trim);
+        let first = tokens.next().unwrap_or("");
+        let inputs = first.parse::<usize>().map_err(|_| {
+            Error::InvalidNetwork(format!(
+                "model {text:?} must start with the input width, e.g. 784,dense512,relu,dense10"
+            ))
+        })?;
+        let layers = tokens
+            .map(|t| Layer::parse(t).map_err(Error::InvalidNetwork))
+            .collect::<Result<Vec<_>>>()?;
+        Self::from_layers(inputs, layers, loss)
+    }
+
+    /// The text form [`NetworkSpec::parse`] reads back (without the loss head).
+    pub fn text(&self) -> String {
+        std::iter::once(self.inputs.to_string())
+            .chain(self.layers.iter().map(|l| l.to_string()))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The input width, then each dense layer's width: `[784, 512, 256, 10]`.
+    pub fn sizes(&self) -> Vec<usize> {
+        std::iter::once(self.inputs)
+            .chain(self.dense().map(|d| d.fan_out))
+            .collect()
+    }
+
+    /// The dense layers in order, with their shapes.
+    pub fn dense(&self) -> impl Iterator<Item = DenseShape> + '_ {
+        let mut width = self.inputs;
+        let mut index = 0;
+        self.layers
+            .iter()
+            .enumerate()
+            .filter_map(move |(position, layer)| match *layer {
+                Layer::Dense { units } => {
+                    let shape = DenseShape {
+                        index,
+                        position,
+                        fan_in: width,
+                        fan_out: units,
+                        activation_after: match self.layers.get(position + 1) {
+                            Some(Layer::Activation(a)) => *a,
+                            _ => Activation::Identity,
+                        },
+                    };
+                    index += 1;
+                    width = units;
+                    Some(shape)
+                }
+                _ => None,
+            })
+    }
+
+    /// Number of dense layers (layers with parameters).
+    pub fn dense_count(&self) -> usize {
+        self.dense().count()
+    }
+
+    /// `(fan_in, fan_out)` of dense layer `l`.
+    pub fn layer_shape(&self, l: usize) -> (usize, usize) {
+        let d = self.dense().nth(l).expect("dense layer index in range");
+        (d.fan_in, d.fan_out)
+    }
+
+    /// Features per sample.
+    pub fn inputs(&self) -> usize {
+        self.inputs
+    }
+
+    /// Outputs of the last layer: the width the loss head sees.
+    pub fn outputs(&self) -> usize {
+        *self.sizes().last().expect("at least one dense layer")
+    }
+
+    /// Weights plus biases of every dense layer.
     pub fn parameter_count(&self) -> usize {
-        self.sizes.windows(2).map(|w| w[0] * w[1] + w[1]).sum()
+        self.dense().map(|d| d.fan_in * d.fan_out + d.fan_out).sum()
+    }
+
+    /// Whether any layer behaves differently in training (dropout).
+    pub fn has_dropout(&self) -> bool {
+        self.layers.iter().any(|l| matches!(l, Layer::Dropout { .. }))
+    }
+}
+
+/// Builds a [`NetworkSpec`] layer by layer; finished by a loss head, which validates it.
+#[derive(Debug, Clone)]
+pub struct ModelBuilder {
+    inputs: usize,
+    layers: Vec<Layer>,
+}
+
+impl ModelBuilder {
+    /// Appends any layer.
+    pub fn layer(mut self, layer: Layer) -> Self {
+        self.layers.push(layer);
+        self
+    }
+
+    /// A dense layer of `units` outputs.
+    pub fn dense(self, units: usize) -> Self {
+        self.layer(Layer::Dense { units })
+    }
+
+    /// An activation layer.
+    pub fn activation(self, act: Activation) -> Self {
+        self.layer(Layer::Activation(act))
+    }
+
+    /// ReLU.
+    pub fn relu(self) -> Self {
+        self.activation(Activation::Relu)
+    }
+
+    /// Leaky ReLU (slope 0.01).
+    pub fn leaky_relu(self) -> Self {
+        self.activation(Activation::LeakyRelu)
+    }
+
+    /// Logistic sigmoid.
+    pub fn sigmoid(self) -> Self {
+        self.activation(Activation::Sigmoid)
+    }
+
+    /// tanh.
+    pub fn tanh(self) -> Self {
+        self.activation(Activation::Tanh)
+    }
+
+    /// Inverted dropout with drop probability `rate`.
+    pub fn dropout(self, rate: f32) -> Self {
+        self.layer(Layer::Dropout { rate })
+    }
+
+    /// Finishes with any loss head.
+    pub fn loss(self, loss: LossKind) -> Result<NetworkSpec> {
+        NetworkSpec::from_layers(self.inputs, self.layers, loss)
+    }
+
+    /// Finishes with softmax + cross-entropy against class labels.
+    pub fn softmax_cross_entropy(self) -> Result<NetworkSpec> {
+        self.loss(LossKind::SoftmaxCrossEntropy)
+    }
+
+    /// Finishes with sigmoid + binary cross-entropy against targets in `[0, 1]`.
+    pub fn sigmoid_binary_cross_entropy(self) -> Result<NetworkSpec> {
+        self.loss(LossKind::SigmoidBinaryCrossEntropy)
+    }
+
+    /// Finishes with squared error.
+    pub fn mse(self) -> Result<NetworkSpec> {
+        self.loss(LossKind::MeanSquaredError)
+    }
+
+    /// Finishes with absolute error (L1).
+    pub fn mae(self) -> Result<NetworkSpec> {
+        self.loss(LossKind::MeanAbsoluteError)
     }
 }

@@ -3,7 +3,6 @@
 use crate::data::{Dataset, Targets};
 use crate::error::{Error, Result};
 use crate::model::{LossKind, Network, NetworkSpec, OptimizerSnapshot};
-use crate::optimizer::Optimizer;
 
 /// Loss and accuracy summed over some samples.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -69,36 +68,27 @@ pub trait Backend: Send {
     /// The current parameters, copied to the host.
     fn network(&mut self) -> Result<Network>;
 
-    /// The optimizer's state (step counter, hyperparameters, moments), copied to the host.
+    /// The optimizer's state (step counter, β powers, moments), copied to the host.
     fn optimizer_snapshot(&mut self) -> Result<OptimizerSnapshot>;
 
-    /// Replaces the optimizer's state, e.g. from a checkpoint; it must be of the same optimizer
-    /// kind and shapes.
+    /// Continues from an optimizer state, e.g. a checkpoint's: its step counter, β powers and
+    /// moments. It must be of the same optimizer kind and shapes. Every setting (learning
+    /// rate, decay, betas, clipping, skipping) stays the one this backend was built with.
     fn restore_optimizer(&mut self, snapshot: &OptimizerSnapshot) -> Result<()>;
 }
 
-/// The checkpoint name of an optimizer kind.
-pub(crate) fn optimizer_kind(optimizer: &Optimizer) -> &'static str {
-    match optimizer {
-        Optimizer::Sgd { .. } => "sgd",
-        Optimizer::Momentum { .. } => "momentum",
-        Optimizer::Adam { .. } => "adam",
-    }
-}
-
 /// Checks that a snapshot fits an optimizer and network.
-pub(crate) fn check_snapshot(optimizer: &Optimizer, spec: &NetworkSpec, snapshot: &OptimizerSnapshot) -> Result<()> {
-    let kind = optimizer_kind(optimizer);
+pub(crate) fn check_snapshot(kind: &str, spec: &NetworkSpec, snapshot: &OptimizerSnapshot) -> Result<()> {
     if snapshot.kind != kind {
         return Err(Error::InvalidOption(format!(
             "optimizer state is for {}, but this run uses {kind}",
             snapshot.kind
         )));
     }
-    if snapshot.moments.len() != optimizer.state_tensors() {
+    let expected = crate::optimizer::moment_names(kind).map_or(0, |n| n.len());
+    if snapshot.moments.len() != expected {
         return Err(Error::InvalidOption(format!(
-            "{kind} keeps {} moment tensors per parameter, the snapshot has {}",
-            optimizer.state_tensors(),
+            "{kind} keeps {expected} moment tensors per parameter, the snapshot has {}",
             snapshot.moments.len()
         )));
     }

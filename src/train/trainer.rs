@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use super::backend::{Backend, Totals};
 use super::cpu_backend::CpuBackend;
-use super::gpu_backend::GpuBackend;
+use super::gpu::GpuBackend;
 use super::schedule::LrSchedule;
 use crate::data::{Dataset, batches, epoch_order};
 use crate::error::{Error, Result};
@@ -44,6 +44,26 @@ pub struct TrainConfig {
     pub skip_nonfinite: bool,
     /// Save a checkpoint here (atomically) after every healthy epoch.
     pub checkpoint: Option<PathBuf>,
+}
+
+impl TrainConfig {
+    /// Checks every setting (batch size, clipping norm, the optimizer's hyperparameters),
+    /// naming the first that cannot be used.
+    pub fn validate(&self) -> Result<()> {
+        if self.batch_size == 0 {
+            return Err(Error::InvalidBatchSize {
+                got: 0,
+                max: usize::MAX,
+            });
+        }
+        if !(self.max_grad_norm.is_finite() && self.max_grad_norm >= 0.0) {
+            return Err(Error::InvalidOption(format!(
+                "max gradient norm {} must be finite and ≥ 0 (0 = off)",
+                self.max_grad_norm
+            )));
+        }
+        self.optimizer.validate()
+    }
 }
 
 impl Default for TrainConfig {
@@ -105,26 +125,16 @@ impl Trainer {
     /// A trainer for `network` on `device`.
     pub fn new(network: Network, device: &Device, config: TrainConfig) -> Result<Trainer> {
         let backend: Box<dyn Backend> = match device {
-            Device::Cpu => Box::new(CpuBackend::new(
-                network,
-                config.optimizer,
-                config.batch_size,
-                config.max_grad_norm,
-            )?),
-            Device::Gpu(ctx) => Box::new(GpuBackend::new(
-                Arc::clone(ctx),
-                &network,
-                config.optimizer,
-                config.batch_size,
-                config.max_grad_norm,
-            )?),
+            Device::Cpu => Box::new(CpuBackend::new(network, &config)?),
+            Device::Gpu(ctx) => Box::new(GpuBackend::new(Arc::clone(ctx), &network, &config)?),
         };
         Self::with_backend(backend, config)
     }
 
-    /// Continues a run from a checkpoint: its parameters, optimizer state, epoch and step
-    /// counters, and its shuffling seed (which replaces `config.seed`), so the following epochs
-    /// see the batches an uninterrupted run would have seen.
+    /// Continues a run from a checkpoint: its parameters, optimizer state (step, β powers,
+    /// moments), epoch and step counters, and its seed (which replaces `config.seed`), so the
+    /// following epochs see the batches and dropout masks an uninterrupted run would have seen.
+    /// Every other setting (learning rate, weight decay, clipping, skipping) comes from `config`.
     pub fn resume(checkpoint: Checkpoint, device: &Device, mut config: TrainConfig) -> Result<Trainer> {
         config.seed = checkpoint.progress.seed;
         let mut trainer = Trainer::new(checkpoint.network, device, config)?;
@@ -243,7 +253,15 @@ impl Trainer {
         self.epochs_done += 1;
         self.steps_done += all.len() as u64;
         if let Some(path) = self.config.checkpoint.clone() {
-            self.checkpoint()?.save(&path)?;
+            let checkpoint = self.checkpoint()?;
+            if !checkpoint.network.is_finite() {
+                // Never overwrite the last good checkpoint with spoiled parameters.
+                return Err(Error::NonFiniteParameters {
+                    epoch: self.epochs_done,
+                    checkpoint: Some(path).filter(|p| p.exists()),
+                });
+            }
+            checkpoint.save(&path)?;
         }
         Ok(EpochReport {
             epoch: self.epochs_done,

@@ -124,3 +124,17 @@ pub fn four_class_data(samples: usize, seed_name: &str) -> shadergrad::data::Dat
         .collect();
     shadergrad::data::Dataset::classification(features, 10, labels, 4).unwrap()
 }
+
+/// A training configuration with these settings (the rest default).
+pub fn config(
+    optimizer: shadergrad::Optimizer,
+    batch_size: usize,
+    max_grad_norm: f32,
+) -> shadergrad::train::TrainConfig {
+    shadergrad::train::TrainConfig {
+        optimizer,
+        batch_size,
+        max_grad_norm,
+        ..Default::default()
+    }
+}

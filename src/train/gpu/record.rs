@@ -1,0 +1,303 @@
+//! The GPU executor: turns each op of a [`StepProgram`] into dispatches, prepared once (bind
+//! groups and all) against a workspace's buffers, and recorded every step.
+
+use crate::cpu::DropoutMask;
+use crate::data::Dataset;
+use crate::error::Result;
+use crate::gpu::data::{BatchTargets, DeviceDataset};
+use crate::gpu::{self, Dispatch, GpuBuffer, GpuContext, GpuView, Operand};
+use crate::model::{LossKind, NetworkSpec};
+use crate::ops::{Epilogue, MatmulDims, MatmulForm};
+use crate::optimizer::{OptimState, Optimizer};
+use crate::train::program::{Op, StepProgram, dropout_seed};
+
+use super::layout::{DeviceLayout, FlatBuffers};
+
+/// Per-(batch size, stage) buffers: the batch's indices, tensors and gradients.
+pub(crate) struct Workspace {
+    pub rows: usize,
+    /// `slots × rows` sample indices: one batch per step recorded in a submit.
+    pub indices: GpuBuffer<u32>,
+    /// Batch tensors; tensor 0 is the gathered input.
+    pub tensors: Vec<GpuBuffer<f32>>,
+    /// Gradient of each tensor that has one.
+    pub grads: Vec<Option<GpuBuffer<f32>>>,
+    pub labels: GpuBuffer<u32>,
+    pub targets: GpuBuffer<f32>,
+    pub loss_rows: GpuBuffer<f32>,
+}
+
+impl Workspace {
+    pub fn new(ctx: &GpuContext, spec: &NetworkSpec, program: &StepProgram, rows: usize, slots: usize) -> Result<Self> {
+        Ok(Workspace {
+            rows,
+            indices: ctx.zeros("batch indices", rows * slots)?,
+            tensors: program
+                .widths
+                .iter()
+                .enumerate()
+                .map(|(t, &w)| ctx.zeros(&format!("tensor {t}"), rows * w))
+                .collect::<Result<_>>()?,
+            grads: program
+                .widths
+                .iter()
+                .zip(&program.has_grad)
+                .enumerate()
+                .map(|(t, (&w, &g))| g.then(|| ctx.zeros(&format!("grad {t}"), rows * w)).transpose())
+                .collect::<Result<_>>()?,
+            labels: ctx.zeros("batch labels", rows)?,
+            targets: ctx.zeros("batch targets", rows * spec.outputs())?,
+            loss_rows: ctx.zeros("loss rows", rows)?,
+        })
+    }
+
+    fn grad(&self, t: usize) -> &GpuBuffer<f32> {
+        self.grads[t]
+            .as_ref()
+            .expect("the program gives this tensor a gradient")
+    }
+}
+
+/// Device-side loss and correct-count accumulators.
+pub(crate) struct Accumulators {
+    pub loss: GpuBuffer<f32>,
+    pub correct: GpuBuffer<u32>,
+}
+
+impl Accumulators {
+    pub fn new(ctx: &GpuContext, name: &str) -> Result<Self> {
+        Ok(Accumulators {
+            loss: ctx.zeros(&format!("{name} loss sum"), 1)?,
+            correct: ctx.zeros(&format!("{name} correct"), 1)?,
+        })
+    }
+}
+
+/// Everything a program's dispatches bind besides the workspace.
+pub(crate) struct Resources<'a> {
+    pub ctx: &'a GpuContext,
+    pub spec: &'a NetworkSpec,
+    pub layout: &'a DeviceLayout,
+    pub params: &'a FlatBuffers,
+    pub grads: &'a FlatBuffers,
+    pub moments: &'a [FlatBuffers],
+    pub state: &'a GpuBuffer<OptimState>,
+    pub optimizer: &'a Optimizer,
+    pub run_seed: u64,
+    pub totals: &'a Accumulators,
+}
+
+/// An operand of the strided matmul: `view` with element `(i, j)` at `offset + i·ld + j`.
+fn operand(view: GpuView<'_, f32>, offset: usize, ld: usize) -> Operand<'_> {
+    Operand { view, offset, ld }
+}
+
+/// The gather dispatches of each index slot of `ws`.
+pub(crate) fn gathers(
+    ctx: &GpuContext,
+    spec: &NetworkSpec,
+    data: &Dataset,
+    device_data: &DeviceDataset,
+    ws: &Workspace,
+    slots: usize,
+) -> Result<Vec<Vec<Dispatch>>> {
+    let needs_targets = !spec.loss.takes_labels();
+    (0..slots)
+        .map(|k| {
+            let out = BatchTargets {
+                x: &ws.tensors[0],
+                labels: data.classes().is_some().then_some(&ws.labels),
+                targets: needs_targets.then_some(&ws.targets),
+            };
+            gpu::data::gather(ctx, device_data, &ws.indices, k * ws.rows, ws.rows, out)
+        })
+        .collect()
+}
+
+/// The dispatches of every op after the gather, in order.
+pub(crate) fn body(r: &Resources<'_>, program: &StepProgram, ws: &Workspace, classes: bool) -> Result<Vec<Dispatch>> {
+    let mut out = Vec::new();
+    for &op in &program.ops {
+        record(r, op, ws, classes, &mut out)?;
+    }
+    Ok(out)
+}
+
+fn record(r: &Resources<'_>, op: Op, ws: &Workspace, classes: bool, out: &mut Vec<Dispatch>) -> Result<()> {
+    let ctx = r.ctx;
+    let rows = ws.rows;
+    match op {
+        Op::Gather => {}
+        Op::Tick => out.push(gpu::tick(ctx, r.state)?),
+        Op::DenseForward {
+            dense,
+            input,
+            output,
+            act,
+        } => {
+            // One dispatch per weight chunk, each writing its block of output columns.
+            let (w, b) = r.layout.params.layers[dense];
+            let (fan_in, fan_out) = (w.cols, w.rows);
+            for chunk in &r.layout.weight_chunks[dense] {
+                out.push(gpu::matmul_strided(
+                    ctx,
+                    MatmulForm::ABt,
+                    MatmulDims::new(rows, fan_in, chunk.len()),
+                    operand((&ws.tensors[input]).into(), 0, fan_in),
+                    operand(r.params.rows(w, chunk)?, 0, fan_in),
+                    operand((&ws.tensors[output]).into(), chunk.start, fan_out),
+                    Epilogue::BiasAct {
+                        bias: operand(r.params.tensor(b)?, chunk.start, fan_out),
+                        act,
+                    },
+                    false,
+                )?);
+            }
+        }
+        Op::ActivationForward { input, output, act } => out.push(gpu::activation_forward(
+            ctx,
+            &ws.tensors[input],
+            &ws.tensors[output],
+            act,
+        )?),
+        Op::DropoutForward {
+            input,
+            output,
+            rate,
+            salt,
+        } => {
+            let mask = DropoutMask::new(dropout_seed(r.run_seed, salt), rate);
+            out.push(gpu::dropout_forward(
+                ctx,
+                &ws.tensors[input],
+                &ws.tensors[output],
+                mask,
+                r.state,
+            )?);
+        }
+        Op::Loss { logits } => {
+            let (z, dz, cols, loss_rows) = (&ws.tensors[logits], ws.grad(logits), r.spec.outputs(), &ws.loss_rows);
+            out.push(match r.spec.loss {
+                LossKind::SoftmaxCrossEntropy => {
+                    gpu::softmax_cross_entropy(ctx, z, &ws.labels, loss_rows, dz, rows, cols)?
+                }
+                LossKind::SigmoidBinaryCrossEntropy => {
+                    gpu::sigmoid_binary_cross_entropy(ctx, z, &ws.targets, loss_rows, dz, rows, cols)?
+                }
+                LossKind::MeanSquaredError => gpu::mse(ctx, z, &ws.targets, loss_rows, dz, rows, cols)?,
+                LossKind::MeanAbsoluteError => gpu::mae(ctx, z, &ws.targets, loss_rows, dz, rows, cols)?,
+            });
+        }
+        Op::Metrics { logits } => {
+            out.push(gpu::accumulate_sum(ctx, &ws.loss_rows, &r.totals.loss)?);
+            if classes && r.spec.loss.takes_labels() {
+                let z = &ws.tensors[logits];
+                out.push(gpu::count_correct(
+                    ctx,
+                    z,
+                    &ws.labels,
+                    &r.totals.correct,
+                    rows,
+                    r.spec.outputs(),
+                )?);
+            }
+        }
+        Op::Guard => out.push(gpu::guard(ctx, &ws.loss_rows, r.state)?),
+        Op::DenseBackward {
+            dense,
+            input,
+            output,
+            input_grad,
+        } => {
+            // Chunk by chunk for split layers: dW[chunk] = dZ[:, chunk]ᵀ·input, and
+            // grad[input] = Σ_chunks dZ[:, chunk]·W[chunk], the last chunk applying act'.
+            let (w, b) = r.layout.params.layers[dense];
+            let (fan_in, fan_out) = (w.cols, w.rows);
+            let chunks = &r.layout.weight_chunks[dense];
+            let dz = ws.grad(output);
+            for chunk in chunks {
+                out.push(gpu::matmul_strided(
+                    ctx,
+                    MatmulForm::AtB,
+                    MatmulDims::new(chunk.len(), rows, fan_in),
+                    operand(dz.into(), chunk.start, fan_out),
+                    operand((&ws.tensors[input]).into(), 0, fan_in),
+                    operand(r.grads.rows(w, chunk)?, 0, fan_in),
+                    Epilogue::None,
+                    false,
+                )?);
+            }
+            out.push(gpu::bias_grad(ctx, dz, r.grads.tensor(b)?, rows, fan_out)?);
+            if let Some(act) = input_grad {
+                for (i, chunk) in chunks.iter().enumerate() {
+                    let epilogue = if i + 1 == chunks.len() {
+                        Epilogue::ActGrad {
+                            act_output: operand((&ws.tensors[input]).into(), 0, fan_in),
+                            act,
+                        }
+                    } else {
+                        Epilogue::None
+                    };
+                    out.push(gpu::matmul_strided(
+                        ctx,
+                        MatmulForm::AB,
+                        MatmulDims::new(rows, chunk.len(), fan_in),
+                        operand(dz.into(), chunk.start, fan_out),
+                        operand(r.params.rows(w, chunk)?, 0, fan_in),
+                        operand(ws.grad(input).into(), 0, fan_in),
+                        epilogue,
+                        i > 0,
+                    )?);
+                }
+            }
+        }
+        Op::ActivationBackward { input, output, act } => out.push(gpu::activation_backward(
+            ctx,
+            ws.grad(output),
+            &ws.tensors[output],
+            ws.grad(input),
+            act,
+        )?),
+        Op::DropoutBackward {
+            input,
+            output,
+            rate,
+            salt,
+            input_act,
+        } => {
+            let mask = DropoutMask::new(dropout_seed(r.run_seed, salt), rate);
+            out.push(gpu::dropout_backward(
+                ctx,
+                ws.grad(output),
+                &ws.tensors[input],
+                ws.grad(input),
+                mask,
+                input_act,
+                r.state,
+            )?);
+        }
+        Op::GradNorm => {
+            for chunk in &r.layout.update_chunks {
+                out.push(gpu::accumulate_grad_norm(ctx, r.grads.view(chunk.clone())?, r.state)?);
+            }
+        }
+        Op::Update => {
+            for chunk in &r.layout.update_chunks {
+                let moments = r
+                    .moments
+                    .iter()
+                    .map(|m| m.view(chunk.clone()))
+                    .collect::<Result<Vec<_>>>()?;
+                out.push(gpu::optimizer_update(
+                    ctx,
+                    r.optimizer,
+                    r.params.view(chunk.clone())?,
+                    r.grads.view(chunk.clone())?,
+                    &moments,
+                    r.state,
+                )?);
+            }
+        }
+    }
+    Ok(())
+}
