@@ -42,6 +42,11 @@ pub mod train;
 pub use activation::Activation;
 pub use error::{Error, Result};
 pub use ops::{Epilogue, MatmulDims, MatmulForm};
-pub use optimizer::{OptimState, Optimizer};
+pub use optimizer::{OptimProgress, OptimState, Optimizer};
+/// The README's Rust snippets, compiled as doctests so they cannot rot.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 /// The wgpu this crate is built against, for callers who record their own work on its device.
 pub use wgpu;

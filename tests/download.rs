@@ -1,4 +1,5 @@
 //! The downloader against a local loopback HTTP server serving small generated files.
+#![cfg(feature = "download")]
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;

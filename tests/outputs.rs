@@ -1,13 +1,13 @@
 //! What a run leaves behind: metrics.csv, curves.svg; image input for inference.
+#![cfg(all(feature = "plot", feature = "png"))]
 
 mod common;
 
 use std::path::PathBuf;
 
 use shadergrad::data::Dataset;
-use shadergrad::data::image::digit_features;
 use shadergrad::model::{LossKind, Network, NetworkSpec};
-use shadergrad::train::{Device, EpochRow, MetricsLog, TrainConfig, Trainer, draw_curves};
+use shadergrad::train::{Device, EpochRow, MetricsLog, TrainConfig, Trainer};
 use shadergrad::{Activation, Error};
 
 fn temp(name: &str) -> PathBuf {
@@ -35,7 +35,7 @@ fn metrics_csv_and_curves_svg_hold_every_epoch() {
     let reports = trainer
         .fit(&data, Some(&data), |r| {
             log.append(&EpochRow::from(r)).unwrap();
-            draw_curves(&log.read().unwrap(), &svg, "test run").unwrap();
+            shadergrad::train::draw_curves(&log.read().unwrap(), &svg, "test run").unwrap();
         })
         .unwrap();
 
@@ -102,8 +102,8 @@ fn images_become_mnist_style_features() {
     let (a, b) = (dir.join("a.png"), dir.join("b.png"));
     light_on_dark.save(&a).unwrap();
     dark_on_light.save(&b).unwrap();
-    let fa = digit_features(&a).unwrap();
-    let fb = digit_features(&b).unwrap();
+    let fa = shadergrad::data::image::digit_features(&a).unwrap();
+    let fb = shadergrad::data::image::digit_features(&b).unwrap();
     assert_eq!((fa.len(), fb.len()), (784, 784));
     assert_eq!(fa[28 * 5 + 11], 1.0);
     assert_eq!(fa[28 * 5 + 2], 0.0);
@@ -115,6 +115,6 @@ fn images_become_mnist_style_features() {
         fb[28 * 5 + 2]
     );
     std::fs::write(dir.join("c.png"), b"not a png").unwrap();
-    let err = digit_features(&dir.join("c.png")).unwrap_err();
+    let err = shadergrad::data::image::digit_features(&dir.join("c.png")).unwrap_err();
     assert!(matches!(err, Error::CorruptFile { .. }), "{err}");
 }

@@ -2,8 +2,10 @@
 
 mod batches;
 mod dataset;
+#[cfg(feature = "download")]
 pub mod download;
 pub mod idx;
+#[cfg(feature = "png")]
 pub mod image;
 pub mod mnist;
 pub mod synthetic;

@@ -5,6 +5,7 @@ use crate::data::{Dataset, Features, Targets};
 use crate::error::{Result, check_len};
 use crate::gpu::dispatch::grid_1d;
 use crate::gpu::kernels::{DATA, Kernel, Slot};
+use crate::gpu::uniforms::GatherParams;
 use crate::gpu::{Dispatch, GpuBuffer, GpuContext};
 
 /// A dataset uploaded once: bytes stay bytes (packed four to a word), so MNIST's 60,000
@@ -125,16 +126,16 @@ pub fn gather(
                       targets: &wgpu::Buffer|
      -> Result<()> {
         let (groups, threads_x) = grid_1d(ctx, entry, threads, workgroup)?;
-        let params: [u32; 8] = [
-            rows as u32,
-            data.dim as u32,
-            data.width as u32,
-            index_offset as u32,
-            data.scale.to_bits(),
+        let params = GatherParams {
+            rows: rows as u32,
+            dim: data.dim as u32,
+            width: data.width as u32,
+            index_offset: index_offset as u32,
+            scale: data.scale,
             threads_x,
-            0,
-            0,
-        ];
+            _pad0: 0,
+            _pad1: 0,
+        };
         let kernel = Kernel {
             shader: &DATA,
             entry,

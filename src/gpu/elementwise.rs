@@ -6,6 +6,7 @@ use crate::error::{Result, check_len, check_nonzero};
 use crate::gpu::buffer::Binding;
 use crate::gpu::dispatch::grid_1d;
 use crate::gpu::kernels::{ELEMENTWISE, Kernel, Slot};
+use crate::gpu::uniforms::ElementwiseShape;
 use crate::gpu::{Dispatch, GpuBuffer, GpuContext, GpuView};
 
 const SLOTS: &[(u32, Slot)] = &[
@@ -37,7 +38,12 @@ fn launch(
     threads: usize,
 ) -> Result<Dispatch> {
     let (groups, threads_x) = grid_1d(ctx, entry, threads, WORKGROUP)?;
-    let params = [rows as u32, cols as u32, len as u32, threads_x];
+    let params = ElementwiseShape {
+        rows: rows as u32,
+        cols: cols as u32,
+        len: len as u32,
+        threads_x,
+    };
     let constants = vec![("ACT", f64::from(act.shader_code()))];
     ctx.prepare(
         &kernel(entry),

@@ -3,6 +3,7 @@
 use crate::error::{Result, check_len, check_nonzero};
 use crate::gpu::dispatch::grid_1d;
 use crate::gpu::kernels::{Kernel, LOSS, Slot};
+use crate::gpu::uniforms::RowShape;
 use crate::gpu::{Dispatch, GpuBuffer, GpuContext};
 
 const SLOTS: &[(u32, Slot)] = &[
@@ -30,7 +31,12 @@ fn launch(
     cols: usize,
 ) -> Result<Dispatch> {
     let (groups, threads_x) = grid_1d(ctx, entry, rows, WORKGROUP)?;
-    let params = [rows as u32, cols as u32, threads_x, 0];
+    let params = RowShape {
+        rows: rows as u32,
+        cols: cols as u32,
+        threads_x,
+        _pad: 0,
+    };
     let kernel = Kernel {
         shader: &LOSS,
         entry,

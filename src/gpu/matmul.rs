@@ -3,6 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::kernels::{Kernel, MATMUL, MATMUL_CPU, Slot};
+use crate::gpu::uniforms::MatmulParams;
 use crate::gpu::{Dispatch, GpuBuffer, GpuContext, GpuView};
 use crate::ops::{Epilogue, MatmulDims, MatmulForm};
 
@@ -297,24 +298,24 @@ fn prepare_part(
         ("TRANS_A", f64::from(u8::from(form.transposes_a()))),
         ("TRANS_B", f64::from(u8::from(form.transposes_b()))),
     ];
-    let params: [u32; 16] = [
-        m as u32,
-        k as u32,
-        n as u32,
-        u32::from(accumulate),
-        a.ld as u32,
-        b.ld as u32,
-        c.ld as u32,
-        epilogue_code,
-        a.offset as u32,
-        b.offset as u32,
-        c.offset as u32,
-        extra_offset as u32,
-        act_code,
-        0,
-        0,
-        0,
-    ];
+    let params = MatmulParams {
+        m: m as u32,
+        k: k as u32,
+        n: n as u32,
+        accumulate: u32::from(accumulate),
+        lda: a.ld as u32,
+        ldb: b.ld as u32,
+        ldc: c.ld as u32,
+        epilogue: epilogue_code,
+        a_offset: a.offset as u32,
+        b_offset: b.offset as u32,
+        c_offset: c.offset as u32,
+        extra_offset: extra_offset as u32,
+        act: act_code,
+        _pad0: 0,
+        _pad1: 0,
+        _pad2: 0,
+    };
     let mut bindings = vec![a.view.binding(), b.view.binding(), extra, c.view.binding()];
     match kernel {
         MatmulKernel::Tiled => {

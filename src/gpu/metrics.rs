@@ -3,6 +3,7 @@
 use crate::error::{Result, check_len, check_nonzero};
 use crate::gpu::dispatch::grid_1d;
 use crate::gpu::kernels::{Kernel, METRICS, Slot};
+use crate::gpu::uniforms::RowShape;
 use crate::gpu::{Dispatch, GpuBuffer, GpuContext};
 
 const COUNT_CORRECT: Kernel = Kernel {
@@ -36,7 +37,12 @@ pub fn count_correct(
     check_len(OP, "labels", labels.len(), rows)?;
     check_len(OP, "counter", counter.len(), 1)?;
     let (groups, threads_x) = grid_1d(ctx, OP, rows, 64)?;
-    let params = [rows as u32, cols as u32, threads_x, 0];
+    let params = RowShape {
+        rows: rows as u32,
+        cols: cols as u32,
+        threads_x,
+        _pad: 0,
+    };
     let buffers = [&z.buffer, &labels.buffer, &counter.buffer];
     ctx.prepare(
         &COUNT_CORRECT,
@@ -51,7 +57,12 @@ pub fn count_correct(
 /// batch loss on the device across steps.
 pub fn accumulate_sum(ctx: &GpuContext, values: &GpuBuffer<f32>, total: &GpuBuffer<f32>) -> Result<Dispatch> {
     check_len("accumulate_sum", "total", total.len(), 1)?;
-    let params = [values.len() as u32, 1, 0, 0];
+    let params = RowShape {
+        rows: values.len() as u32,
+        cols: 1,
+        threads_x: 0,
+        _pad: 0,
+    };
     let buffers = [&values.buffer, &total.buffer];
     ctx.prepare(
         &ACCUMULATE_SUM,

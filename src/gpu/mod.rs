@@ -16,6 +16,7 @@ pub mod matmul;
 pub mod metrics;
 pub mod optim;
 pub mod profiler;
+mod uniforms;
 
 pub use buffer::{GpuBuffer, GpuView};
 pub use context::{AdapterRequest, GpuContext, list_adapters, parse_backend};

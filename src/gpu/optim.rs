@@ -5,7 +5,10 @@
 
 use crate::error::{Result, check_len, check_nonzero};
 use crate::gpu::dispatch::grid_1d;
+use bytemuck::Zeroable;
+
 use crate::gpu::kernels::{Kernel, OPTIM, Slot};
+use crate::gpu::uniforms::Len;
 use crate::gpu::{Dispatch, GpuBuffer, GpuContext, GpuView};
 use crate::optimizer::OptimState;
 
@@ -83,7 +86,10 @@ pub fn accumulate_grad_norm<'a>(
 ) -> Result<Dispatch> {
     check_len("accumulate_grad_norm", "state", state.len(), 1)?;
     let g = g.into();
-    let params = [g.len() as u32, 0, 0, 0];
+    let params = Len {
+        n: g.len() as u32,
+        ..Len::zeroed()
+    };
     let bindings = [g.binding(), (&state.buffer).into()];
     ctx.prepare(
         &GRAD_NORM,
@@ -105,7 +111,10 @@ const GUARD: Kernel = Kernel {
 /// asks for that.
 pub fn guard(ctx: &GpuContext, loss_rows: &GpuBuffer<f32>, state: &GpuBuffer<OptimState>) -> Result<Dispatch> {
     check_len("guard", "state", state.len(), 1)?;
-    let params = [loss_rows.len() as u32, 0, 0, 0];
+    let params = Len {
+        n: loss_rows.len() as u32,
+        ..Len::zeroed()
+    };
     let bindings: [crate::gpu::buffer::Binding<'_>; 2] = [(&state.buffer).into(), (&loss_rows.buffer).into()];
     ctx.prepare(&GUARD, &Vec::new(), &bindings, bytemuck::bytes_of(&params), [1, 1, 1])
 }
@@ -141,7 +150,11 @@ fn update(
         (&rule.scalar, w.len())
     };
     let (groups, threads_x) = grid_1d(ctx, op, items, 256)?;
-    let params = [items as u32, threads_x, 0, 0];
+    let params = Len {
+        n: items as u32,
+        threads_x,
+        ..Len::zeroed()
+    };
     bindings.push((&state.buffer).into());
     ctx.prepare(kernel, &Vec::new(), &bindings, bytemuck::bytes_of(&params), groups)
 }

@@ -4,10 +4,13 @@
 mod backend;
 mod cpu_backend;
 mod cpu_exec;
+#[cfg(feature = "plot")]
+mod curves;
 mod gpu;
 pub mod metrics;
 mod params;
 mod program;
+#[cfg(feature = "progress")]
 pub mod progress;
 mod schedule;
 mod trainer;
@@ -15,10 +18,13 @@ mod trainer;
 pub use backend::{Backend, Totals};
 pub use cpu_backend::CpuBackend;
 pub use cpu_exec::{BatchInputs, CpuExecutor, StepOutcome};
+#[cfg(feature = "plot")]
+pub use curves::draw_curves;
 pub use gpu::profile as gpu_profile;
 pub use gpu::{DEFAULT_STEPS_PER_SUBMIT, GpuBackend};
-pub use metrics::{EpochRow, MetricsLog, draw_curves};
+pub use metrics::{EpochRow, MetricsLog};
 pub use program::Stage;
+#[cfg(feature = "progress")]
 pub use progress::EpochProgress;
 pub use schedule::LrSchedule;
 pub use trainer::{Device, EpochReport, StepProgress, TrainConfig, Trainer};

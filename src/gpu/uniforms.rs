@@ -1,0 +1,253 @@
+//! The uniform blocks the host writes for the kernels, one `#[repr(C)]` Pod struct per WGSL
+//! struct of the same name. A unit test parses every shader with naga and checks each field's
+//! name, offset and size against its Rust twin, so the two cannot drift apart silently.
+
+use bytemuck::{Pod, Zeroable};
+
+/// `Shape` in `shaders/elementwise.wgsl`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Pod, Zeroable)]
+pub(crate) struct ElementwiseShape {
+    pub rows: u32,
+    pub cols: u32,
+    pub len: u32,
+    pub threads_x: u32,
+}
+
+/// `Shape` in `shaders/loss.wgsl` and `shaders/metrics.wgsl`: one invocation per row.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Pod, Zeroable)]
+pub(crate) struct RowShape {
+    pub rows: u32,
+    pub cols: u32,
+    pub threads_x: u32,
+    pub _pad: u32,
+}
+
+/// `Len` in `shaders/optim.wgsl`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Pod, Zeroable)]
+pub(crate) struct Len {
+    pub n: u32,
+    pub threads_x: u32,
+    pub _pad0: u32,
+    pub _pad1: u32,
+}
+
+/// `Params` in `shaders/data.wgsl`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Pod, Zeroable)]
+pub(crate) struct GatherParams {
+    pub rows: u32,
+    pub dim: u32,
+    pub width: u32,
+    pub index_offset: u32,
+    pub scale: f32,
+    pub threads_x: u32,
+    pub _pad0: u32,
+    pub _pad1: u32,
+}
+
+/// `Params` in `shaders/matmul_common.wgsl`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Pod, Zeroable)]
+pub(crate) struct MatmulParams {
+    pub m: u32,
+    pub k: u32,
+    pub n: u32,
+    pub accumulate: u32,
+    pub lda: u32,
+    pub ldb: u32,
+    pub ldc: u32,
+    pub epilogue: u32,
+    pub a_offset: u32,
+    pub b_offset: u32,
+    pub c_offset: u32,
+    pub extra_offset: u32,
+    pub act: u32,
+    pub _pad0: u32,
+    pub _pad1: u32,
+    pub _pad2: u32,
+}
+
+/// `DropoutParams` in `shaders/dropout.wgsl`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Pod, Zeroable)]
+pub(crate) struct DropoutParams {
+    pub len: u32,
+    pub threads_x: u32,
+    pub seed: u32,
+    pub threshold: u32,
+    pub scale: f32,
+    pub input_act: u32,
+    pub _pad0: u32,
+    pub _pad1: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gpu::kernels::{DATA, DROPOUT, ELEMENTWISE, LOSS, MATMUL, MATMUL_CPU, METRICS, OPTIM, Shader};
+    use crate::optimizer::OptimState;
+
+    /// `(field, offset, size)` of each listed field of a Rust struct, in order.
+    macro_rules! fields {
+        ($ty:ty { $($field:ident),* $(,)? }) => {{
+            let value = <$ty as Zeroable>::zeroed();
+            let _ = &value;
+            (
+                std::mem::size_of::<$ty>(),
+                vec![$((stringify!($field), std::mem::offset_of!($ty, $field), std::mem::size_of_val(&value.$field))),*],
+            )
+        }};
+    }
+
+    /// `(field, offset, size)` of the WGSL struct `name` in `shader`, and its size.
+    fn wgsl_struct(shader: &Shader, name: &str) -> (usize, Vec<(String, usize, usize)>) {
+        let module = naga::front::wgsl::parse_str(shader.source)
+            .unwrap_or_else(|e| panic!("{}: {}", shader.name, e.emit_to_string(shader.source)));
+        let mut layouter = naga::proc::Layouter::default();
+        layouter.update(module.to_ctx()).unwrap();
+        let (handle, ty) = module
+            .types
+            .iter()
+            .find(|(_, t)| t.name.as_deref() == Some(name))
+            .unwrap_or_else(|| panic!("{} has no struct {name}", shader.name));
+        let naga::TypeInner::Struct { members, span } = &ty.inner else {
+            panic!("{name} in {} is not a struct", shader.name)
+        };
+        let fields = members
+            .iter()
+            .map(|m| {
+                (
+                    m.name.clone().unwrap_or_default(),
+                    m.offset as usize,
+                    layouter[m.ty].size as usize,
+                )
+            })
+            .collect();
+        assert_eq!(layouter[handle].size, *span);
+        (*span as usize, fields)
+    }
+
+    fn check(shader: &Shader, name: &str, (size, rust): (usize, Vec<(&str, usize, usize)>)) {
+        let (wgsl_size, wgsl) = wgsl_struct(shader, name);
+        let rust: Vec<(String, usize, usize)> = rust.into_iter().map(|(n, o, s)| (n.to_string(), o, s)).collect();
+        assert_eq!(wgsl, rust, "{name} in {} differs from its Rust twin", shader.name);
+        assert_eq!(wgsl_size, size, "{name} in {}: struct size", shader.name);
+    }
+
+    #[test]
+    fn every_host_struct_matches_its_wgsl_twin_field_by_field() {
+        let state = fields!(OptimState {
+            lr,
+            momentum,
+            beta1,
+            beta2,
+            eps,
+            weight_decay,
+            step,
+            beta1_power,
+            beta2_power,
+            bias_correction1,
+            bias_correction2,
+            grad_sq_sum,
+            max_grad_norm,
+            skip_nonfinite,
+            step_nonfinite,
+            first_nonfinite_step,
+            skipped_steps,
+            alpha,
+            _pad,
+        });
+        check(&OPTIM, "OptimState", state.clone());
+        check(&DROPOUT, "OptimState", state);
+        check(
+            &OPTIM,
+            "Len",
+            fields!(Len {
+                n,
+                threads_x,
+                _pad0,
+                _pad1
+            }),
+        );
+        check(
+            &ELEMENTWISE,
+            "Shape",
+            fields!(ElementwiseShape {
+                rows,
+                cols,
+                len,
+                threads_x
+            }),
+        );
+        let row_shape = fields!(RowShape {
+            rows,
+            cols,
+            threads_x,
+            _pad
+        });
+        check(&LOSS, "Shape", row_shape.clone());
+        check(&METRICS, "Shape", row_shape);
+        check(
+            &DATA,
+            "Params",
+            fields!(GatherParams {
+                rows,
+                dim,
+                width,
+                index_offset,
+                scale,
+                threads_x,
+                _pad0,
+                _pad1
+            }),
+        );
+        let matmul = fields!(MatmulParams {
+            m,
+            k,
+            n,
+            accumulate,
+            lda,
+            ldb,
+            ldc,
+            epilogue,
+            a_offset,
+            b_offset,
+            c_offset,
+            extra_offset,
+            act,
+            _pad0,
+            _pad1,
+            _pad2
+        });
+        check(&MATMUL, "Params", matmul.clone());
+        check(&MATMUL_CPU, "Params", matmul);
+        check(
+            &DROPOUT,
+            "DropoutParams",
+            fields!(DropoutParams {
+                len,
+                threads_x,
+                seed,
+                threshold,
+                scale,
+                input_act,
+                _pad0,
+                _pad1
+            }),
+        );
+    }
+
+    #[test]
+    fn a_field_out_of_place_is_caught() {
+        // The check itself must fail on a mismatch: swap two fields of the Rust side.
+        let swapped = (
+            16,
+            vec![("threads_x", 0, 4), ("n", 4, 4), ("_pad0", 8, 4), ("_pad1", 12, 4)],
+        );
+        let result = std::panic::catch_unwind(|| check(&OPTIM, "Len", swapped));
+        assert!(result.is_err());
+    }
+}
