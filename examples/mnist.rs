@@ -16,7 +16,7 @@ use shadergrad::data::download::download_mnist;
 use shadergrad::data::{BUNDLED_SAMPLE, Mnist, find_mnist_dir, has_mnist};
 use shadergrad::gpu::GpuContext;
 use shadergrad::model::{Checkpoint, LossKind, Network, NetworkSpec};
-use shadergrad::train::{Device, EpochProgress, EpochRow, LrSchedule, MetricsLog, TrainConfig, Trainer, draw_curves};
+use shadergrad::train::{Device, EpochProgress, LrSchedule, MetricsLog, TrainConfig, Trainer, draw_curves};
 use shadergrad::{Activation, Optimizer};
 
 #[derive(Parser, Debug)]
@@ -48,16 +48,16 @@ struct Args {
     #[arg(long, default_value = "adam")]
     optimizer: String,
     /// Learning rate (default: 1e-3 for adam/adamw/rmsprop, 0.05 for momentum, 0.1 for sgd).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     lr: Option<f32>,
     /// Decoupled weight decay.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     weight_decay: f32,
     /// constant, step:EVERY:GAMMA or cosine[:MIN_LR].
     #[arg(long, default_value = "cosine")]
     schedule: LrSchedule,
     /// Clip gradients to this global norm (0 = off).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     clip: f32,
     #[arg(long, default_value_t = 5)]
     epochs: usize,
@@ -80,36 +80,13 @@ struct Args {
     /// Continue from this checkpoint (same network flags; its seed and epoch carry on).
     #[arg(long)]
     resume: Option<PathBuf>,
-    /// Skip steps whose loss is NaN or infinite instead of stopping.
+    /// Skip steps whose loss is NaN or infinite instead of stopping (the epoch line counts them).
     #[arg(long)]
     skip_nonfinite: bool,
-}
-
-fn optimizer(args: &Args) -> Result<Optimizer, String> {
-    let wd = args.weight_decay;
-    Ok(match args.optimizer.as_str() {
-        "sgd" => Optimizer::Sgd {
-            lr: args.lr.unwrap_or(0.1),
-            weight_decay: wd,
-        },
-        "momentum" => Optimizer::Momentum {
-            lr: args.lr.unwrap_or(0.05),
-            momentum: 0.9,
-            weight_decay: wd,
-        },
-        "adam" | "adamw" => Optimizer::adamw(args.lr.unwrap_or(1e-3), wd),
-        "rmsprop" => Optimizer::RmsProp {
-            lr: args.lr.unwrap_or(1e-3),
-            alpha: 0.99,
-            eps: 1e-8,
-            weight_decay: wd,
-        },
-        other => {
-            return Err(format!(
-                "unknown optimizer {other:?}; expected sgd, momentum, adam, adamw or rmsprop"
-            ));
-        }
-    })
+    /// Keep training when the loss diverges (by default the run stops when an epoch's loss
+    /// exceeds 1000× the first epoch's or the loss head's sane bound).
+    #[arg(long)]
+    allow_divergence: bool,
 }
 
 /// The data folder, downloading or falling back to the bundled sample as asked.
@@ -143,10 +120,10 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let loading = Instant::now();
     let mut mnist = Mnist::load(&dir)?;
     if let Some(n) = args.limit_train {
-        mnist.train = mnist.train.take(n);
+        mnist.train = mnist.train.take(n).map_err(|e| format!("--limit-train {n}: {e}"))?;
     }
     if let Some(n) = args.limit_test {
-        mnist.test = mnist.test.take(n);
+        mnist.test = mnist.test.take(n).map_err(|e| format!("--limit-test {n}: {e}"))?;
     }
     println!(
         "data: {} ({} training, {} test images, loaded in {:.2} s)",
@@ -165,14 +142,18 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         Some(text) => NetworkSpec::parse(text, args.loss)?,
         None => NetworkSpec::new(&args.layers, args.activation, args.loss)?,
     };
+    // The output folder (metrics.csv, curves.svg, the default checkpoint) exists before training.
+    let log = MetricsLog::open(&args.out)?;
     let config = TrainConfig {
-        optimizer: optimizer(&args)?,
+        optimizer: Optimizer::from_name(&args.optimizer, args.lr, args.weight_decay)?,
         schedule: args.schedule,
         epochs: args.epochs,
         batch_size: args.batch,
         seed: args.seed,
         max_grad_norm: args.clip,
         skip_nonfinite: args.skip_nonfinite,
+        stop_on_divergence: !args.allow_divergence,
+        metrics: Some(log.path().to_path_buf()),
         checkpoint: Some(
             args.save
                 .clone()
@@ -195,7 +176,9 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             Trainer::resume(checkpoint, &device, config.clone())?
         }
         None => {
-            let network = Network::init(&spec, args.seed);
+            // Refuse a model the device or host cannot hold before allocating any of it.
+            device.check_model(&spec, &config)?;
+            let network = Network::try_init(&spec, args.seed)?;
             println!("{}", network.summary());
             Trainer::new(network, &device, config.clone())?
         }
@@ -211,7 +194,6 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         setup.elapsed().as_secs_f64()
     );
 
-    let log = MetricsLog::open(&args.out)?;
     let curves = args.out.join("curves.svg");
     let save = args
         .save
@@ -225,8 +207,13 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         let report = trainer.train_epoch(&mnist.train, Some(&mnist.test), &mut |done, _| bar.update(done))?;
         bar.finish();
         let test = report.test.expect("test set given");
+        let skipped = if config.skip_nonfinite {
+            format!("  |  skipped {} of {} steps", report.skipped_steps, report.steps)
+        } else {
+            String::new()
+        };
         println!(
-            "epoch {:>2}  lr {:.2e}  train loss {:.4}  acc {:.2}%  |  test loss {:.4}  acc {:.2}%  |  {:.2} s ({:.0} samples/s)",
+            "epoch {:>2}  lr {:.2e}  train loss {:.4}  acc {:.2}%  |  test loss {:.4}  acc {:.2}%  |  {:.2} s ({:.0} samples/s){skipped}",
             report.epoch,
             report.learning_rate,
             report.train.mean_loss(),
@@ -236,15 +223,16 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             report.train_seconds,
             report.samples_per_second()
         );
-        log.append(&EpochRow::from(&report))?;
+        // The trainer appended the epoch's row (before saving its checkpoint).
         draw_curves(&log.read()?, &curves, &format!("{} on {}", spec.text(), dir.display()))?;
         training_seconds += report.train_seconds;
         last = Some(report);
     }
     let Some(last) = last else {
         println!(
-            "nothing to do: the checkpoint has already trained {} epochs (raise --epochs)",
-            trainer.epochs_done()
+            "nothing to do: the checkpoint has already trained {} epochs and --epochs is {} (raise --epochs)",
+            trainer.epochs_done(),
+            config.epochs
         );
         return Ok(());
     };

@@ -1,6 +1,6 @@
 // The optimizer's state block: hyperparameters, step counter and non-finite bookkeeping.
 // Prepended to optim.wgsl and dropout.wgsl. Rust twin: OptimState in src/optimizer.rs
-// (tests/layouts.rs checks that both agree field by field).
+// (the unit test in src/gpu/uniforms.rs checks that both agree field by field).
 
 struct OptimState {
     lr: f32,

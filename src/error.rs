@@ -71,9 +71,11 @@ pub enum Error {
     #[error("reading {what} back from the GPU failed: {reason}")]
     Readback { what: String, reason: String },
 
-    /// A file could not be opened or read.
-    #[error("cannot read {path}: {source}")]
+    /// A file operation failed: `action` says what was being done ("read", "create", "write",
+    /// "rename a temporary file onto", …) to `path`.
+    #[error("cannot {action} {path}: {source}")]
     Io {
+        action: &'static str,
         path: std::path::PathBuf,
         #[source]
         source: std::io::Error,
@@ -175,6 +177,37 @@ pub enum Error {
         None => String::new(),
     })]
     DeviceLost {
+        reason: String,
+        checkpoint: Option<std::path::PathBuf>,
+    },
+
+    /// A path to write to names something that is not a regular file (a folder, a FIFO, a
+    /// device, a loop of symlinks); nothing is written over it.
+    #[error("refusing to write {path}: it is {kind}, not a regular file")]
+    NotARegularFile {
+        path: std::path::PathBuf,
+        kind: &'static str,
+    },
+
+    /// A model needs more memory than there is: checked before anything is allocated.
+    #[error("layer {layer} needs {bytes} bytes for {what}, more than the {limit} bytes {limit_name}")]
+    OutOfMemory {
+        layer: usize,
+        what: &'static str,
+        bytes: u64,
+        limit: u64,
+        limit_name: &'static str,
+    },
+
+    /// Training diverged: the epoch's loss grew far beyond the first epoch's or past what the
+    /// loss head can sanely reach. The last good checkpoint (written by this run) is named.
+    #[error("training diverged in epoch {epoch}: train loss {loss:.4e} ({reason}){}", match checkpoint {
+        Some(p) => format!("; the last good checkpoint is {} (lower the learning rate and continue with --resume)", p.display()),
+        None => " (lower the learning rate)".to_string(),
+    })]
+    Diverged {
+        epoch: usize,
+        loss: f64,
         reason: String,
         checkpoint: Option<std::path::PathBuf>,
     },

@@ -79,6 +79,42 @@ impl Optimizer {
         }
     }
 
+    /// Every optimizer name [`Optimizer::from_name`] takes.
+    pub const NAMES: [&'static str; 5] = ["sgd", "momentum", "adam", "adamw", "rmsprop"];
+
+    /// The optimizer called `name` (see [`Optimizer::NAMES`]) with its usual settings, learning
+    /// rate `lr` (or the usual one for it: 0.1 for SGD, 0.05 for momentum, 1e-3 otherwise) and
+    /// decoupled weight decay `weight_decay`.
+    pub fn from_name(name: &str, lr: Option<f32>, weight_decay: f32) -> crate::Result<Self> {
+        let lr = |default: f32| lr.unwrap_or(default);
+        let optimizer = match name.to_ascii_lowercase().as_str() {
+            "sgd" => Optimizer::Sgd {
+                lr: lr(0.1),
+                weight_decay,
+            },
+            "momentum" => Optimizer::Momentum {
+                lr: lr(0.05),
+                momentum: 0.9,
+                weight_decay,
+            },
+            "adam" | "adamw" => Optimizer::adamw(lr(1e-3), weight_decay),
+            "rmsprop" => Optimizer::RmsProp {
+                lr: lr(1e-3),
+                alpha: 0.99,
+                eps: 1e-8,
+                weight_decay,
+            },
+            other => {
+                return Err(crate::Error::InvalidOption(format!(
+                    "unknown optimizer {other:?}; expected one of {}",
+                    Self::NAMES.join(", ")
+                )));
+            }
+        };
+        optimizer.validate()?;
+        Ok(optimizer)
+    }
+
     /// The name used on command lines and in checkpoints.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -270,7 +306,7 @@ impl From<&OptimState> for OptimProgress {
 
 /// Hyperparameters and step counter read by every parameter update of one training step.
 ///
-/// The same 80 bytes live in a GPU storage buffer (`shaders/optim.wgsl`), where a one-thread
+/// The same 76 bytes live in a GPU storage buffer (`shaders/optim.wgsl`), where a one-thread
 /// `tick` kernel advances the step on the device, so no per-step upload is needed.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Pod, Zeroable)]
@@ -311,6 +347,23 @@ pub struct OptimState {
 }
 
 impl OptimState {
+    /// This run's state continued from `progress` (a checkpoint's): step count and β powers
+    /// from there, every setting (learning rate included) kept; per-run counters restart.
+    pub fn resumed(&self, progress: &OptimProgress) -> OptimState {
+        OptimState {
+            step: progress.step,
+            beta1_power: progress.beta1_power,
+            beta2_power: progress.beta2_power,
+            bias_correction1: 0.0,
+            bias_correction2: 0.0,
+            grad_sq_sum: 0.0,
+            step_nonfinite: 0,
+            first_nonfinite_step: 0,
+            skipped_steps: 0,
+            ..*self
+        }
+    }
+
     /// Advances to the next step; call once per training step before the updates.
     /// Twin of `tick` in `shaders/optim.wgsl`.
     pub fn tick(&mut self) {

@@ -124,7 +124,18 @@ fn layers_split_across_bindings_train_like_the_cpu() {
     // Weights of 400 KB and 2.8 MB against a 256 KiB binding.
     let spec = NetworkSpec::new(&[100, 1000, 700, 10], Activation::Tanh, LossKind::SoftmaxCrossEntropy).unwrap();
     let network = Network::init(&spec, 3);
-    for (optimizer, clip) in [(Optimizer::adam(1e-3), 0.0), (Optimizer::momentum(0.02, 0.9), 1.0)] {
+    // Adam's ε = 1e-6 rather than 1e-8: with 1e-8, a bias whose gradient sums to ~0 over the
+    // batch moves by ±lr on the sign of rounding noise, which failed about 1 run in 20 on both
+    // this engine and the one before it (same seed, same 1.68e-5) — Adam's conditioning, not
+    // the splitting this test is about.
+    let adam = Optimizer::Adam {
+        lr: 1e-3,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-6,
+        weight_decay: 0.0,
+    };
+    for (optimizer, clip) in [(adam, 0.0), (Optimizer::momentum(0.02, 0.9), 1.0)] {
         let mut cpu = CpuBackend::new(network.clone(), &common::config(optimizer, 32, clip)).unwrap();
         let mut gpu = GpuBackend::new(Arc::clone(&ctx), &network, &common::config(optimizer, 32, clip)).unwrap();
         let splits: Vec<usize> = (0..3).map(|l| gpu.weight_bindings(l)).collect();

@@ -52,7 +52,7 @@ fn mnist_slice_trains_to_stated_accuracy_on_both_backends() {
         }
     };
     let mnist = Mnist::load(&dir).unwrap();
-    let train = mnist.train.take(TRAIN_SAMPLES);
+    let train = mnist.train.take(TRAIN_SAMPLES).unwrap();
     let spec = NetworkSpec::new(&[784, 128, 10], Activation::Relu, LossKind::SoftmaxCrossEntropy).unwrap();
     let config = TrainConfig {
         optimizer: Optimizer::adam(2e-3),

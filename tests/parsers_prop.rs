@@ -11,7 +11,7 @@ use proptest::prelude::*;
 use shadergrad::Error;
 use shadergrad::data::idx::{IdxArray, encode_idx, parse_idx};
 use shadergrad::model::{Checkpoint, LossKind, Network, NetworkSpec};
-use shadergrad::{Activation, Optimizer};
+use shadergrad::Optimizer;
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
@@ -26,8 +26,10 @@ fn valid_idx() -> Vec<u8> {
     })
 }
 
+/// A checkpoint of the current format: a layer list with dropout, Adam's two named moments and
+/// its progress in the metadata.
 fn valid_checkpoint() -> Vec<u8> {
-    let spec = NetworkSpec::new(&[3, 4, 2], Activation::Tanh, LossKind::SoftmaxCrossEntropy).unwrap();
+    let spec = NetworkSpec::parse("3,dense4,tanh,dropout0.5,dense2", LossKind::SoftmaxCrossEntropy).unwrap();
     let mut trainer =
         shadergrad::train::CpuBackend::new(Network::init(&spec, 1), &common::config(Optimizer::adam(1e-3), 4, 0.0))
             .unwrap();
@@ -90,8 +92,11 @@ proptest! {
     ) {
         let bytes = mutate(&valid_checkpoint(), &edits, cut, &extra);
         if let Ok(c) = Checkpoint::from_bytes(&bytes, None) {
-            // Whatever parsed is a consistent network.
+            // Whatever parsed is a consistent, finite network that saves and reads back the same.
             prop_assert_eq!(c.network.layers.len(), c.network.spec.dense_count());
+            prop_assert!(c.network.is_finite());
+            let again = Checkpoint::from_bytes(&c.to_bytes().unwrap(), None).unwrap();
+            prop_assert_eq!(again, c);
         }
         // The file path (header-checked read) agrees: never a panic.
         let dir = std::env::temp_dir().join(format!("shadergrad-prop-{}", std::process::id()));

@@ -40,8 +40,18 @@ impl DropoutMask {
     /// Whether element `index` is kept at step `step`.
     #[inline]
     pub fn keeps(&self, step: u32, index: u32) -> bool {
-        let h = pcg_hash(pcg_hash(self.seed.wrapping_add(pcg_hash(step))).wrapping_add(index));
-        (h >> 8) >= self.threshold
+        self.keeps_with(self.step_key(step), index)
+    }
+
+    /// The part of the hash shared by every element of one step.
+    #[inline]
+    fn step_key(&self, step: u32) -> u32 {
+        pcg_hash(self.seed.wrapping_add(pcg_hash(step)))
+    }
+
+    #[inline]
+    fn keeps_with(&self, key: u32, index: u32) -> bool {
+        (pcg_hash(key.wrapping_add(index)) >> 8) >= self.threshold
     }
 }
 
@@ -75,9 +85,9 @@ pub fn dropout_backward<T: Real>(
     check_nonzero(OP, &[("len", dy.len())])?;
     check_len(OP, "input", x.len(), dy.len())?;
     check_len(OP, "dx", dx.len(), dy.len())?;
-    let scale = T::from(mask.scale).unwrap();
+    let (scale, key) = (T::from(mask.scale).unwrap(), mask.step_key(step));
     for_each_element(dx, |i, o| {
-        *o = if mask.keeps(step, i as u32) {
+        *o = if mask.keeps_with(key, i as u32) {
             dy[i] * scale * input_act.derivative_from_output(x[i])
         } else {
             T::zero()

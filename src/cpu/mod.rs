@@ -14,12 +14,12 @@ pub mod metrics;
 pub mod optim;
 
 pub use data::gather_batch;
-pub use dropout::{DropoutMask, dropout_backward, dropout_forward};
+pub use dropout::*;
 pub use elementwise::{activation_backward, activation_forward, bias_grad};
 pub use loss::{mae, mse, sigmoid_binary_cross_entropy, softmax_cross_entropy};
 pub use matmul::matmul;
 pub use metrics::count_correct;
-pub use optim::{accumulate_grad_norm, adam_update, momentum_update, rmsprop_update, sgd_update};
+pub use optim::*;
 
 use num_traits::Float;
 use rayon::prelude::*;

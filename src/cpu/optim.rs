@@ -118,6 +118,30 @@ pub fn rmsprop_update<T: Real>(w: &mut [T], g: &[T], v: &mut [T], s: &OptimState
     Ok(())
 }
 
+/// The update of `optimizer` over (flat) parameters `w`, gradients `g` and its moments, in
+/// [`crate::Optimizer::moment_names`] order: the one place the CPU picks a rule.
+pub fn optimizer_update<T: Real>(
+    optimizer: &crate::Optimizer,
+    w: &mut [T],
+    g: &[T],
+    moments: &mut [Vec<T>],
+    s: &OptimState,
+) -> Result<()> {
+    use crate::Optimizer;
+    match (optimizer, moments) {
+        (Optimizer::Sgd { .. }, []) => sgd_update(w, g, s),
+        (Optimizer::Momentum { .. }, [v]) => momentum_update(w, g, v, s),
+        (Optimizer::Adam { .. }, [m, v]) => adam_update(w, g, m, v, s),
+        (Optimizer::RmsProp { .. }, [v]) => rmsprop_update(w, g, v, s),
+        (_, moments) => Err(crate::Error::InvalidOption(format!(
+            "{} keeps {} moments, got {}",
+            optimizer.kind(),
+            optimizer.state_tensors(),
+            moments.len()
+        ))),
+    }
+}
+
 /// `state.grad_sq_sum += Σ g²` for one gradient tensor (run for each between `tick` and the
 /// updates when clipping is on). GPU twin: `accumulate_grad_norm`.
 pub fn accumulate_grad_norm<T: Real>(g: &[T], state: &mut OptimState) {

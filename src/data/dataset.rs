@@ -192,9 +192,15 @@ impl Dataset {
         }
     }
 
-    /// The first `n` samples (all of them if `n ≥ len`), as a new dataset.
-    pub fn take(&self, n: usize) -> Dataset {
-        let n = n.clamp(1, self.len);
+    /// The first `n` samples (all of them if `n ≥ len`), as a new dataset; `n = 0` is an error
+    /// (an empty dataset trains nothing and has no accuracy).
+    pub fn take(&self, n: usize) -> Result<Dataset> {
+        if n == 0 {
+            return Err(Error::EmptyDataset {
+                what: "the first 0 samples of a dataset".into(),
+            });
+        }
+        let n = n.min(self.len);
         let features = match &self.features {
             Features::U8 { data, scale } => Features::U8 {
                 data: Arc::new(data[..n * self.dim].to_vec()),
@@ -212,12 +218,12 @@ impl Dataset {
                 width: *width,
             },
         };
-        Dataset {
+        Ok(Dataset {
             id: next_id(),
             len: n,
             dim: self.dim,
             features,
             targets,
-        }
+        })
     }
 }

@@ -5,7 +5,7 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
-use crate::model::checkpoint::write_atomically;
+use crate::files::write_atomically;
 
 /// The mirror TensorFlow's datasets use, serving LeCun's original files.
 pub const MNIST_MIRROR: &str = "https://storage.googleapis.com/cvdf-datasets/mnist/";
@@ -52,10 +52,7 @@ pub fn download_files(
     dir: &Path,
     progress: &mut dyn FnMut(&str, usize),
 ) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|source| Error::Io {
-        path: dir.to_path_buf(),
-        source,
-    })?;
+    std::fs::create_dir_all(dir).map_err(crate::files::io("create the folder", dir))?;
     for &(name, expected) in files {
         let path = dir.join(name);
         if let Ok(existing) = std::fs::read(&path)

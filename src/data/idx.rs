@@ -22,10 +22,7 @@ const MAX_RANK: usize = 4;
 
 /// Reads an IDX file, gunzipping it first when it starts with the gzip magic bytes.
 pub fn read_idx(path: &Path) -> Result<IdxArray> {
-    let raw = std::fs::read(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let raw = std::fs::read(path).map_err(crate::files::io("read", path))?;
     parse_idx(&raw, path)
 }
 

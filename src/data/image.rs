@@ -11,9 +11,17 @@ pub const SIDE: u32 = 28;
 /// resized to 28×28, scaled to [0, 1], and inverted when it is a dark digit on a light
 /// background (MNIST digits are light on dark).
 pub fn digit_features(path: &Path) -> Result<Vec<f32>> {
-    let image = image::open(path).map_err(|e| Error::CorruptFile {
-        path: path.to_path_buf(),
-        problem: e.to_string(),
+    let image = image::open(path).map_err(|e| match e {
+        // A missing or unreadable file is an I/O problem, not a corrupt image.
+        image::ImageError::IoError(source) => Error::Io {
+            action: "read the image",
+            path: path.to_path_buf(),
+            source,
+        },
+        other => Error::CorruptFile {
+            path: path.to_path_buf(),
+            problem: other.to_string(),
+        },
     })?;
     let gray = image.to_luma8();
     let gray = if gray.dimensions() == (SIDE, SIDE) {

@@ -21,14 +21,12 @@ mod uniforms;
 pub use buffer::{GpuBuffer, GpuView};
 pub use context::{AdapterRequest, GpuContext, list_adapters, parse_backend};
 pub use dispatch::Dispatch;
-pub use dropout::{dropout_backward, dropout_forward};
+pub use dropout::*;
 pub use elementwise::{activation_backward, activation_forward, bias_grad};
 pub use loss::{mae, mse, sigmoid_binary_cross_entropy, softmax_cross_entropy};
 pub use matmul::{MatmulKernel, Operand, matmul, matmul_strided, matmul_with_kernel};
 pub use metrics::{accumulate_sum, count_correct};
-pub use optim::{
-    accumulate_grad_norm, adam_update, guard, momentum_update, optimizer_update, rmsprop_update, sgd_update, tick,
-};
+pub use optim::*;
 
 impl GpuContext {
     /// How many specialised pipelines this device has compiled so far.

@@ -13,23 +13,24 @@
 //! `optimizer.moment{j}.…` and the raw `optimizer.state` block) still load.
 
 use std::collections::HashMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 use super::{DenseLayer, LossKind, Network, NetworkSpec};
 use crate::activation::Activation;
 use crate::error::{Error, Result};
-use crate::optimizer::{OptimProgress, OptimState, moment_names};
+use crate::optimizer::{OptimProgress, moment_names};
 
 /// Identifies this crate's checkpoint layout.
 pub const FORMAT: &str = "shadergrad-checkpoint-2";
 /// The first layout, still read.
 const FORMAT_1: &str = "shadergrad-checkpoint-1";
 
-/// Bytes of the optimizer state block stored by the first format.
-const STATE_BYTES: usize = std::mem::size_of::<OptimState>();
+/// Bytes of the optimizer state block stored by the first format (19 four-byte fields).
+const STATE_BYTES: usize = 76;
+/// Byte offsets of `step`, `beta1_power` and `beta2_power` in that block.
+const STATE_STEP_AT: usize = 24;
 
 /// An optimizer's state: how far it has come and its moment tensors (no hyperparameters:
 /// those are settings of the run).
@@ -98,7 +99,7 @@ impl Checkpoint {
             path: path.to_path_buf(),
             problem,
         })?;
-        write_atomically(path, &bytes)
+        crate::files::write_atomically(path, &bytes)
     }
 
     /// The checkpoint as safetensors bytes.
@@ -260,8 +261,22 @@ impl Checkpoint {
                         ));
                     }
                     expected_names.push("optimizer.state".to_string());
-                    let state: OptimState = bytemuck::pod_read_unaligned(state_view.data());
-                    OptimProgress::from(&state)
+                    let word = |i: usize| {
+                        let at = STATE_STEP_AT + 4 * i;
+                        u32::from_le_bytes(state_view.data()[at..at + 4].try_into().expect("4 bytes"))
+                    };
+                    let progress = OptimProgress {
+                        step: word(0),
+                        beta1_power: f32::from_bits(word(1)),
+                        beta2_power: f32::from_bits(word(2)),
+                    };
+                    if ![progress.beta1_power, progress.beta2_power]
+                        .iter()
+                        .all(|p| (0.0..=1.0).contains(p))
+                    {
+                        return Err(format!("optimizer state holds β powers {progress:?} outside [0, 1]"));
+                    }
+                    progress
                 } else {
                     let number = |key: &str| -> std::result::Result<f32, String> {
                         let v = get(key)?
@@ -312,6 +327,7 @@ const MAX_HEADER_BYTES: u64 = 100_000_000;
 fn read_checked(path: &Path) -> Result<Vec<u8>> {
     use std::io::Read;
     let io = |source| Error::Io {
+        action: "read",
         path: path.to_path_buf(),
         source,
     };
@@ -348,8 +364,9 @@ fn read_checked(path: &Path) -> Result<Vec<u8>> {
                 .unwrap_or(0)
         })
         .ok_or_else(|| bad("not a safetensors file: header is not a JSON object".into()))?;
-    let expected = 8 + header_len + data_end;
-    if expected != size {
+    let expected = (8 + header_len).checked_add(data_end);
+    if expected != Some(size) {
+        let expected = expected.map_or("more than 2^64".to_string(), |e| e.to_string());
         return Err(bad(format!(
             "file is {size} bytes but its header describes {expected}: truncated or padded"
         )));
@@ -371,39 +388,16 @@ fn read_f32(tensors: &SafeTensors<'_>, name: &str, shape: &[usize]) -> std::resu
     if t.shape() != shape {
         return Err(format!("tensor {name:?} has shape {:?}, expected {shape:?}", t.shape()));
     }
-    Ok(t.data()
+    let values: Vec<f32> = t
+        .data()
         .chunks_exact(4)
         .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect())
-}
-
-/// Writes `bytes` to `path` so that the file is either the old one or the complete new one.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let io = |source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "checkpoint".into());
-    let temp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut file = std::fs::File::create(&temp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&temp, path)?;
-        // The rename itself must reach the disk before we call the checkpoint saved.
-        #[cfg(unix)]
-        std::fs::File::open(&dir)?.sync_all()?;
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&temp);
+        .collect();
+    if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+        return Err(format!(
+            "tensor {name:?} holds {} at index {i}: not a usable checkpoint",
+            values[i]
+        ));
     }
-    result.map_err(io)
+    Ok(values)
 }

@@ -57,6 +57,14 @@ impl Network {
         }
     }
 
+    /// [`Network::init`] after checking, with overflow-checked arithmetic, that the parameters
+    /// fit in the host memory available now: a model too large is an error naming the layer,
+    /// the bytes needed and the limit, never an aborted allocation.
+    pub fn try_init(spec: &NetworkSpec, seed: u64) -> Result<Network> {
+        crate::memory::check_host(spec, 1, 0)?;
+        Ok(Self::init(spec, seed))
+    }
+
     /// Builds a network from given parameters, checking every shape against the spec.
     pub fn from_layers(spec: &NetworkSpec, layers: Vec<DenseLayer>) -> Result<Network> {
         if layers.len() != spec.dense_count() {

@@ -26,6 +26,18 @@ impl LossKind {
         LossKind::MeanAbsoluteError,
     ];
 
+    /// A per-sample loss a model this head is attached to should never exceed while training
+    /// sanely (`DIVERGENCE_FACTOR` × the loss of a uniform guess); `None` for the regression
+    /// heads, whose scale is the targets'.
+    pub fn sane_bound(self, outputs: usize) -> Option<f64> {
+        let chance = match self {
+            LossKind::SoftmaxCrossEntropy => (outputs.max(2) as f64).ln(),
+            LossKind::SigmoidBinaryCrossEntropy => outputs as f64 * std::f64::consts::LN_2,
+            LossKind::MeanSquaredError | LossKind::MeanAbsoluteError => return None,
+        };
+        Some(crate::train::DIVERGENCE_FACTOR * chance)
+    }
+
     /// Whether the head trains against class labels (else against float targets).
     pub fn takes_labels(self) -> bool {
         self == LossKind::SoftmaxCrossEntropy
@@ -134,6 +146,15 @@ impl NetworkSpec {
     /// dropout rates in `[0, 1)`, at least two outputs for softmax cross-entropy.
     pub fn from_layers(inputs: usize, layers: Vec<Layer>, loss: LossKind) -> Result<Self> {
         let spec = NetworkSpec { inputs, layers, loss };
+        spec.validate()?;
+        Ok(spec)
+    }
+
+    /// Checks the model (what [`NetworkSpec::from_layers`] checks); the backends check again,
+    /// since the fields are public.
+    pub fn validate(&self) -> Result<()> {
+        let spec = self;
+        let inputs = self.inputs;
         let sizes = spec.sizes();
         if sizes.len() < 2 {
             return Err(Error::InvalidNetwork(format!(
@@ -149,6 +170,22 @@ impl NetworkSpec {
                 "a layer width in {sizes:?} is beyond 2^30"
             )));
         }
+        if spec
+            .dense()
+            .try_fold(0u64, |acc, d| {
+                (d.fan_in as u64)
+                    .checked_add(1)?
+                    .checked_mul(d.fan_out as u64)?
+                    .checked_mul(4)?
+                    .checked_add(acc)
+            })
+            .is_none()
+        {
+            return Err(Error::InvalidNetwork(format!(
+                "model {} has more parameter bytes than a 64-bit count holds",
+                spec.text()
+            )));
+        }
         for layer in &spec.layers {
             if let Layer::Dropout { rate } = *layer
                 && !(0.0..1.0).contains(&rate)
@@ -156,7 +193,7 @@ impl NetworkSpec {
                 return Err(Error::InvalidNetwork(format!("dropout rate {rate} must be in [0, 1)")));
             }
         }
-        Ok(spec)
+        Ok(())
     }
 
     /// Starts a model of `inputs` features; add layers, then finish with a loss head.

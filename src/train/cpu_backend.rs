@@ -38,6 +38,10 @@ impl CpuBackend {
     /// handling and seed of `config`.
     pub fn new(network: Network, config: &TrainConfig) -> Result<Self> {
         config.validate()?;
+        network.spec.validate()?;
+        // Besides `network`: its f32 copy in the executor, gradients, moments, activations.
+        let copies = 2 + config.optimizer.state_tensors() as u64;
+        crate::memory::check_host(&network.spec, copies, config.batch_size)?;
         Ok(CpuBackend {
             exec: CpuExecutor::new(
                 &network,
@@ -83,9 +87,9 @@ impl Backend for CpuBackend {
         check_batches(batches, data.len(), self.max_batch)?;
         self.in_pool(|me| {
             for batch in batches {
-                let out = me
-                    .exec
-                    .run(batch.len(), Stage::Train, gather(data, batch, me.exec.spec()))?;
+                let classes = data.classes().is_some();
+                let fill = gather(data, batch, me.exec.spec());
+                let out = me.exec.run(batch.len(), Stage::Train, classes, fill)?;
                 me.totals.loss_sum += out.loss_sum;
                 me.totals.correct += out.correct;
                 me.totals.samples += batch.len() as u64;
@@ -112,9 +116,9 @@ impl Backend for CpuBackend {
             };
             let order: Vec<u32> = (0..data.len() as u32).collect();
             for chunk in order.chunks(EVAL_BATCH) {
-                let out = me
-                    .exec
-                    .run(chunk.len(), Stage::Evaluate, gather(data, chunk, me.exec.spec()))?;
+                let classes = data.classes().is_some();
+                let fill = gather(data, chunk, me.exec.spec());
+                let out = me.exec.run(chunk.len(), Stage::Evaluate, classes, fill)?;
                 totals.loss_sum += out.loss_sum;
                 totals.correct += out.correct;
                 totals.samples += chunk.len() as u64;

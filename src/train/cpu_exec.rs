@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 
 use super::params::ParamLayout;
-use super::program::{Op, Stage, StepProgram, dropout_seed, plan};
-use crate::cpu::{self, DropoutMask, Real};
+use super::program::{Op, Stage, StepProgram, dropout_mask, plan};
+use crate::cpu::{self, Real};
 use crate::error::{Result, check_len};
 use crate::model::{DenseLayer, LossKind, Network, NetworkSpec};
 use crate::ops::{Epilogue, MatmulDims, MatmulForm};
@@ -181,7 +181,7 @@ impl<T: Real> CpuExecutor<T> {
     /// Mean loss of `rows` samples placed by `fill`, forward in training mode (dropout on, at
     /// the current step), nothing updated.
     pub fn loss(&mut self, rows: usize, fill: impl FnOnce(BatchInputs<'_, T>) -> Result<()>) -> Result<f64> {
-        let out = self.run(rows, Stage::Loss, fill)?;
+        let out = self.run(rows, Stage::Loss, false, fill)?;
         Ok(out.loss_sum / rows as f64)
     }
 
@@ -192,13 +192,13 @@ impl<T: Real> CpuExecutor<T> {
         rows: usize,
         fill: impl FnOnce(BatchInputs<'_, T>) -> Result<()>,
     ) -> Result<f64> {
-        let out = self.run(rows, Stage::Gradients, fill)?;
+        let out = self.run(rows, Stage::Gradients, false, fill)?;
         Ok(out.loss_sum / rows as f64)
     }
 
     /// The model's outputs (before the loss head's transform) for `features [rows × inputs]`.
     pub fn forward(&mut self, features: &[T], rows: usize) -> Result<Vec<T>> {
-        self.run(rows, Stage::Predict, |b| {
+        self.run(rows, Stage::Predict, false, |b| {
             b.x.copy_from_slice(features);
             Ok(())
         })?;
@@ -207,11 +207,13 @@ impl<T: Real> CpuExecutor<T> {
     }
 
     /// Runs `stage`'s program on a batch of `rows`; `fill` carries out the `Gather` op (or
-    /// places the inputs, for stages without one).
+    /// places the inputs, for stages without one); `classes`: the batch has class labels, so
+    /// the metrics op counts correct predictions.
     pub(crate) fn run(
         &mut self,
         rows: usize,
         stage: Stage,
+        classes: bool,
         fill: impl FnOnce(BatchInputs<'_, T>) -> Result<()>,
     ) -> Result<StepOutcome> {
         let clip = self.state.max_grad_norm > 0.0;
@@ -253,7 +255,7 @@ impl<T: Real> CpuExecutor<T> {
                     })?;
                     continue;
                 }
-                if self.execute(op, &mut ws, rows, &mut out)? {
+                if self.execute(op, &mut ws, (rows, classes), &mut out)? {
                     out.skipped = true;
                     break;
                 }
@@ -265,7 +267,13 @@ impl<T: Real> CpuExecutor<T> {
     }
 
     /// Executes one op; returns whether the rest of the step is to be skipped.
-    fn execute(&mut self, op: Op, ws: &mut Workspace<T>, rows: usize, out: &mut StepOutcome) -> Result<bool> {
+    fn execute(
+        &mut self,
+        op: Op,
+        ws: &mut Workspace<T>,
+        (rows, classes): (usize, bool),
+        out: &mut StepOutcome,
+    ) -> Result<bool> {
         let spec = &self.spec;
         match op {
             Op::Gather => unreachable!("handled by run"),
@@ -300,7 +308,7 @@ impl<T: Real> CpuExecutor<T> {
                 rate,
                 salt,
             } => {
-                let mask = DropoutMask::new(dropout_seed(self.run_seed, salt), rate);
+                let mask = dropout_mask(self.run_seed, salt, rate);
                 let (before, after) = ws.tensors.split_at_mut(output);
                 cpu::dropout_forward(&before[input], &mut after[0], mask, self.state.step)?;
             }
@@ -318,7 +326,7 @@ impl<T: Real> CpuExecutor<T> {
                 out.loss_sum = ws.loss_rows.iter().map(|v| v.to_f64().unwrap_or(f64::NAN)).sum();
             }
             Op::Metrics { logits } => {
-                if spec.loss.takes_labels() {
+                if classes {
                     out.correct = u64::from(cpu::count_correct(
                         &ws.tensors[logits],
                         &ws.labels,
@@ -375,7 +383,7 @@ impl<T: Real> CpuExecutor<T> {
                 salt,
                 input_act,
             } => {
-                let mask = DropoutMask::new(dropout_seed(self.run_seed, salt), rate);
+                let mask = dropout_mask(self.run_seed, salt, rate);
                 let (before, after) = ws.grads.split_at_mut(output);
                 cpu::dropout_backward(
                     &after[0],
@@ -387,16 +395,13 @@ impl<T: Real> CpuExecutor<T> {
                 )?;
             }
             Op::GradNorm => cpu::accumulate_grad_norm(&self.grads, &mut self.state),
-            Op::Update => {
-                let (w, g, s) = (&mut self.params, &self.grads, &self.state);
-                match (self.optimizer, &mut self.moments[..]) {
-                    (Optimizer::Sgd { .. }, []) => cpu::sgd_update(w, g, s)?,
-                    (Optimizer::Momentum { .. }, [v]) => cpu::momentum_update(w, g, v, s)?,
-                    (Optimizer::Adam { .. }, [m, v]) => cpu::adam_update(w, g, m, v, s)?,
-                    (Optimizer::RmsProp { .. }, [v]) => cpu::rmsprop_update(w, g, v, s)?,
-                    _ => unreachable!("moments are allocated per optimizer"),
-                }
-            }
+            Op::Update => cpu::optimizer_update(
+                &self.optimizer,
+                &mut self.params,
+                &self.grads,
+                &mut self.moments,
+                &self.state,
+            )?,
         }
         Ok(false)
     }

@@ -1,7 +1,6 @@
 //! Training curves drawn from `metrics.csv` rows (loss and accuracy per epoch) as SVG.
 //! Behind the `plot` feature (plotters).
 
-use std::io::Write;
 use std::path::Path;
 
 use plotters::prelude::*;
@@ -73,6 +72,7 @@ fn draw_panel<DB: DrawingBackend>(
 /// Draws loss (left) and accuracy (right) per epoch, train and test, to an SVG file.
 pub fn draw_curves(rows: &[EpochRow], path: &Path, title: &str) -> Result<()> {
     let fail = |e: String| Error::Io {
+        action: "draw",
         path: path.to_path_buf(),
         source: std::io::Error::other(e),
     };
@@ -121,12 +121,5 @@ pub fn draw_curves(rows: &[EpochRow], path: &Path, title: &str) -> Result<()> {
         }
         root.present().map_err(|e| fail(e.to_string()))?;
     }
-    let mut file = std::fs::File::create(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    file.write_all(svg.as_bytes()).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })
+    crate::files::write_atomically(path, svg.as_bytes())
 }

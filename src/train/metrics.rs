@@ -48,19 +48,19 @@ fn opt(v: Option<f64>) -> String {
 impl MetricsLog {
     /// Opens (creating the folder and the header if needed) `dir/metrics.csv`.
     pub fn open(dir: &Path) -> Result<Self> {
-        let io = |source| Error::Io {
-            path: dir.to_path_buf(),
-            source,
-        };
-        std::fs::create_dir_all(dir).map_err(io)?;
-        let path = dir.join("metrics.csv");
-        if !path.exists() {
-            std::fs::write(&path, format!("{CSV_HEADER}\n")).map_err(|source| Error::Io {
-                path: path.clone(),
-                source,
-            })?;
+        std::fs::create_dir_all(dir).map_err(crate::files::io("create the folder", dir))?;
+        Self::at(&dir.join("metrics.csv"))
+    }
+
+    /// Opens (creating it with its header if needed) the CSV file `path`.
+    pub fn at(path: &Path) -> Result<Self> {
+        let target = crate::files::check_destination(path)?;
+        if !target.exists() {
+            crate::files::write_atomically(path, format!("{CSV_HEADER}\n").as_bytes())?;
         }
-        Ok(MetricsLog { path })
+        Ok(MetricsLog {
+            path: path.to_path_buf(),
+        })
     }
 
     /// The CSV file.
@@ -87,15 +87,12 @@ impl MetricsLog {
                 r.seconds
             ));
         }
-        crate::model::checkpoint::write_atomically(&self.path, text.as_bytes())
+        crate::files::write_atomically(&self.path, text.as_bytes())
     }
 
     /// Every recorded epoch, in order.
     pub fn read(&self) -> Result<Vec<EpochRow>> {
-        let text = std::fs::read_to_string(&self.path).map_err(|source| Error::Io {
-            path: self.path.clone(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(&self.path).map_err(crate::files::io("read", &self.path))?;
         let corrupt = |line: usize, problem: &str| Error::CorruptFile {
             path: self.path.clone(),
             problem: format!("line {line}: {problem}"),

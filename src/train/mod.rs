@@ -27,7 +27,7 @@ pub use program::Stage;
 #[cfg(feature = "progress")]
 pub use progress::EpochProgress;
 pub use schedule::LrSchedule;
-pub use trainer::{Device, EpochReport, StepProgress, TrainConfig, Trainer};
+pub use trainer::{DIVERGENCE_FACTOR, Device, EpochReport, StepProgress, TrainConfig, Trainer};
 
 use crate::error::{Error, Result};
 

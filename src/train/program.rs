@@ -129,7 +129,18 @@ pub(crate) struct StepProgram {
 /// plain input). Backward fuses each fused activation's derivative into the op that computes
 /// its gradient: the next dense layer's `dZ·W` epilogue, or the next dropout's mask.
 pub(crate) fn plan(spec: &NetworkSpec, stage: Stage, clip: bool) -> StepProgram {
-    let layers = &spec.layers;
+    // Layers that do something in this stage: dropout is the identity at evaluation (and at
+    // rate 0), so it is left out before fusion is decided. Each keeps its index (the salt).
+    let layers: Vec<(usize, Layer)> = spec
+        .layers
+        .iter()
+        .copied()
+        .enumerate()
+        .filter(|(_, l)| match l {
+            Layer::Dropout { rate } => stage.training_mode() && *rate > 0.0,
+            _ => true,
+        })
+        .collect();
     let mut widths = vec![spec.inputs];
     // The activation fused into the op that produced each tensor.
     let mut produced_with = vec![Activation::Identity];
@@ -143,12 +154,12 @@ pub(crate) fn plan(spec: &NetworkSpec, stage: Stage, clip: bool) -> StepProgram 
             with.push(act);
             widths.len() - 1
         };
-        match layers[i] {
+        match layers[i].1 {
             Layer::Dense { units } => {
-                let act = match (layers.get(i + 1), layers.get(i + 2)) {
+                let act = match (layers.get(i + 1).map(|l| l.1), layers.get(i + 2).map(|l| l.1)) {
                     (Some(Layer::Activation(a)), Some(next)) if !matches!(next, Layer::Activation(_)) => {
                         i += 1;
-                        *a
+                        a
                     }
                     _ => Activation::Identity,
                 };
@@ -172,17 +183,14 @@ pub(crate) fn plan(spec: &NetworkSpec, stage: Stage, clip: bool) -> StepProgram 
                 current = output;
             }
             Layer::Dropout { rate } => {
-                // In evaluation mode dropout is the identity: the next layer reads its input.
-                if stage.training_mode() && rate > 0.0 {
-                    let output = new_tensor(widths[current], Activation::Identity, &mut widths, &mut produced_with);
-                    forward.push(Op::DropoutForward {
-                        input: current,
-                        output,
-                        rate,
-                        salt: i as u32,
-                    });
-                    current = output;
-                }
+                let output = new_tensor(widths[current], Activation::Identity, &mut widths, &mut produced_with);
+                forward.push(Op::DropoutForward {
+                    input: current,
+                    output,
+                    rate,
+                    salt: layers[i].0 as u32,
+                });
+                current = output;
             }
         }
         i += 1;
@@ -254,8 +262,10 @@ pub(crate) fn plan(spec: &NetworkSpec, stage: Stage, clip: bool) -> StepProgram 
         }
         ops.push(Op::Update);
     }
-    if !stage.has_loss() {
+    if !stage.has_backward() {
+        // Without backward only the loss head writes a gradient: that of the outputs.
         has_grad.iter_mut().for_each(|g| *g = false);
+        has_grad[output] = stage.has_loss();
     }
     StepProgram {
         stage,
@@ -275,10 +285,11 @@ fn output_of(op: &Op) -> TensorId {
     }
 }
 
-/// The 32-bit seed of one dropout layer's masks in a run seeded with `run_seed`.
-pub(crate) fn dropout_seed(run_seed: u64, salt: u32) -> u32 {
+/// The mask of the dropout layer `salt` (its index in the model) in a run seeded `run_seed`.
+pub(crate) fn dropout_mask(run_seed: u64, salt: u32, rate: f32) -> crate::cpu::DropoutMask {
     use crate::cpu::dropout::pcg_hash;
-    pcg_hash(run_seed as u32 ^ pcg_hash(salt ^ pcg_hash((run_seed >> 32) as u32)))
+    let seed = pcg_hash(run_seed as u32 ^ pcg_hash(salt ^ pcg_hash((run_seed >> 32) as u32)));
+    crate::cpu::DropoutMask::new(seed, rate)
 }
 
 #[cfg(test)]
@@ -365,6 +376,21 @@ mod tests {
         let eval = plan(&spec, Stage::Evaluate, false);
         assert!(!eval.ops.iter().any(|op| matches!(op, Op::DropoutForward { .. })));
         assert_eq!(eval.widths, [4, 8, 3]);
+    }
+
+    #[test]
+    fn an_inactive_dropout_does_not_change_fusion() {
+        let loss = LossKind::MeanSquaredError;
+        let with = NetworkSpec::parse("4,dense8,relu,dropout0,tanh,dense3", loss).unwrap();
+        let without = NetworkSpec::parse("4,dense8,relu,tanh,dense3", loss).unwrap();
+        assert_eq!(plan(&with, Stage::Train, false), plan(&without, Stage::Train, false));
+        let eval = NetworkSpec::parse("2,dense3,sigmoid,dropout0.5", loss).unwrap();
+        let p = plan(&eval, Stage::Evaluate, false);
+        assert!(p.ops.contains(&Op::ActivationForward {
+            input: 1,
+            output: 2,
+            act: Activation::Sigmoid
+        }));
     }
 
     #[test]

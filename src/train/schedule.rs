@@ -39,17 +39,37 @@ impl std::str::FromStr for LrSchedule {
             ))
         };
         let parts: Vec<&str> = s.split(':').collect();
-        match parts.as_slice() {
-            ["constant"] => Ok(LrSchedule::Constant),
-            ["step", every, gamma] => Ok(LrSchedule::Step {
+        let schedule = match parts.as_slice() {
+            ["constant"] => LrSchedule::Constant,
+            ["step", every, gamma] => LrSchedule::Step {
                 every: every.parse().map_err(|_| bad())?,
                 gamma: gamma.parse().map_err(|_| bad())?,
-            }),
-            ["cosine"] => Ok(LrSchedule::Cosine { min_lr: 0.0 }),
-            ["cosine", min] => Ok(LrSchedule::Cosine {
+            },
+            ["cosine"] => LrSchedule::Cosine { min_lr: 0.0 },
+            ["cosine", min] => LrSchedule::Cosine {
                 min_lr: min.parse().map_err(|_| bad())?,
-            }),
-            _ => Err(bad()),
+            },
+            _ => return Err(bad()),
+        };
+        schedule.validate()?;
+        Ok(schedule)
+    }
+}
+
+impl LrSchedule {
+    /// Checks the schedule's numbers: a step every ≥ 1 epochs by a finite factor > 0, a finite
+    /// cosine floor ≥ 0.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |what: String| Err(Error::InvalidOption(format!("schedule: {what}")));
+        match *self {
+            LrSchedule::Step { every: 0, .. } => bad("step:EVERY needs EVERY ≥ 1 epoch".into()),
+            LrSchedule::Step { gamma, .. } if !(gamma.is_finite() && gamma > 0.0) => {
+                bad(format!("step factor {gamma} must be a finite number > 0"))
+            }
+            LrSchedule::Cosine { min_lr } if !(min_lr.is_finite() && min_lr >= 0.0) => {
+                bad(format!("cosine floor {min_lr} must be a finite number ≥ 0"))
+            }
+            _ => Ok(()),
         }
     }
 }

@@ -7,11 +7,12 @@ use std::time::Instant;
 use super::backend::{Backend, Totals};
 use super::cpu_backend::CpuBackend;
 use super::gpu::GpuBackend;
+use super::metrics::{EpochRow, MetricsLog};
 use super::schedule::LrSchedule;
 use crate::data::{Dataset, batches, epoch_order};
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
-use crate::model::{Checkpoint, Network, Progress};
+use crate::model::{Checkpoint, Network, NetworkSpec, Progress};
 use crate::optimizer::Optimizer;
 use std::path::PathBuf;
 
@@ -22,6 +23,21 @@ pub enum Device {
     Cpu,
     /// A GPU through wgpu.
     Gpu(Arc<GpuContext>),
+}
+
+impl Device {
+    /// Checks, before anything is allocated, that training `spec` with `config` fits this
+    /// device: host memory for the CPU (parameters, gradients, moments, activations), the
+    /// device's buffer and binding limits for a GPU. Errors name the layer and the limit.
+    pub fn check_model(&self, spec: &NetworkSpec, config: &TrainConfig) -> Result<()> {
+        config.validate()?;
+        match self {
+            Device::Cpu => {
+                crate::memory::check_host(spec, 3 + config.optimizer.state_tensors() as u64, config.batch_size)
+            }
+            Device::Gpu(ctx) => super::gpu::check_model(ctx, spec, config.batch_size),
+        }
+    }
 }
 
 /// How to train.
@@ -42,9 +58,20 @@ pub struct TrainConfig {
     /// Skip a step whose loss is NaN or infinite (parameters untouched) instead of stopping
     /// the run with [`Error::NonFiniteLoss`].
     pub skip_nonfinite: bool,
-    /// Save a checkpoint here (atomically) after every healthy epoch.
+    /// Save a checkpoint here (atomically) after every healthy epoch. Checked before the
+    /// first epoch: it must be a regular file or not exist, in a writable folder (a symlink is
+    /// written through to its target).
     pub checkpoint: Option<PathBuf>,
+    /// Append each epoch's row to this `metrics.csv` — before the epoch's checkpoint is saved,
+    /// so after any kill the file has a row for every epoch the checkpoint has trained.
+    pub metrics: Option<PathBuf>,
+    /// Stop with [`Error::Diverged`] when an epoch's training loss exceeds the first epoch's by
+    /// [`DIVERGENCE_FACTOR`] or the loss head's sane bound (on by default).
+    pub stop_on_divergence: bool,
 }
+
+/// An epoch whose training loss exceeds the first epoch's by this factor has diverged.
+pub const DIVERGENCE_FACTOR: f64 = 1e3;
 
 impl TrainConfig {
     /// Checks every setting (batch size, clipping norm, the optimizer's hyperparameters),
@@ -56,12 +83,16 @@ impl TrainConfig {
                 max: usize::MAX,
             });
         }
+        if self.epochs == 0 {
+            return Err(Error::InvalidOption("epochs must be at least 1".into()));
+        }
         if !(self.max_grad_norm.is_finite() && self.max_grad_norm >= 0.0) {
             return Err(Error::InvalidOption(format!(
                 "max gradient norm {} must be finite and ≥ 0 (0 = off)",
                 self.max_grad_norm
             )));
         }
+        self.schedule.validate()?;
         self.optimizer.validate()
     }
 }
@@ -79,6 +110,8 @@ impl Default for TrainConfig {
             drop_last: false,
             skip_nonfinite: false,
             checkpoint: None,
+            metrics: None,
+            stop_on_divergence: true,
         }
     }
 }
@@ -97,6 +130,8 @@ pub struct EpochReport {
     pub eval_seconds: f64,
     /// Optimizer steps taken this epoch.
     pub steps: usize,
+    /// Steps of this epoch skipped for a non-finite loss (with `skip_nonfinite`).
+    pub skipped_steps: u64,
 }
 
 impl EpochReport {
@@ -119,6 +154,12 @@ pub struct Trainer {
     config: TrainConfig,
     epochs_done: usize,
     steps_done: u64,
+    /// Skipped steps counted before the current epoch (the backend counts over the run).
+    skipped_before: u64,
+    /// The first epoch's training loss in this run, the yardstick for divergence.
+    first_loss: Option<f64>,
+    /// The checkpoint this run last wrote: the only one errors point to.
+    written: Option<PathBuf>,
 }
 
 impl Trainer {
@@ -166,12 +207,23 @@ impl Trainer {
 
     /// A trainer on a backend built elsewhere.
     pub fn with_backend(mut backend: Box<dyn Backend>, config: TrainConfig) -> Result<Trainer> {
+        config.validate()?;
+        // Where results go is checked now, not after the first epoch's work.
+        if let Some(path) = &config.checkpoint {
+            crate::files::check_destination(path)?;
+        }
+        if let Some(path) = &config.metrics {
+            MetricsLog::at(path)?;
+        }
         backend.set_skip_nonfinite(config.skip_nonfinite)?;
         Ok(Trainer {
             backend,
             config,
             epochs_done: 0,
             steps_done: 0,
+            skipped_before: 0,
+            first_loss: None,
+            written: None,
         })
     }
 
@@ -208,7 +260,7 @@ impl Trainer {
         self.train_epoch_inner(train, test, progress).map_err(|e| match e {
             Error::DeviceLost { reason, .. } => Error::DeviceLost {
                 reason,
-                checkpoint: self.config.checkpoint.clone().filter(|p| p.exists()),
+                checkpoint: self.written.clone(),
             },
             other => other,
         })
@@ -236,34 +288,14 @@ impl Trainer {
         }
         let train_totals = self.backend.take_train_totals()?;
         let train_seconds = started.elapsed().as_secs_f64();
-        if let Some(step) = train_totals.nonfinite_step
-            && !self.config.skip_nonfinite
-        {
-            // The parameters are spoiled; the last checkpoint (saved only after healthy epochs)
-            // is where to continue from.
-            return Err(Error::NonFiniteLoss {
-                epoch: epoch + 1,
-                step,
-                value: train_totals.mean_loss(),
-                checkpoint: self.config.checkpoint.clone().filter(|p| p.exists()),
-            });
-        }
+        let skipped_steps = train_totals.skipped_steps - self.skipped_before;
+        self.skipped_before = train_totals.skipped_steps;
+        self.check_health(epoch + 1, &train_totals, skipped_steps, all.len())?;
         let eval_started = Instant::now();
         let test_totals = test.map(|t| self.backend.evaluate(t)).transpose()?;
         self.epochs_done += 1;
         self.steps_done += all.len() as u64;
-        if let Some(path) = self.config.checkpoint.clone() {
-            let checkpoint = self.checkpoint()?;
-            if !checkpoint.network.is_finite() {
-                // Never overwrite the last good checkpoint with spoiled parameters.
-                return Err(Error::NonFiniteParameters {
-                    epoch: self.epochs_done,
-                    checkpoint: Some(path).filter(|p| p.exists()),
-                });
-            }
-            checkpoint.save(&path)?;
-        }
-        Ok(EpochReport {
+        let report = EpochReport {
             epoch: self.epochs_done,
             learning_rate: lr,
             train: train_totals,
@@ -271,6 +303,78 @@ impl Trainer {
             train_seconds,
             eval_seconds: eval_started.elapsed().as_secs_f64(),
             steps: all.len(),
+            skipped_steps,
+        };
+        // Parameters first (never save spoiled ones), then the metrics row, then the checkpoint:
+        // a kill between the last two leaves a row the resumed run rewrites, never a gap.
+        let checkpoint = match &self.config.checkpoint {
+            Some(_) => Some(self.checkpoint()?),
+            None => None,
+        };
+        if let Some(c) = &checkpoint
+            && !c.network.is_finite()
+        {
+            return Err(Error::NonFiniteParameters {
+                epoch: self.epochs_done,
+                checkpoint: self.written.clone(),
+            });
+        }
+        if let Some(path) = &self.config.metrics {
+            MetricsLog::at(path)?.append(&EpochRow::from(&report))?;
+        }
+        if let (Some(c), Some(path)) = (checkpoint, self.config.checkpoint.clone()) {
+            c.save(&path)?;
+            self.written = Some(path);
+        }
+        Ok(report)
+    }
+
+    /// Stops a run whose epoch went wrong: a non-finite loss (unless skipping), every step
+    /// skipped, or divergence.
+    fn check_health(&mut self, epoch: usize, totals: &Totals, skipped: u64, steps: usize) -> Result<()> {
+        let loss = totals.mean_loss();
+        if let Some(step) = totals.nonfinite_step
+            && !self.config.skip_nonfinite
+        {
+            // The parameters are spoiled; the last checkpoint this run saved (only after healthy
+            // epochs) is where to continue from.
+            return Err(Error::NonFiniteLoss {
+                epoch,
+                step,
+                value: loss,
+                checkpoint: self.written.clone(),
+            });
+        }
+        if skipped > 0 && skipped as usize == steps {
+            return Err(Error::Diverged {
+                epoch,
+                loss,
+                reason: format!("all {steps} steps had a non-finite loss and were skipped"),
+                checkpoint: self.written.clone(),
+            });
+        }
+        if !self.config.stop_on_divergence || !loss.is_finite() {
+            return Ok(());
+        }
+        let spec = self.backend.spec();
+        let bound = spec.loss.sane_bound(spec.outputs());
+        let first = *self.first_loss.get_or_insert(loss);
+        let reason = if bound.is_some_and(|b| loss > b) {
+            format!(
+                "above {:.3e}, far beyond what a {} head reaches by chance",
+                bound.unwrap_or_default(),
+                spec.loss.name()
+            )
+        } else if loss > DIVERGENCE_FACTOR * first {
+            format!("over {DIVERGENCE_FACTOR:.0e} × the first epoch's {first:.4}")
+        } else {
+            return Ok(());
+        };
+        Err(Error::Diverged {
+            epoch,
+            loss,
+            reason,
+            checkpoint: self.written.clone(),
         })
     }
 

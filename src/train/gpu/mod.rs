@@ -29,6 +29,14 @@ pub const DEFAULT_STEPS_PER_SUBMIT: usize = 8;
 /// Submits allowed in flight before the host waits (bounds queued memory).
 const MAX_IN_FLIGHT: usize = 2;
 
+/// Checks that `spec` fits `ctx` for batches of `max_batch`, allocating nothing: every layer's
+/// weight against `max_buffer_size`, its row chunks and batch activations against the binding
+/// size (see the layout), and the host copy of the parameters against host memory.
+pub(crate) fn check_model(ctx: &GpuContext, spec: &NetworkSpec, max_batch: usize) -> Result<()> {
+    DeviceLayout::plan(ctx, spec, max_batch)?;
+    crate::memory::check_host(spec, 1, 0)
+}
+
 /// Everything recorded for one (dataset, batch size, stage): built once, replayed every step.
 struct Program {
     ws: Workspace,
@@ -70,6 +78,7 @@ impl GpuBackend {
     /// non-finite handling and seed of `config`.
     pub fn new(ctx: Arc<GpuContext>, network: &Network, config: &TrainConfig) -> Result<Self> {
         config.validate()?;
+        network.spec.validate()?;
         let spec = network.spec.clone();
         let layout = DeviceLayout::plan(&ctx, &spec, config.batch_size)?;
         let flat = layout.params.flatten(&network.layers, |v| v);
@@ -380,13 +389,7 @@ impl Backend for GpuBackend {
             buffers.write(&self.ctx, &self.layout.params.flatten(layers, |v| v))?;
         }
         // Only the progress comes from the snapshot; every setting stays this run's.
-        let current = self.ctx.read(&self.state)?[0];
-        let state = OptimState {
-            lr: current.lr,
-            ..self
-                .optimizer
-                .state_for_run(self.max_grad_norm, self.skip_nonfinite, Some(&snapshot.progress))
-        };
+        let state = self.ctx.read(&self.state)?[0].resumed(&snapshot.progress);
         self.ctx.write(&self.state, &[state])
     }
 }

@@ -1,7 +1,6 @@
 //! The GPU executor: turns each op of a [`StepProgram`] into dispatches, prepared once (bind
 //! groups and all) against a workspace's buffers, and recorded every step.
 
-use crate::cpu::DropoutMask;
 use crate::data::Dataset;
 use crate::error::Result;
 use crate::gpu::data::{BatchTargets, DeviceDataset};
@@ -9,7 +8,7 @@ use crate::gpu::{self, Dispatch, GpuBuffer, GpuContext, GpuView, Operand};
 use crate::model::{LossKind, NetworkSpec};
 use crate::ops::{Epilogue, MatmulDims, MatmulForm};
 use crate::optimizer::{OptimState, Optimizer};
-use crate::train::program::{Op, StepProgram, dropout_seed};
+use crate::train::program::{Op, StepProgram, dropout_mask};
 
 use super::layout::{DeviceLayout, FlatBuffers};
 
@@ -166,7 +165,7 @@ fn record(r: &Resources<'_>, op: Op, ws: &Workspace, classes: bool, out: &mut Ve
             rate,
             salt,
         } => {
-            let mask = DropoutMask::new(dropout_seed(r.run_seed, salt), rate);
+            let mask = dropout_mask(r.run_seed, salt, rate);
             out.push(gpu::dropout_forward(
                 ctx,
                 &ws.tensors[input],
@@ -190,7 +189,7 @@ fn record(r: &Resources<'_>, op: Op, ws: &Workspace, classes: bool, out: &mut Ve
         }
         Op::Metrics { logits } => {
             out.push(gpu::accumulate_sum(ctx, &ws.loss_rows, &r.totals.loss)?);
-            if classes && r.spec.loss.takes_labels() {
+            if classes {
                 let z = &ws.tensors[logits];
                 out.push(gpu::count_correct(
                     ctx,
@@ -265,7 +264,7 @@ fn record(r: &Resources<'_>, op: Op, ws: &Workspace, classes: bool, out: &mut Ve
             salt,
             input_act,
         } => {
-            let mask = DropoutMask::new(dropout_seed(r.run_seed, salt), rate);
+            let mask = dropout_mask(r.run_seed, salt, rate);
             out.push(gpu::dropout_backward(
                 ctx,
                 ws.grad(output),

@@ -1,0 +1,393 @@
+//! Bad input as a user gives it (issue 10): each case fails cleanly, at the boundary, with a
+//! message naming the problem, and nothing is lost.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use shadergrad::data::Dataset;
+use shadergrad::model::{Checkpoint, LossKind, Network, NetworkSpec};
+use shadergrad::train::{Device, LrSchedule, MetricsLog, TrainConfig, Trainer};
+use shadergrad::{Activation, Error, Optimizer};
+
+fn temp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("shadergrad-bad-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn data() -> Dataset {
+    let mut r = common::rng("bad input data");
+    let features = common::random_vec(&mut r, 64 * 6, 1.0);
+    let labels = features.chunks(6).map(|x| u32::from(x[0] > 0.0)).collect();
+    Dataset::classification(features, 6, labels, 2).unwrap()
+}
+
+fn spec() -> NetworkSpec {
+    NetworkSpec::new(&[6, 8, 2], Activation::Relu, LossKind::SoftmaxCrossEntropy).unwrap()
+}
+
+fn config_saving_to(path: &Path) -> TrainConfig {
+    TrainConfig {
+        optimizer: Optimizer::sgd(0.1),
+        batch_size: 16,
+        epochs: 2,
+        checkpoint: Some(path.to_path_buf()),
+        ..TrainConfig::default()
+    }
+}
+
+fn trainer(config: TrainConfig) -> Result<Trainer, Error> {
+    Trainer::new(Network::init(&spec(), 0), &Device::Cpu, config)
+}
+
+fn mkfifo(path: &Path) {
+    let status = std::process::Command::new("mkfifo").arg(path).status().unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn saving_over_a_fifo_a_folder_or_into_a_missing_folder_is_refused_before_training() {
+    let dir = temp("destinations");
+    let fifo = dir.join("fifo");
+    mkfifo(&fifo);
+    let folder = dir.join("folder");
+    std::fs::create_dir(&folder).unwrap();
+    for (path, wanted) in [
+        (fifo.clone(), "it is a FIFO, not a regular file"),
+        (folder.clone(), "it is a folder, not a regular file"),
+        (dir.join("missing/checkpoint.safetensors"), "cannot open the folder of"),
+    ] {
+        let err = trainer(config_saving_to(&path)).err().expect("refused");
+        assert!(err.to_string().contains(wanted), "{}: {err}", path.display());
+    }
+    // Nothing was replaced: the FIFO is still a FIFO, the folder still a folder.
+    use std::os::unix::fs::FileTypeExt;
+    assert!(std::fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
+    assert!(folder.is_dir());
+    // The library call refuses too, not only the trainer.
+    let c = Checkpoint {
+        network: Network::init(&spec(), 0),
+        optimizer: None,
+        progress: Default::default(),
+    };
+    assert!(matches!(c.save(&fifo), Err(Error::NotARegularFile { .. })));
+}
+
+#[test]
+fn a_symlinked_checkpoint_is_written_through_to_its_target() {
+    let dir = temp("symlink");
+    let target = dir.join("real.safetensors");
+    let link = dir.join("link.safetensors");
+    std::os::unix::fs::symlink("real.safetensors", &link).unwrap();
+    let mut t = trainer(config_saving_to(&link)).unwrap();
+    t.train_epoch(&data(), None, &mut |_, _| {}).unwrap();
+    assert!(
+        std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink(),
+        "the link stays a link"
+    );
+    assert_eq!(Checkpoint::load(&target).unwrap().progress.epoch, 1);
+    assert_eq!(Checkpoint::load(&link).unwrap().progress.epoch, 1);
+}
+
+#[test]
+fn a_model_too_large_for_memory_is_refused_naming_the_layer_before_allocating() {
+    let huge = NetworkSpec::new(
+        &[784, 1_000_000_000, 10],
+        Activation::Relu,
+        LossKind::SoftmaxCrossEntropy,
+    )
+    .unwrap();
+    let config = TrainConfig::default();
+    let err = Device::Cpu.check_model(&huge, &config).unwrap_err();
+    assert!(matches!(err, Error::OutOfMemory { layer: 0, .. }), "{err}");
+    let text = err.to_string();
+    assert!(text.contains("layer 0") && text.contains("host memory"), "{text}");
+    let err = Network::try_init(&huge, 0).unwrap_err();
+    assert!(matches!(err, Error::OutOfMemory { layer: 0, .. }), "{err}");
+    if let Some(ctx) = common::gpu() {
+        let device = Device::Gpu(std::sync::Arc::new(shadergrad::gpu::GpuContext::new().unwrap()));
+        let _ = ctx;
+        let err = device.check_model(&huge, &config).unwrap_err();
+        assert!(err.to_string().contains("layer 0"), "{err}");
+    }
+    // Widths whose byte count overflows 64 bits are refused by the spec itself.
+    let absurd: Vec<usize> = vec![1 << 30; 20];
+    assert!(NetworkSpec::new(&absurd, Activation::Relu, LossKind::MeanSquaredError).is_err());
+}
+
+#[test]
+fn stale_temporary_files_of_a_killed_save_are_removed_at_the_next_save() {
+    let dir = temp("stale");
+    let path = dir.join("checkpoint.safetensors");
+    // A temp file of a process that no longer runs (pid far beyond pid_max), and one of a live one.
+    let stale = dir.join(".checkpoint.safetensors.tmp-4194999");
+    let live = dir.join(format!(".checkpoint.safetensors.tmp-{}", std::process::id()));
+    std::fs::write(&stale, vec![0u8; 1000]).unwrap();
+    let mut t = trainer(config_saving_to(&path)).unwrap();
+    t.train_epoch(&data(), None, &mut |_, _| {}).unwrap();
+    assert!(!stale.exists(), "the stale temporary file is gone");
+    assert!(!live.exists(), "this process leaves no temporary file behind");
+    assert!(path.exists());
+}
+
+#[test]
+fn metrics_rows_are_written_before_the_checkpoint_of_their_epoch() {
+    // After every epoch, the metrics file has a row for every epoch the checkpoint has trained
+    // (the row is written first, so a kill between the two can only leave an extra row).
+    let dir = temp("metrics-order");
+    let path = dir.join("checkpoint.safetensors");
+    let metrics = dir.join("metrics.csv");
+    let config = TrainConfig {
+        metrics: Some(metrics.clone()),
+        epochs: 3,
+        ..config_saving_to(&path)
+    };
+    let mut t = trainer(config.clone()).unwrap();
+    for _ in 0..3 {
+        t.train_epoch(&data(), None, &mut |_, _| {}).unwrap();
+        let trained = Checkpoint::load(&path).unwrap().progress.epoch;
+        let rows = MetricsLog::at(&metrics).unwrap().read().unwrap();
+        assert_eq!(
+            rows.iter().map(|r| r.epoch).collect::<Vec<_>>(),
+            (1..=trained).collect::<Vec<_>>()
+        );
+    }
+}
+
+#[test]
+fn errors_name_only_a_checkpoint_this_run_wrote() {
+    let dir = temp("stale-checkpoint");
+    let path = dir.join("checkpoint.safetensors");
+    // A file left at the save path by an earlier, different run.
+    std::fs::write(&path, b"an earlier run's file").unwrap();
+    let config = TrainConfig {
+        optimizer: Optimizer::sgd(1e30),
+        ..config_saving_to(&path)
+    };
+    let err = trainer(config)
+        .unwrap()
+        .train_epoch(&data(), None, &mut |_, _| {})
+        .unwrap_err();
+    match err {
+        Error::NonFiniteLoss { checkpoint, .. } | Error::Diverged { checkpoint, .. } => {
+            assert_eq!(checkpoint, None, "named a checkpoint this run did not write")
+        }
+        other => panic!("{other}"),
+    }
+    assert_eq!(std::fs::read(&path).unwrap(), b"an earlier run's file");
+    // After a healthy epoch, the same error names the file this run wrote.
+    let mut t = trainer(config_saving_to(&path)).unwrap();
+    t.train_epoch(&data(), None, &mut |_, _| {}).unwrap();
+    drop(t);
+    let resumed = TrainConfig {
+        optimizer: Optimizer::sgd(0.1),
+        ..config_saving_to(&path)
+    };
+    let mut t = Trainer::resume(Checkpoint::load(&path).unwrap(), &Device::Cpu, resumed).unwrap();
+    t.train_epoch(&data(), None, &mut |_, _| {}).unwrap();
+}
+
+#[test]
+fn values_that_cannot_be_used_are_refused_at_the_boundary() {
+    let d = data();
+    assert!(matches!(d.take(0), Err(Error::EmptyDataset { .. })));
+    assert_eq!(d.take(1000).unwrap().len(), d.len());
+    for bad in ["step:0:0.5", "step:2:0", "step:2:nan", "cosine:-1", "cosine:inf"] {
+        assert!(bad.parse::<LrSchedule>().is_err(), "{bad}");
+    }
+    let base = TrainConfig::default();
+    for (config, wanted) in [
+        (
+            TrainConfig {
+                optimizer: Optimizer::adamw(1e-3, f32::NAN),
+                ..base.clone()
+            },
+            "weight decay NaN",
+        ),
+        (
+            TrainConfig {
+                optimizer: Optimizer::adamw(1e-3, -0.1),
+                ..base.clone()
+            },
+            "weight decay -0.1",
+        ),
+        (
+            TrainConfig {
+                epochs: 0,
+                ..base.clone()
+            },
+            "epochs must be at least 1",
+        ),
+        (
+            TrainConfig {
+                optimizer: Optimizer::momentum(0.1, 1.5),
+                ..base.clone()
+            },
+            "momentum 1.5",
+        ),
+        (
+            TrainConfig {
+                schedule: LrSchedule::Step { every: 0, gamma: 0.5 },
+                ..base.clone()
+            },
+            "EVERY ≥ 1",
+        ),
+    ] {
+        let err = trainer(config).err().expect("refused").to_string();
+        assert!(err.contains(wanted), "{err}");
+    }
+    // A checkpoint with a NaN weight does not load.
+    let mut network = Network::init(&spec(), 0);
+    network.layers[1].weight[3] = f32::NAN;
+    let c = Checkpoint {
+        network,
+        optimizer: None,
+        progress: Default::default(),
+    };
+    let problem = Checkpoint::from_bytes(&c.to_bytes().unwrap(), None).unwrap_err();
+    assert!(
+        problem.contains("\"layers.1.weight\" holds NaN at index 3"),
+        "{problem}"
+    );
+}
+
+#[test]
+fn runs_that_train_garbage_stop_with_a_typed_error() {
+    // A learning rate of 1e9 with Adam: every step moves each weight by ~1e9, the loss stays
+    // finite (softmax-CE is computed max-subtracted) but far past what chance reaches.
+    let config = TrainConfig {
+        optimizer: Optimizer::adam(1e9),
+        ..TrainConfig::default()
+    };
+    let err = trainer(TrainConfig {
+        batch_size: 16,
+        ..config.clone()
+    })
+    .unwrap()
+    .fit(&data(), None, |_| {})
+    .unwrap_err();
+    assert!(matches!(err, Error::Diverged { epoch: 1, .. }), "{err}");
+    assert!(err.to_string().contains("training diverged in epoch 1"), "{err}");
+    // With the check turned off, the same run goes on (and exits 0 with what it trained).
+    let reports = trainer(TrainConfig {
+        batch_size: 16,
+        stop_on_divergence: false,
+        ..config
+    })
+    .unwrap()
+    .fit(&data(), None, |_| {});
+    let reports = reports.unwrap();
+    assert!(
+        reports.iter().all(|r| r.train.mean_loss() > 1e6),
+        "garbage, but as asked"
+    );
+    // Data that is NaN at every step: every step skipped is an error, not an epoch.
+    let nan_batch = Dataset::regression(vec![1.0; 6 * 4], 6, vec![0.5; 4 * 2], 2).unwrap();
+    let mse = NetworkSpec::new(&[6, 2], Activation::Identity, LossKind::MeanSquaredError).unwrap();
+    let mut t = Trainer::new(
+        Network::init(&mse, 0),
+        &Device::Cpu,
+        TrainConfig {
+            optimizer: Optimizer::sgd(1e38),
+            skip_nonfinite: true,
+            batch_size: 1,
+            ..TrainConfig::default()
+        },
+    )
+    .unwrap();
+    let mut result = Ok(());
+    for _ in 0..4 {
+        match t.train_epoch(&nan_batch, None, &mut |_, _| {}) {
+            Ok(r) => assert!(r.skipped_steps < r.steps as u64),
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        }
+    }
+    let err = result.unwrap_err();
+    assert!(matches!(err, Error::Diverged { .. }), "{err}");
+    assert!(err.to_string().contains("were skipped"), "{err}");
+}
+
+#[test]
+fn io_errors_say_what_was_being_done() {
+    let dir = temp("messages");
+    let missing = dir.join("nope/metrics.csv");
+    let err = MetricsLog::at(&missing).unwrap_err().to_string();
+    assert!(err.starts_with("cannot open the folder of"), "{err}");
+    let err = shadergrad::data::idx::read_idx(&dir.join("absent.idx"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("cannot read"), "{err}");
+    #[cfg(feature = "png")]
+    {
+        let err = shadergrad::data::image::digit_features(&dir.join("absent.png")).unwrap_err();
+        assert!(matches!(err, Error::Io { .. }), "{err}");
+        assert!(err.to_string().starts_with("cannot read the image"), "{err}");
+    }
+}
+
+/// Child mode of the kill test below (run by it with `--ignored`): trains tiny epochs, saving
+/// metrics and checkpoints into the given folder, until killed.
+#[test]
+#[ignore = "the child process of killing_a_run_never_loses_metrics_rows"]
+fn training_child() {
+    let dir = PathBuf::from(std::env::var("SHADERGRAD_TRAINING_CHILD").expect("set by the kill test"));
+    let path = dir.join("checkpoint.safetensors");
+    let config = TrainConfig {
+        epochs: 1_000_000,
+        metrics: Some(dir.join("metrics.csv")),
+        ..config_saving_to(&path)
+    };
+    let mut t = match Checkpoint::load(&path) {
+        Ok(c) => Trainer::resume(c, &Device::Cpu, config).unwrap(),
+        Err(_) => trainer(config).unwrap(),
+    };
+    loop {
+        t.train_epoch(&data(), None, &mut |_, _| {}).unwrap();
+    }
+}
+
+#[test]
+fn killing_a_run_never_loses_metrics_rows() {
+    let dir = temp("kills");
+    let exe = std::env::current_exe().unwrap();
+    let mut epochs_seen = std::collections::BTreeSet::new();
+    for round in 0..10u64 {
+        let mut child = std::process::Command::new(&exe)
+            .args(["training_child", "--exact", "--ignored", "--test-threads", "1"])
+            .env("SHADERGRAD_TRAINING_CHILD", &dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(60 + (round * 53) % 150));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        let Ok(c) = Checkpoint::load(&dir.join("checkpoint.safetensors")) else {
+            continue; // killed before the first save
+        };
+        let trained = c.progress.epoch;
+        let rows = MetricsLog::at(&dir.join("metrics.csv")).unwrap().read().unwrap();
+        let epochs: Vec<usize> = rows.iter().map(|r| r.epoch).collect();
+        assert!(
+            (1..=trained).all(|e| epochs.contains(&e)),
+            "round {round}: the checkpoint trained {trained} epochs but metrics.csv has rows {epochs:?}"
+        );
+        epochs_seen.insert(trained);
+    }
+    // Temporary files of killed saves do not pile up: at most the one of the last kill.
+    let temps = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains(".tmp-"))
+        .count();
+    assert!(temps <= 2, "{temps} temporary files left");
+    eprintln!("10 kills; checkpoints of epochs {epochs_seen:?}, every one with its metrics rows");
+    assert!(
+        epochs_seen.len() > 1,
+        "the runs should have made progress between kills"
+    );
+}
