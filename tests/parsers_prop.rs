@@ -9,9 +9,9 @@ use std::path::Path;
 
 use proptest::prelude::*;
 use shadergrad::Error;
+use shadergrad::Optimizer;
 use shadergrad::data::idx::{IdxArray, encode_idx, parse_idx};
 use shadergrad::model::{Checkpoint, LossKind, Network, NetworkSpec};
-use shadergrad::Optimizer;
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());

@@ -290,6 +290,11 @@ fn evaluate_and_predict_agree_between_backends() {
         let x = common::random_vec(&mut common::rng("predict"), 3 * 20, 1.0);
         let (pc, pg) = (cpu.predict(&x, 3).unwrap(), gpu.predict(&x, 3).unwrap());
         assert!(relative(&pg, &pc) <= 1e-5, "{loss:?}");
+        // More rows than one evaluation chunk: the GPU predicts chunk by chunk.
+        let many = common::random_vec(&mut common::rng("predict many"), 2345 * 20, 1.0);
+        let (mc, mg) = (cpu.predict(&many, 2345).unwrap(), gpu.predict(&many, 2345).unwrap());
+        assert_eq!(mg.len(), 2345 * 7);
+        assert!(relative(&mg, &mc) <= 1e-5, "{loss:?}: {}", relative(&mg, &mc));
         if loss == LossKind::SoftmaxCrossEntropy {
             for row in pc.chunks(7) {
                 assert!(

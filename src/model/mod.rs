@@ -8,5 +8,6 @@ mod spec;
 
 pub use checkpoint::{Checkpoint, OptimizerSnapshot, Progress};
 pub use layer::Layer;
+pub(crate) use network::check_shapes;
 pub use network::{DenseLayer, Network, group_thousands};
 pub use spec::{DenseShape, LossKind, Model, ModelBuilder, NetworkSpec};

@@ -67,23 +67,7 @@ impl Network {
 
     /// Builds a network from given parameters, checking every shape against the spec.
     pub fn from_layers(spec: &NetworkSpec, layers: Vec<DenseLayer>) -> Result<Network> {
-        if layers.len() != spec.dense_count() {
-            return Err(Error::InvalidNetwork(format!(
-                "spec has {} dense layers, got {}",
-                spec.dense_count(),
-                layers.len()
-            )));
-        }
-        for (d, layer) in spec.dense().zip(&layers) {
-            let (l, fan_in, fan_out) = (d.index, d.fan_in, d.fan_out);
-            if layer.weight.len() != fan_in * fan_out || layer.bias.len() != fan_out {
-                return Err(Error::InvalidNetwork(format!(
-                    "layer {l} should have weight [{fan_out}×{fan_in}] and bias [{fan_out}], got {} and {} values",
-                    layer.weight.len(),
-                    layer.bias.len()
-                )));
-            }
-        }
+        check_shapes(spec, &layers)?;
         Ok(Network {
             spec: spec.clone(),
             layers,
@@ -131,6 +115,28 @@ impl Network {
         ));
         out
     }
+}
+
+/// Checks that `layers` has one weight `[out × in]` and bias `[out]` per dense layer of `spec`.
+pub(crate) fn check_shapes(spec: &NetworkSpec, layers: &[DenseLayer]) -> Result<()> {
+    if layers.len() != spec.dense_count() {
+        return Err(Error::InvalidNetwork(format!(
+            "spec has {} dense layers, got {}",
+            spec.dense_count(),
+            layers.len()
+        )));
+    }
+    for (d, layer) in spec.dense().zip(layers) {
+        let (l, fan_in, fan_out) = (d.index, d.fan_in, d.fan_out);
+        if layer.weight.len() != fan_in * fan_out || layer.bias.len() != fan_out {
+            return Err(Error::InvalidNetwork(format!(
+                "layer {l} should have weight [{fan_out}×{fan_in}] and bias [{fan_out}], got {} and {} values",
+                layer.weight.len(),
+                layer.bias.len()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// `109386` → `109,386`.

@@ -323,25 +323,29 @@ impl Backend for GpuBackend {
 
     fn predict(&mut self, features: &[f32], rows: usize) -> Result<Vec<f32>> {
         check_predict_input(&self.spec, features, rows)?;
-        if !self.predict_programs.contains_key(&rows) {
-            let program = self.step_program(Stage::Predict);
-            let ws = Workspace::new(&self.ctx, &self.spec, &program, rows, 1)?;
-            let body = record::body(&self.resources(&self.eval_totals), &program, &ws, false)?;
-            self.predict_programs.insert(
-                rows,
-                Program {
-                    ws,
-                    gathers: Vec::new(),
-                    body,
-                },
-            );
-        }
+        // In chunks that fit the bindings, like evaluation; programs for at most two sizes
+        // (full chunks and the remainder) are kept.
+        let (inputs, outputs) = (self.spec.inputs(), self.spec.outputs());
         let output = self.step_program(Stage::Predict).output;
-        let program = &self.predict_programs[&rows];
-        self.ctx.write(&program.ws.tensors[0], features)?;
-        self.ctx.run(&program.body.iter().collect::<Vec<_>>())?;
-        let mut out = self.ctx.read(&program.ws.tensors[output])?;
-        self.spec.loss.output_transform(&mut out, self.spec.outputs());
+        let mut out = Vec::with_capacity(rows * outputs);
+        for chunk in features.chunks(self.layout.eval_batch * inputs) {
+            let n = chunk.len() / inputs;
+            if !self.predict_programs.contains_key(&n) {
+                if self.predict_programs.len() >= 2 {
+                    self.predict_programs.clear();
+                }
+                let program = self.step_program(Stage::Predict);
+                let ws = Workspace::new(&self.ctx, &self.spec, &program, n, 1)?;
+                let body = record::body(&self.resources(&self.eval_totals), &program, &ws, false)?;
+                let gathers = Vec::new();
+                self.predict_programs.insert(n, Program { ws, gathers, body });
+            }
+            let program = &self.predict_programs[&n];
+            self.ctx.write(&program.ws.tensors[0], chunk)?;
+            self.ctx.run(&program.body.iter().collect::<Vec<_>>())?;
+            out.extend(self.ctx.read(&program.ws.tensors[output])?);
+        }
+        self.spec.loss.output_transform(&mut out, outputs);
         Ok(out)
     }
 
