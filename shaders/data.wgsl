@@ -11,8 +11,10 @@ struct Params {
     index_offset: u32,
     scale: f32,
     threads_x: u32,
-    _pad0: u32,
-    _pad1: u32,
+    // 1: write labels[r] (class data).
+    labels_mode: u32,
+    // 0: no targets; 1: one-hot of the label; 2: the sample's float values.
+    targets_mode: u32,
 }
 
 @group(0) @binding(0) var<storage, read> features: array<u32>;
@@ -34,54 +36,34 @@ fn sample_of(row: u32) -> u32 {
     return indices[p.index_offset + row];
 }
 
-// x[r, j] = feature j of sample indices[r].
+// One dispatch builds the whole batch: invocation i writes x element i, labels[i] (i < rows) and
+// targets element i (i < rows·width), whichever exist.
 @compute @workgroup_size(256)
-fn gather_features(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn gather(@builtin(global_invocation_id) gid: vec3<u32>) {
     let i = linear_index(gid);
-    if i >= p.rows * p.dim {
-        return;
+    if i < p.rows * p.dim {
+        // x[r, j] = feature j of sample indices[r].
+        let r = i / p.dim;
+        let j = i - r * p.dim;
+        let e = sample_of(r) * p.dim + j;
+        if BYTE_FEATURES {
+            let byte = (features[e >> 2u] >> ((e & 3u) * 8u)) & 0xffu;
+            x[i] = f32(byte) * p.scale;
+        } else {
+            x[i] = bitcast<f32>(features[e]);
+        }
     }
-    let r = i / p.dim;
-    let j = i - r * p.dim;
-    let e = sample_of(r) * p.dim + j;
-    if BYTE_FEATURES {
-        let byte = (features[e >> 2u] >> ((e & 3u) * 8u)) & 0xffu;
-        x[i] = f32(byte) * p.scale;
-    } else {
-        x[i] = bitcast<f32>(features[e]);
+    if p.labels_mode == 1u && i < p.rows {
+        labels[i] = labels_src[sample_of(i)];
     }
-}
-
-// labels[r] = label of sample indices[r].
-@compute @workgroup_size(64)
-fn gather_labels(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let r = linear_index(gid);
-    if r >= p.rows {
-        return;
+    if p.targets_mode != 0u && i < p.rows * p.width {
+        let r = i / p.width;
+        let c = i - r * p.width;
+        if p.targets_mode == 1u {
+            // One-hot of the label (BCE/MSE on class labels).
+            targets[i] = select(0.0, 1.0, labels_src[sample_of(r)] == c);
+        } else {
+            targets[i] = values_src[sample_of(r) * p.width + c];
+        }
     }
-    labels[r] = labels_src[sample_of(r)];
-}
-
-// targets[r, c] = 1 if c is the label of sample indices[r], else 0 (BCE/MSE on class labels).
-@compute @workgroup_size(256)
-fn gather_one_hot(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let i = linear_index(gid);
-    if i >= p.rows * p.width {
-        return;
-    }
-    let r = i / p.width;
-    let c = i - r * p.width;
-    targets[i] = select(0.0, 1.0, labels_src[sample_of(r)] == c);
-}
-
-// targets[r, c] = target c of sample indices[r].
-@compute @workgroup_size(256)
-fn gather_values(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let i = linear_index(gid);
-    if i >= p.rows * p.width {
-        return;
-    }
-    let r = i / p.width;
-    let c = i - r * p.width;
-    targets[i] = values_src[sample_of(r) * p.width + c];
 }

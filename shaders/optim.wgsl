@@ -1,6 +1,6 @@
 // Parameter updates in place, reading hyperparameters from a device-resident state block.
-// CPU twin: src/cpu/optim.rs (and OptimState::tick in src/optimizer.rs). Needs the state prelude
-// (optim_state.wgsl).
+// CPU twin: src/cpu/optim.rs (and OptimState::tick in src/optimizer.rs). Needs the state
+// preludes (optim_state.wgsl, optim_step.wgsl).
 //
 // Weight decay is decoupled for every optimizer: w ← w·(1 − lr·wd) − lr·update.
 
@@ -22,52 +22,12 @@ fn index(gid: vec3<u32>) -> u32 {
     return gid.y * len.threads_x + gid.x;
 }
 
-// Once per training step, before the updates: advances t and Adam's bias corrections.
+// Once per training step, before anything reads the step: advances t and Adam's bias
+// corrections (a dispatch of its own when dropout needs the step before the forward pass;
+// otherwise batch_metrics in metrics.wgsl does it).
 @compute @workgroup_size(1)
 fn tick() {
-    state.step += 1u;
-    // Running products, not pow(): the same f32 multiplications as the CPU twin.
-    state.beta1_power *= state.beta1;
-    state.beta2_power *= state.beta2;
-    state.bias_correction1 = 1.0 - state.beta1_power;
-    state.bias_correction2 = 1.0 - state.beta2_power;
-    state.grad_sq_sum = 0.0;
-    state.step_nonfinite = 0u;
-}
-
-// Whether a float is NaN or ±infinity (exponent bits all ones), robust to fast-math folding.
-fn is_nonfinite(x: f32) -> bool {
-    return (bitcast<u32>(x) & 0x7f800000u) == 0x7f800000u;
-}
-
-@group(0) @binding(14) var<storage, read> loss_rows: array<f32>;
-var<workgroup> bad_rows: array<u32, 256>;
-
-// After tick, before the updates: flags a step whose per-sample losses hold a NaN or infinity,
-// remembers the first such step, and (when asked) makes the updates skip it.
-@compute @workgroup_size(256)
-fn guard(@builtin(local_invocation_index) lid: u32) {
-    var bad = 0u;
-    for (var i = lid; i < len.n; i += 256u) {
-        bad += u32(is_nonfinite(loss_rows[i]));
-    }
-    bad_rows[lid] = bad;
-    workgroupBarrier();
-    for (var stride = 128u; stride > 0u; stride >>= 1u) {
-        if lid < stride {
-            bad_rows[lid] += bad_rows[lid + stride];
-        }
-        workgroupBarrier();
-    }
-    if lid == 0u && bad_rows[0] > 0u {
-        state.step_nonfinite = 1u;
-        if state.first_nonfinite_step == 0u {
-            state.first_nonfinite_step = state.step;
-        }
-        if state.skip_nonfinite != 0u {
-            state.skipped_steps += 1u;
-        }
-    }
+    tick_state();
 }
 
 // Whether the updates of this step are to be skipped.

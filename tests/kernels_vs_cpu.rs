@@ -316,38 +316,67 @@ fn extreme_logits_stay_finite_on_both_paths() {
 }
 
 #[test]
-fn metrics_match_cpu() {
+fn batch_metrics_match_cpu() {
     let ctx = gpu_or_skip!();
     let mut r = rng("metrics");
+    let all = gpu::MetricsFlags {
+        count_correct: true,
+        guard: true,
+        tick: true,
+    };
+    let cases = [
+        (all, false),
+        (all, true),
+        (gpu::MetricsFlags { tick: false, ..all }, true),
+        (gpu::MetricsFlags::default(), false),
+    ];
     for &(rows, cols) in ROW_SHAPES {
-        let z = random_vec(&mut r, rows * cols, 1.0);
-        let labels = random_labels(&mut r, rows, cols);
-        let want = cpu::count_correct(&z, &labels, rows, cols).unwrap();
-        let gz = ctx.upload("z", &z).unwrap();
-        let gl = ctx.upload("labels", &labels).unwrap();
-        let counter = ctx.upload("counter", &[7u32]).unwrap();
-        let d = gpu::count_correct(ctx, &gz, &gl, &counter, rows, cols).unwrap();
-        ctx.run(&[&d, &d]).unwrap();
-        assert_eq!(
-            ctx.read(&counter).unwrap()[0],
-            7 + 2 * want,
-            "count_correct {rows}x{cols}"
-        );
-
-        // Accumulated sum of per-row losses (non-negative, as losses are), twice, onto a non-zero start.
-        let values: Vec<f32> = (0..rows * cols).map(|_| r.random_range(0.0..1.0)).collect();
-        let gv = ctx.upload("values", &values).unwrap();
-        let total = ctx.upload("total", &[0.5f32]).unwrap();
-        let d = gpu::accumulate_sum(ctx, &gv, &total).unwrap();
-        ctx.run(&[&d, &d]).unwrap();
-        let sum: f64 = values.iter().map(|v| *v as f64).sum();
-        let want = (0.5 + 2.0 * sum) as f32;
-        assert_close(
-            &format!("accumulate_sum {}", rows * cols),
-            &ctx.read(&total).unwrap(),
-            &[want],
-            GPU_TOLERANCE,
-        );
+        for (flags, with_nan) in cases {
+            let z = random_vec(&mut r, rows * cols, 1.0);
+            let labels = random_labels(&mut r, rows, cols);
+            // Per-row losses (non-negative, as losses are); one NaN row when asked.
+            let mut loss_rows: Vec<f32> = (0..rows).map(|_| r.random_range(0.0..1.0)).collect();
+            if with_nan {
+                loss_rows[rows / 2] = f32::NAN;
+            }
+            let mut state = OptimState {
+                step: 4,
+                skip_nonfinite: 1,
+                ..Optimizer::adam(1e-3).initial_state()
+            };
+            let (gz, gl) = (ctx.upload("z", &z).unwrap(), ctx.upload("labels", &labels).unwrap());
+            let gloss = ctx.upload("loss rows", &loss_rows).unwrap();
+            let (total, correct) = (
+                ctx.upload("total", &[0.5f32]).unwrap(),
+                ctx.upload("correct", &[7u32]).unwrap(),
+            );
+            let gstate = ctx.upload("state", &[state]).unwrap();
+            let totals = gpu::MetricsTotals {
+                loss: &total,
+                correct: &correct,
+            };
+            let d = gpu::batch_metrics(ctx, &gz, &gl, &gloss, totals, &gstate, (rows, cols), flags).unwrap();
+            ctx.run(&[&d, &d]).unwrap();
+            // The CPU twin, twice.
+            let mut want_correct = 7;
+            let mut want_total = 0.5f64;
+            for _ in 0..2 {
+                let labels = flags.count_correct.then_some(&labels[..]);
+                let st = flags.guard.then_some((&mut state, flags.tick));
+                let m = cpu::batch_metrics(&z, labels, &loss_rows, (rows, cols), st).unwrap();
+                want_correct += m.correct as u32;
+                want_total += m.loss_sum;
+            }
+            let what = format!("batch_metrics {rows}x{cols} {flags:?} nan {with_nan}");
+            assert_eq!(ctx.read(&correct).unwrap()[0], want_correct, "{what}");
+            let got_total = ctx.read(&total).unwrap();
+            if with_nan {
+                assert!(got_total[0].is_nan() && want_total.is_nan(), "{what}");
+            } else {
+                assert_close(&what, &got_total, &[want_total as f32], GPU_TOLERANCE);
+            }
+            assert_eq!(ctx.read(&gstate).unwrap()[0], state, "{what}: state");
+        }
     }
 }
 

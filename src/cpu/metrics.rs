@@ -1,7 +1,8 @@
-//! Accuracy without reading logits back. GPU twin: `shaders/metrics.wgsl`.
+//! Loss totals, accuracy and the step's bookkeeping. GPU twin: `shaders/metrics.wgsl`.
 
 use super::Real;
 use crate::error::{Result, check_len, check_nonzero};
+use crate::optimizer::OptimState;
 
 /// How many rows of `z [rows × cols]` have their largest score at the labelled class.
 ///
@@ -28,4 +29,46 @@ pub fn argmax<T: Real>(row: &[T]) -> usize {
         }
     }
     best
+}
+
+/// What one batch's metrics op found.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct BatchMetrics {
+    /// Σ per-sample loss.
+    pub loss_sum: f64,
+    /// Rows whose argmax is the label (0 without labels).
+    pub correct: u64,
+    /// Whether the guard asks the rest of the step to be skipped.
+    pub skip: bool,
+}
+
+/// Twin of `batch_metrics` in `shaders/metrics.wgsl`: the loss sum, the correct count (with
+/// `labels`), then on `state` (training) an optional [`OptimState::tick`] and the non-finite
+/// [`OptimState::guard`].
+pub fn batch_metrics<T: Real>(
+    z: &[T],
+    labels: Option<&[u32]>,
+    loss_rows: &[T],
+    (rows, cols): (usize, usize),
+    state: Option<(&mut OptimState, bool)>,
+) -> Result<BatchMetrics> {
+    check_len("batch_metrics", "loss_rows", loss_rows.len(), rows)?;
+    let correct = match labels {
+        Some(labels) => u64::from(count_correct(z, labels, rows, cols)?),
+        None => 0,
+    };
+    let skip = match state {
+        Some((state, tick)) => {
+            if tick {
+                state.tick();
+            }
+            state.guard(loss_rows.iter().all(|v| v.is_finite()))
+        }
+        None => false,
+    };
+    Ok(BatchMetrics {
+        loss_sum: loss_rows.iter().map(|v| v.to_f64().unwrap_or(f64::NAN)).sum(),
+        correct,
+        skip,
+    })
 }

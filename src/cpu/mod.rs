@@ -18,7 +18,7 @@ pub use dropout::*;
 pub use elementwise::{activation_backward, activation_forward, bias_grad};
 pub use loss::{mae, mse, sigmoid_binary_cross_entropy, softmax_cross_entropy};
 pub use matmul::matmul;
-pub use metrics::count_correct;
+pub use metrics::{BatchMetrics, batch_metrics, count_correct};
 pub use optim::*;
 
 use num_traits::Float;

@@ -92,7 +92,7 @@ const SLOTS: &[(u32, Slot)] = &[
     (7, Slot::Uniform),
 ];
 
-/// Prepares the dispatches that gather `rows` samples named by
+/// Prepares the dispatch (one) that gathers `rows` samples named by
 /// `indices[index_offset..index_offset + rows]` into `out`. Indices must be `< data.len()`
 /// (checked by the caller on the host).
 pub fn gather(
@@ -113,87 +113,55 @@ pub fn gather(
             got: indices.len(),
         });
     }
-    let placeholder_u32 = &ctx.placeholder;
-    let labels_src = data.labels.as_ref().map_or(placeholder_u32, |b| &b.buffer);
-    let values_src = data.values.as_ref().map_or(placeholder_u32, |b| &b.buffer);
+    let placeholder = &ctx.placeholder;
+    let labels_src = data.labels.as_ref().map_or(placeholder, |b| &b.buffer);
+    let values_src = data.values.as_ref().map_or(placeholder, |b| &b.buffer);
     let constants = vec![("BYTE_FEATURES", f64::from(u8::from(data.byte_features)))];
-    let mut dispatches = Vec::new();
-    let mut launch = |entry: &'static str,
-                      threads: usize,
-                      workgroup: u32,
-                      x: &wgpu::Buffer,
-                      labels: &wgpu::Buffer,
-                      targets: &wgpu::Buffer|
-     -> Result<()> {
-        let (groups, threads_x) = grid_1d(ctx, entry, threads, workgroup)?;
-        let params = GatherParams {
-            rows: rows as u32,
-            dim: data.dim as u32,
-            width: data.width as u32,
-            index_offset: index_offset as u32,
-            scale: data.scale,
-            threads_x,
-            _pad0: 0,
-            _pad1: 0,
-        };
-        let kernel = Kernel {
-            shader: &DATA,
-            entry,
-            slots: SLOTS,
-        };
-        let buffers = [
-            &data.features.buffer,
-            &indices.buffer,
-            labels_src,
-            values_src,
-            x,
-            labels,
-            targets,
-        ];
-        dispatches.push(ctx.prepare(&kernel, &constants, &buffers, bytemuck::bytes_of(&params), groups)?);
-        Ok(())
-    };
-    // Output slots a variant does not write are bound to scratch buffers of their own, since one
+    // Output slots the batch does not use are bound to scratch buffers of their own, since one
     // buffer cannot be bound writable twice in one dispatch.
-    let scratch_x: GpuBuffer<f32> = ctx.zeros("gather scratch x", 1)?;
     let scratch_labels: GpuBuffer<u32> = ctx.zeros("gather scratch labels", 1)?;
     let scratch_targets: GpuBuffer<f32> = ctx.zeros("gather scratch targets", 1)?;
-    launch(
-        "gather_features",
-        rows * data.dim,
-        256,
-        &out.x.buffer,
-        &scratch_labels.buffer,
-        &scratch_targets.buffer,
-    )?;
-    if let Some(labels) = out.labels {
-        check_len(OP, "labels", labels.len(), rows)?;
-        if data.labels.is_some() {
-            launch(
-                "gather_labels",
-                rows,
-                64,
-                &scratch_x.buffer,
-                &labels.buffer,
-                &scratch_targets.buffer,
-            )?;
+    let labels = match out.labels {
+        Some(labels) if data.labels.is_some() => {
+            check_len(OP, "labels", labels.len(), rows)?;
+            Some(labels)
         }
-    }
+        _ => None,
+    };
     if let Some(targets) = out.targets {
         check_len(OP, "targets", targets.len(), rows * data.width)?;
-        let entry = if data.labels.is_some() {
-            "gather_one_hot"
-        } else {
-            "gather_values"
-        };
-        launch(
-            entry,
-            rows * data.width,
-            256,
-            &scratch_x.buffer,
-            &scratch_labels.buffer,
-            &targets.buffer,
-        )?;
     }
+    let targets_mode = match (out.targets, data.labels.is_some()) {
+        (None, _) => 0,
+        (Some(_), true) => 1,
+        (Some(_), false) => 2,
+    };
+    let threads = (rows * data.dim).max(rows * data.width).max(rows);
+    let (groups, threads_x) = grid_1d(ctx, OP, threads, 256)?;
+    let params = GatherParams {
+        rows: rows as u32,
+        dim: data.dim as u32,
+        width: data.width as u32,
+        index_offset: index_offset as u32,
+        scale: data.scale,
+        threads_x,
+        labels_mode: u32::from(labels.is_some()),
+        targets_mode,
+    };
+    let kernel = Kernel {
+        shader: &DATA,
+        entry: "gather",
+        slots: SLOTS,
+    };
+    let buffers = [
+        &data.features.buffer,
+        &indices.buffer,
+        labels_src,
+        values_src,
+        &out.x.buffer,
+        labels.map_or(&scratch_labels.buffer, |b| &b.buffer),
+        out.targets.map_or(&scratch_targets.buffer, |b| &b.buffer),
+    ];
+    let dispatches = vec![ctx.prepare(&kernel, &constants, &buffers, bytemuck::bytes_of(&params), groups)?];
     Ok(dispatches)
 }

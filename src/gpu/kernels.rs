@@ -43,12 +43,17 @@ pub(crate) static LOSS: Shader = Shader {
 };
 pub(crate) static METRICS: Shader = Shader {
     name: "metrics.wgsl",
-    source: include_str!("../../shaders/metrics.wgsl"),
+    source: concat!(
+        include_str!("../../shaders/optim_state.wgsl"),
+        include_str!("../../shaders/optim_step.wgsl"),
+        include_str!("../../shaders/metrics.wgsl")
+    ),
 };
 pub(crate) static OPTIM: Shader = Shader {
     name: "optim.wgsl",
     source: concat!(
         include_str!("../../shaders/optim_state.wgsl"),
+        include_str!("../../shaders/optim_step.wgsl"),
         include_str!("../../shaders/optim.wgsl")
     ),
 };

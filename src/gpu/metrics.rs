@@ -1,71 +1,89 @@
-//! Device-side metrics. Kernel: `shaders/metrics.wgsl`; CPU twin: [`crate::cpu::metrics`].
+//! Device-side metrics and the step's bookkeeping in one dispatch. Kernel: `shaders/metrics.wgsl`;
+//! CPU twin: [`crate::cpu::batch_metrics`].
 
 use crate::error::{Result, check_len, check_nonzero};
-use crate::gpu::dispatch::grid_1d;
 use crate::gpu::kernels::{Kernel, METRICS, Slot};
-use crate::gpu::uniforms::RowShape;
+use crate::gpu::uniforms::MetricsParams;
 use crate::gpu::{Dispatch, GpuBuffer, GpuContext};
+use crate::optimizer::OptimState;
 
-const COUNT_CORRECT: Kernel = Kernel {
+const BATCH_METRICS: Kernel = Kernel {
     shader: &METRICS,
-    entry: "count_correct",
+    entry: "batch_metrics",
     slots: &[
         (0, Slot::Read),
         (1, Slot::Read),
         (2, Slot::ReadWrite),
         (3, Slot::Uniform),
+        (4, Slot::Read),
+        (5, Slot::ReadWrite),
+        (6, Slot::ReadWrite),
     ],
 };
-const ACCUMULATE_SUM: Kernel = Kernel {
-    shader: &METRICS,
-    entry: "accumulate_sum",
-    slots: &[(3, Slot::Uniform), (4, Slot::Read), (5, Slot::ReadWrite)],
-};
 
-/// Prepares `counter[0] += (rows whose argmax equals the label)`; the caller zeroes the counter.
-pub fn count_correct(
+/// What [`batch_metrics`] does besides summing the loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MetricsFlags {
+    /// Count rows whose argmax is the label (the batch has class labels).
+    pub count_correct: bool,
+    /// Run the non-finite guard on the state (training).
+    pub guard: bool,
+    /// Advance the state's step first (training without dropout; see `OptimState::tick`).
+    pub tick: bool,
+}
+
+impl MetricsFlags {
+    fn bits(self) -> u32 {
+        u32::from(self.count_correct) | u32::from(self.guard) << 1 | u32::from(self.tick) << 2
+    }
+}
+
+/// Where [`batch_metrics`] accumulates: `loss[0] += Σ loss_rows`, `correct[0] += count`.
+pub struct MetricsTotals<'a> {
+    pub loss: &'a GpuBuffer<f32>,
+    pub correct: &'a GpuBuffer<u32>,
+}
+
+/// Prepares one single-workgroup dispatch: `totals.loss[0] += Σ loss_rows` in a fixed order,
+/// `totals.correct[0] +=` the rows of `z [rows × cols]` whose argmax is the label (with
+/// `flags.count_correct`), then the state's tick and non-finite guard as `flags` say.
+#[allow(clippy::too_many_arguments)]
+pub fn batch_metrics(
     ctx: &GpuContext,
     z: &GpuBuffer<f32>,
     labels: &GpuBuffer<u32>,
-    counter: &GpuBuffer<u32>,
-    rows: usize,
-    cols: usize,
+    loss_rows: &GpuBuffer<f32>,
+    totals: MetricsTotals<'_>,
+    state: &GpuBuffer<OptimState>,
+    (rows, cols): (usize, usize),
+    flags: MetricsFlags,
 ) -> Result<Dispatch> {
-    const OP: &str = "count_correct";
+    const OP: &str = "batch_metrics";
     check_nonzero(OP, &[("rows", rows), ("cols", cols)])?;
     check_len(OP, "logits", z.len(), rows * cols)?;
-    check_len(OP, "labels", labels.len(), rows)?;
-    check_len(OP, "counter", counter.len(), 1)?;
-    let (groups, threads_x) = grid_1d(ctx, OP, rows, 64)?;
-    let params = RowShape {
+    check_len(OP, "loss_rows", loss_rows.len(), rows)?;
+    if flags.count_correct {
+        check_len(OP, "labels", labels.len(), rows)?;
+    }
+    check_len(OP, "loss total", totals.loss.len(), 1)?;
+    check_len(OP, "correct count", totals.correct.len(), 1)?;
+    check_len(OP, "state", state.len(), 1)?;
+    let params = MetricsParams {
         rows: rows as u32,
         cols: cols as u32,
-        threads_x,
+        flags: flags.bits(),
         _pad: 0,
     };
-    let buffers = [&z.buffer, &labels.buffer, &counter.buffer];
+    let buffers: [crate::gpu::buffer::Binding<'_>; 6] = [
+        z.into(),
+        labels.into(),
+        totals.correct.into(),
+        loss_rows.into(),
+        totals.loss.into(),
+        state.into(),
+    ];
     ctx.prepare(
-        &COUNT_CORRECT,
-        &Vec::new(),
-        &buffers,
-        bytemuck::bytes_of(&params),
-        groups,
-    )
-}
-
-/// Prepares `total[0] += Σ values` in a fixed order (deterministic), e.g. to accumulate the
-/// batch loss on the device across steps.
-pub fn accumulate_sum(ctx: &GpuContext, values: &GpuBuffer<f32>, total: &GpuBuffer<f32>) -> Result<Dispatch> {
-    check_len("accumulate_sum", "total", total.len(), 1)?;
-    let params = RowShape {
-        rows: values.len() as u32,
-        cols: 1,
-        threads_x: 0,
-        _pad: 0,
-    };
-    let buffers = [&values.buffer, &total.buffer];
-    ctx.prepare(
-        &ACCUMULATE_SUM,
+        &BATCH_METRICS,
         &Vec::new(),
         &buffers,
         bytemuck::bytes_of(&params),

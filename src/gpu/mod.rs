@@ -25,7 +25,7 @@ pub use dropout::*;
 pub use elementwise::{activation_backward, activation_forward, bias_grad};
 pub use loss::{mae, mse, sigmoid_binary_cross_entropy, softmax_cross_entropy};
 pub use matmul::{MatmulKernel, Operand, matmul, matmul_strided, matmul_with_kernel};
-pub use metrics::{accumulate_sum, count_correct};
+pub use metrics::{MetricsFlags, MetricsTotals, batch_metrics};
 pub use optim::*;
 
 impl GpuContext {

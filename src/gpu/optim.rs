@@ -100,25 +100,6 @@ pub fn accumulate_grad_norm<'a>(
     )
 }
 
-const GUARD: Kernel = Kernel {
-    shader: &OPTIM,
-    entry: "guard",
-    slots: &[(4, Slot::ReadWrite), (5, Slot::Uniform), (14, Slot::Read)],
-};
-
-/// Prepares the non-finite guard: after [`tick`], flags the step when any per-sample loss is
-/// NaN or infinite, records the first such step, and makes the updates skip it when the state
-/// asks for that.
-pub fn guard(ctx: &GpuContext, loss_rows: &GpuBuffer<f32>, state: &GpuBuffer<OptimState>) -> Result<Dispatch> {
-    check_len("guard", "state", state.len(), 1)?;
-    let params = Len {
-        n: loss_rows.len() as u32,
-        ..Len::zeroed()
-    };
-    let bindings: [crate::gpu::buffer::Binding<'_>; 2] = [(&state.buffer).into(), (&loss_rows.buffer).into()];
-    ctx.prepare(&GUARD, &Vec::new(), &bindings, bytemuck::bytes_of(&params), [1, 1, 1])
-}
-
 /// Prepares the once-per-step advance of the state's step counter and bias corrections.
 pub fn tick(ctx: &GpuContext, state: &GpuBuffer<OptimState>) -> Result<Dispatch> {
     check_len("tick", "state", state.len(), 1)?;

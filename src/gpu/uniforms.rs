@@ -14,13 +14,24 @@ pub(crate) struct ElementwiseShape {
     pub threads_x: u32,
 }
 
-/// `Shape` in `shaders/loss.wgsl` and `shaders/metrics.wgsl`: one invocation per row.
+/// `Shape` in `shaders/loss.wgsl`: one invocation per row.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Pod, Zeroable)]
 pub(crate) struct RowShape {
     pub rows: u32,
     pub cols: u32,
     pub threads_x: u32,
+    pub _pad: u32,
+}
+
+/// `MetricsParams` in `shaders/metrics.wgsl`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Pod, Zeroable)]
+pub(crate) struct MetricsParams {
+    pub rows: u32,
+    pub cols: u32,
+    /// Bit 0: count correct, bit 1: guard, bit 2: tick first.
+    pub flags: u32,
     pub _pad: u32,
 }
 
@@ -44,8 +55,10 @@ pub(crate) struct GatherParams {
     pub index_offset: u32,
     pub scale: f32,
     pub threads_x: u32,
-    pub _pad0: u32,
-    pub _pad1: u32,
+    /// 1: write the labels.
+    pub labels_mode: u32,
+    /// 0: no targets, 1: one-hot of the label, 2: float values.
+    pub targets_mode: u32,
 }
 
 /// `Params` in `shaders/matmul_common.wgsl`.
@@ -161,7 +174,8 @@ mod tests {
             _pad,
         });
         check(&OPTIM, "OptimState", state.clone());
-        check(&DROPOUT, "OptimState", state);
+        check(&DROPOUT, "OptimState", state.clone());
+        check(&OPTIM, "OptimState", state.clone());
         check(
             &OPTIM,
             "Len",
@@ -188,8 +202,18 @@ mod tests {
             threads_x,
             _pad
         });
-        check(&LOSS, "Shape", row_shape.clone());
-        check(&METRICS, "Shape", row_shape);
+        check(&LOSS, "Shape", row_shape);
+        check(
+            &METRICS,
+            "MetricsParams",
+            fields!(MetricsParams {
+                rows,
+                cols,
+                flags,
+                _pad
+            }),
+        );
+        check(&METRICS, "OptimState", state);
         check(
             &DATA,
             "Params",
@@ -200,8 +224,8 @@ mod tests {
                 index_offset,
                 scale,
                 threads_x,
-                _pad0,
-                _pad1
+                labels_mode,
+                targets_mode
             }),
         );
         let matmul = fields!(MatmulParams {

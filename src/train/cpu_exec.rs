@@ -325,19 +325,18 @@ impl<T: Real> CpuExecutor<T> {
                 }
                 out.loss_sum = ws.loss_rows.iter().map(|v| v.to_f64().unwrap_or(f64::NAN)).sum();
             }
-            Op::Metrics { logits } => {
-                if classes {
-                    out.correct = u64::from(cpu::count_correct(
-                        &ws.tensors[logits],
-                        &ws.labels,
-                        rows,
-                        spec.outputs(),
-                    )?);
-                }
-            }
-            Op::Guard => {
-                let finite = ws.loss_rows.iter().all(|v| v.is_finite());
-                return Ok(self.state.guard(finite));
+            Op::Metrics { logits, tick, guard } => {
+                let labels = classes.then_some(&ws.labels[..]);
+                let state = guard.then_some((&mut self.state, tick));
+                let metrics = cpu::batch_metrics(
+                    &ws.tensors[logits],
+                    labels,
+                    &ws.loss_rows,
+                    (rows, spec.outputs()),
+                    state,
+                )?;
+                out.correct = metrics.correct;
+                return Ok(metrics.skip);
             }
             Op::DenseBackward {
                 dense,

@@ -51,7 +51,8 @@ impl Stage {
 pub(crate) enum Op {
     /// Copies the batch's samples into tensor 0 and its labels or targets.
     Gather,
-    /// Advances the optimizer's step counter (read by dropout masks and Adam's corrections).
+    /// Advances the optimizer's step counter, before the forward pass when dropout masks read
+    /// it (otherwise [`Op::Metrics`] advances it, saving a dispatch).
     Tick,
     /// `output = act(input·Wᵀ + b)` with dense layer `dense`'s parameters, one fused op.
     DenseForward {
@@ -75,10 +76,11 @@ pub(crate) enum Op {
     },
     /// Per-sample loss and `grad[logits] = dLoss/dlogits` (the `1/B` included).
     Loss { logits: TensorId },
-    /// Adds the batch's loss sum (and correct count, for class labels) to the totals.
-    Metrics { logits: TensorId },
-    /// Flags a step whose loss is non-finite; the updates skip it when the run asks for that.
-    Guard,
+    /// Adds the batch's loss sum (and correct count, for class labels) to the totals; in
+    /// training, first advances the step (`tick`) and then runs the non-finite `guard`, which
+    /// flags a step whose loss is non-finite (the updates skip it when the run asks for that).
+    /// One fused dispatch on the GPU.
+    Metrics { logits: TensorId, tick: bool, guard: bool },
     /// `dW = dZᵀ·input`, `db = Σ_rows dZ` with `dZ = grad[output]`; with `input_grad`, also
     /// `grad[input] = (dZ·W) ⊙ input_grad'(input)` (the derivative of the activation fused into
     /// the op that produced `input`).
@@ -213,7 +215,11 @@ pub(crate) fn plan(spec: &NetworkSpec, stage: Stage, clip: bool) -> StepProgram 
     if matches!(stage, Stage::Train | Stage::Evaluate) {
         ops.push(Op::Gather);
     }
-    if stage == Stage::Train {
+    // The step advances before anything reads it: dropout masks in the forward pass if there
+    // are any, else nothing before the metrics op, which then ticks in the same dispatch.
+    let masks_read_step = forward.iter().any(|op| matches!(op, Op::DropoutForward { .. }));
+    let train = stage == Stage::Train;
+    if train && masks_read_step {
         ops.push(Op::Tick);
     }
     ops.extend(forward.iter().copied());
@@ -221,10 +227,11 @@ pub(crate) fn plan(spec: &NetworkSpec, stage: Stage, clip: bool) -> StepProgram 
         ops.push(Op::Loss { logits: output });
     }
     if matches!(stage, Stage::Train | Stage::Evaluate) {
-        ops.push(Op::Metrics { logits: output });
-    }
-    if stage == Stage::Train {
-        ops.push(Op::Guard);
+        ops.push(Op::Metrics {
+            logits: output,
+            tick: train && !masks_read_step,
+            guard: train,
+        });
     }
     if stage.has_backward() {
         for op in forward.iter().rev() {
@@ -312,20 +319,27 @@ mod tests {
             kinds(&p),
             [
                 "Gather",
-                "Tick",
                 "DenseForward",
                 "DenseForward",
                 "Loss",
                 "Metrics",
-                "Guard",
                 "DenseBackward",
                 "DenseBackward",
                 "Update"
             ]
         );
+        assert_eq!(
+            p.ops[4],
+            Op::Metrics {
+                logits: 2,
+                tick: true,
+                guard: true
+            },
+            "without dropout the metrics op advances the step"
+        );
         assert_eq!(p.widths, [4, 8, 3]);
         assert_eq!(
-            p.ops[2],
+            p.ops[1],
             Op::DenseForward {
                 dense: 0,
                 input: 0,
@@ -335,7 +349,7 @@ mod tests {
         );
         // The first layer's input (the data) needs no gradient; the second's gets relu' fused.
         assert_eq!(
-            p.ops[7],
+            p.ops[5],
             Op::DenseBackward {
                 dense: 1,
                 input: 1,
@@ -344,7 +358,7 @@ mod tests {
             }
         );
         assert_eq!(
-            p.ops[8],
+            p.ops[6],
             Op::DenseBackward {
                 dense: 0,
                 input: 0,
@@ -364,6 +378,7 @@ mod tests {
             .softmax_cross_entropy()
             .unwrap();
         let train = plan(&spec, Stage::Train, true);
+        assert_eq!(train.ops[1], Op::Tick, "masks read the step: it advances first");
         assert!(train.ops.contains(&Op::DropoutBackward {
             input: 1,
             output: 2,

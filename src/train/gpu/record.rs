@@ -187,21 +187,29 @@ fn record(r: &Resources<'_>, op: Op, ws: &Workspace, classes: bool, out: &mut Ve
                 LossKind::MeanAbsoluteError => gpu::mae(ctx, z, &ws.targets, loss_rows, dz, rows, cols)?,
             });
         }
-        Op::Metrics { logits } => {
-            out.push(gpu::accumulate_sum(ctx, &ws.loss_rows, &r.totals.loss)?);
-            if classes {
-                let z = &ws.tensors[logits];
-                out.push(gpu::count_correct(
-                    ctx,
-                    z,
-                    &ws.labels,
-                    &r.totals.correct,
-                    rows,
-                    r.spec.outputs(),
-                )?);
-            }
+        Op::Metrics { logits, tick, guard } => {
+            let totals = gpu::MetricsTotals {
+                loss: &r.totals.loss,
+                correct: &r.totals.correct,
+            };
+            let flags = gpu::MetricsFlags {
+                count_correct: classes,
+                guard,
+                tick,
+            };
+            let shape = (rows, r.spec.outputs());
+            let z = &ws.tensors[logits];
+            out.push(gpu::batch_metrics(
+                ctx,
+                z,
+                &ws.labels,
+                &ws.loss_rows,
+                totals,
+                r.state,
+                shape,
+                flags,
+            )?);
         }
-        Op::Guard => out.push(gpu::guard(ctx, &ws.loss_rows, r.state)?),
         Op::DenseBackward {
             dense,
             input,
