@@ -51,6 +51,18 @@ impl Layer {
     }
 }
 
+impl Layer {
+    /// Checks the layer's own settings (a dropout rate in `[0, 1)`).
+    pub fn validate(&self) -> Result<(), String> {
+        match *self {
+            Layer::Dropout { rate } if !(0.0..1.0).contains(&rate) => {
+                Err(format!("dropout rate {rate} must be in [0, 1)"))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 impl std::fmt::Display for Layer {
     /// The text form [`Layer::parse`] reads back.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

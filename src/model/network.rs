@@ -102,8 +102,8 @@ impl Network {
                     width = units;
                     line
                 }
-                Layer::Activation(a) => format!("{:<24} {:>12} parameters", a.name(), 0),
-                Layer::Dropout { rate } => format!("{:<24} {:>12} parameters", format!("dropout p={rate}"), 0),
+                // Layers without parameters print their text form.
+                other => format!("{:<24} {:>12} parameters", other.to_string(), 0),
             };
             out.push_str(&format!("  {position:>2}: {line}\n"));
         }

@@ -187,11 +187,7 @@ impl NetworkSpec {
             )));
         }
         for layer in &spec.layers {
-            if let Layer::Dropout { rate } = *layer
-                && !(0.0..1.0).contains(&rate)
-            {
-                return Err(Error::InvalidNetwork(format!("dropout rate {rate} must be in [0, 1)")));
-            }
+            layer.validate().map_err(Error::InvalidNetwork)?;
         }
         Ok(())
     }
