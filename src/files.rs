@@ -94,9 +94,16 @@ fn check_folder(asked: &Path, target: PathBuf) -> Result<PathBuf> {
         }
         Err(e) => return Err(io("open the folder of", asked)(e)),
     }
+    // `create_new`: never follows a symlink or reuses a file that is already there, and only
+    // the probe this call created is removed.
     let probe = dir.join(format!(".shadergrad-probe-{}", std::process::id()));
-    std::fs::File::create(&probe).map_err(io("create files in the folder of", asked))?;
-    let _ = std::fs::remove_file(&probe);
+    match std::fs::OpenOptions::new().write(true).create_new(true).open(&probe) {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(io("create files in the folder of", asked)(e)),
+    }
     Ok(target)
 }
 
@@ -114,7 +121,9 @@ fn temp_prefix(target: &Path) -> String {
 }
 
 /// Removes temporary files of `target` left by processes that no longer run (a kill during a
-/// save). Returns how many were removed.
+/// save). Returns how many were removed. Liveness is judged from this machine's `/proc`: a
+/// writer in another PID namespace or on another host sharing the folder looks dead, which is
+/// one more reason two processes must not save to the same path.
 pub fn remove_stale_temps(target: &Path) -> usize {
     let prefix = temp_prefix(target);
     let Ok(entries) = std::fs::read_dir(folder_of(target)) else {
@@ -150,7 +159,16 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     remove_stale_temps(&target);
     let temp = temp_for(&target);
     let result = (|| {
-        let mut file = std::fs::File::create(&temp).map_err(io("create", &temp))?;
+        // This process's own leftover (a save that failed half way) goes first; `create_new`
+        // then never follows a symlink or opens a FIFO someone put at the temporary name.
+        if std::fs::symlink_metadata(&temp).is_ok() {
+            std::fs::remove_file(&temp).map_err(io("remove the old temporary file", &temp))?;
+        }
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp)
+            .map_err(io("create", &temp))?;
         file.write_all(bytes).map_err(io("write", &temp))?;
         file.sync_all().map_err(io("write", &temp))?;
         std::fs::rename(&temp, &target).map_err(io("rename a temporary file onto", &target))?;

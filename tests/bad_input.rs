@@ -121,21 +121,26 @@ fn a_model_too_large_for_memory_is_refused_naming_the_layer_before_allocating() 
 fn stale_temporary_files_of_a_killed_save_are_removed_at_the_next_save() {
     let dir = temp("stale");
     let path = dir.join("checkpoint.safetensors");
-    // A temp file of a process that no longer runs (pid far beyond pid_max), and one of a live one.
+    // A temp file of a process that no longer runs (a pid beyond Linux's pid_max), and one of a
+    // process that still runs (it may be saving right now): only the first goes.
     let stale = dir.join(".checkpoint.safetensors.tmp-4194999");
-    let live = dir.join(format!(".checkpoint.safetensors.tmp-{}", std::process::id()));
     std::fs::write(&stale, vec![0u8; 1000]).unwrap();
+    let mut alive = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+    let busy = dir.join(format!(".checkpoint.safetensors.tmp-{}", alive.id()));
+    std::fs::write(&busy, b"being written").unwrap();
     let mut t = trainer(config_saving_to(&path)).unwrap();
     t.train_epoch(&data(), None, &mut |_, _| {}).unwrap();
+    alive.kill().unwrap();
+    alive.wait().unwrap();
     assert!(!stale.exists(), "the stale temporary file is gone");
-    assert!(!live.exists(), "this process leaves no temporary file behind");
+    assert!(busy.exists(), "a running process's temporary file is left alone");
+    let own = dir.join(format!(".checkpoint.safetensors.tmp-{}", std::process::id()));
+    assert!(!own.exists(), "this process leaves no temporary file behind");
     assert!(path.exists());
 }
 
 #[test]
 fn metrics_rows_are_written_before_the_checkpoint_of_their_epoch() {
-    // After every epoch, the metrics file has a row for every epoch the checkpoint has trained
-    // (the row is written first, so a kill between the two can only leave an extra row).
     let dir = temp("metrics-order");
     let path = dir.join("checkpoint.safetensors");
     let metrics = dir.join("metrics.csv");
@@ -145,6 +150,16 @@ fn metrics_rows_are_written_before_the_checkpoint_of_their_epoch() {
         ..config_saving_to(&path)
     };
     let mut t = trainer(config.clone()).unwrap();
+    // The checkpoint cannot be written any more (a folder took its place after the checks): the
+    // epoch's metrics row must already be there when the save fails.
+    std::fs::create_dir(&path).unwrap();
+    let err = t.train_epoch(&data(), None, &mut |_, _| {}).unwrap_err();
+    assert!(matches!(err, Error::NotARegularFile { .. }), "{err}");
+    let rows = MetricsLog::at(&metrics).unwrap().read().unwrap();
+    assert_eq!(rows.iter().map(|r| r.epoch).collect::<Vec<_>>(), [1]);
+    // With a writable path, after every epoch the rows cover what the checkpoint trained.
+    std::fs::remove_dir(&path).unwrap();
+    let mut t = trainer(config).unwrap();
     for _ in 0..3 {
         t.train_epoch(&data(), None, &mut |_, _| {}).unwrap();
         let trained = Checkpoint::load(&path).unwrap().progress.epoch;
@@ -154,6 +169,25 @@ fn metrics_rows_are_written_before_the_checkpoint_of_their_epoch() {
             (1..=trained).collect::<Vec<_>>()
         );
     }
+}
+
+#[test]
+fn a_metrics_file_that_is_not_metrics_is_refused_before_training() {
+    let dir = temp("bad-metrics");
+    let metrics = dir.join("metrics.csv");
+    std::fs::write(&metrics, "epoch,learning_rate\nnot,numbers\n").unwrap();
+    let path = dir.join("checkpoint.safetensors");
+    let config = TrainConfig {
+        metrics: Some(metrics),
+        ..config_saving_to(&path)
+    };
+    assert!(matches!(trainer(config.clone()), Err(Error::CorruptFile { .. })));
+    let same = TrainConfig {
+        metrics: Some(path.clone()),
+        ..config
+    };
+    let err = trainer(same).err().expect("refused").to_string();
+    assert!(err.contains("is also the checkpoint file"), "{err}");
 }
 
 #[test]
@@ -177,16 +211,23 @@ fn errors_name_only_a_checkpoint_this_run_wrote() {
         other => panic!("{other}"),
     }
     assert_eq!(std::fs::read(&path).unwrap(), b"an earlier run's file");
-    // After a healthy epoch, the same error names the file this run wrote.
+    // After a healthy epoch of this run, the same kind of error names the file it wrote.
     let mut t = trainer(config_saving_to(&path)).unwrap();
     t.train_epoch(&data(), None, &mut |_, _| {}).unwrap();
-    drop(t);
-    let resumed = TrainConfig {
-        optimizer: Optimizer::sgd(0.1),
-        ..config_saving_to(&path)
-    };
-    let mut t = Trainer::resume(Checkpoint::load(&path).unwrap(), &Device::Cpu, resumed).unwrap();
-    t.train_epoch(&data(), None, &mut |_, _| {}).unwrap();
+    let written = std::fs::read(&path).unwrap();
+    // Features of 1e30 (finite, so accepted) blow the logits up in the next epoch.
+    let huge = Dataset::classification(vec![1e30; 16 * 6], 6, vec![0; 16], 2).unwrap();
+    match t.train_epoch(&huge, None, &mut |_, _| {}).unwrap_err() {
+        Error::NonFiniteLoss { checkpoint, .. } | Error::Diverged { checkpoint, .. } => {
+            assert_eq!(checkpoint.as_deref(), Some(path.as_path()))
+        }
+        other => panic!("{other}"),
+    }
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        written,
+        "the good checkpoint is untouched"
+    );
 }
 
 #[test]

@@ -329,6 +329,7 @@ fn batch_metrics_match_cpu() {
         (all, true),
         (gpu::MetricsFlags { tick: false, ..all }, true),
         (gpu::MetricsFlags::default(), false),
+        (gpu::MetricsFlags { guard: false, ..all }, true),
     ];
     for &(rows, cols) in ROW_SHAPES {
         for (flags, with_nan) in cases {
@@ -362,8 +363,8 @@ fn batch_metrics_match_cpu() {
             let mut want_total = 0.5f64;
             for _ in 0..2 {
                 let labels = flags.count_correct.then_some(&labels[..]);
-                let st = flags.guard.then_some((&mut state, flags.tick));
-                let m = cpu::batch_metrics(&z, labels, &loss_rows, (rows, cols), st).unwrap();
+                let what_to_do = (flags.tick, flags.guard);
+                let m = cpu::batch_metrics(&z, labels, &loss_rows, (rows, cols), &mut state, what_to_do).unwrap();
                 want_correct += m.correct as u32;
                 want_total += m.loss_sum;
             }

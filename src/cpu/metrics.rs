@@ -43,29 +43,25 @@ pub struct BatchMetrics {
 }
 
 /// Twin of `batch_metrics` in `shaders/metrics.wgsl`: the loss sum, the correct count (with
-/// `labels`), then on `state` (training) an optional [`OptimState::tick`] and the non-finite
-/// [`OptimState::guard`].
+/// `labels`), then on `state` an [`OptimState::tick`] (with `tick`) and the non-finite
+/// [`OptimState::guard`] (with `guard`).
 pub fn batch_metrics<T: Real>(
     z: &[T],
     labels: Option<&[u32]>,
     loss_rows: &[T],
     (rows, cols): (usize, usize),
-    state: Option<(&mut OptimState, bool)>,
+    state: &mut OptimState,
+    (tick, guard): (bool, bool),
 ) -> Result<BatchMetrics> {
     check_len("batch_metrics", "loss_rows", loss_rows.len(), rows)?;
     let correct = match labels {
         Some(labels) => u64::from(count_correct(z, labels, rows, cols)?),
         None => 0,
     };
-    let skip = match state {
-        Some((state, tick)) => {
-            if tick {
-                state.tick();
-            }
-            state.guard(loss_rows.iter().all(|v| v.is_finite()))
-        }
-        None => false,
-    };
+    if tick {
+        state.tick();
+    }
+    let skip = guard && state.guard(loss_rows.iter().all(|v| v.is_finite()));
     Ok(BatchMetrics {
         loss_sum: loss_rows.iter().map(|v| v.to_f64().unwrap_or(f64::NAN)).sum(),
         correct,

@@ -327,14 +327,9 @@ impl<T: Real> CpuExecutor<T> {
             }
             Op::Metrics { logits, tick, guard } => {
                 let labels = classes.then_some(&ws.labels[..]);
-                let state = guard.then_some((&mut self.state, tick));
-                let metrics = cpu::batch_metrics(
-                    &ws.tensors[logits],
-                    labels,
-                    &ws.loss_rows,
-                    (rows, spec.outputs()),
-                    state,
-                )?;
+                let shape = (rows, spec.outputs());
+                let z = &ws.tensors[logits];
+                let metrics = cpu::batch_metrics(z, labels, &ws.loss_rows, shape, &mut self.state, (tick, guard))?;
                 out.correct = metrics.correct;
                 return Ok(metrics.skip);
             }

@@ -72,6 +72,9 @@ pub struct TrainConfig {
 
 /// An epoch whose training loss exceeds the first epoch's by this factor has diverged.
 pub const DIVERGENCE_FACTOR: f64 = 1e3;
+/// The smallest first-epoch loss divergence is measured against for the regression heads
+/// (classification heads use 1 % of the loss of a uniform guess).
+const DIVERGENCE_FLOOR: f64 = 1e-3;
 
 impl TrainConfig {
     /// Checks every setting (batch size, clipping norm, the optimizer's hyperparameters),
@@ -213,7 +216,18 @@ impl Trainer {
             crate::files::check_destination(path)?;
         }
         if let Some(path) = &config.metrics {
-            MetricsLog::at(path)?;
+            let same_as_checkpoint = config
+                .checkpoint
+                .as_ref()
+                .is_some_and(|c| crate::files::check_destination(c).ok() == crate::files::check_destination(path).ok());
+            if same_as_checkpoint {
+                return Err(Error::InvalidOption(format!(
+                    "the metrics file {} is also the checkpoint file",
+                    path.display()
+                )));
+            }
+            // An existing file must be a metrics CSV: read it now, not after an epoch of work.
+            MetricsLog::at(path)?.read()?;
         }
         backend.set_skip_nonfinite(config.skip_nonfinite)?;
         Ok(Trainer {
@@ -288,7 +302,8 @@ impl Trainer {
         }
         let train_totals = self.backend.take_train_totals()?;
         let train_seconds = started.elapsed().as_secs_f64();
-        let skipped_steps = train_totals.skipped_steps - self.skipped_before;
+        // Saturating: a restored optimizer state restarts the backend's count.
+        let skipped_steps = train_totals.skipped_steps.saturating_sub(self.skipped_before);
         self.skipped_before = train_totals.skipped_steps;
         self.check_health(epoch + 1, &train_totals, skipped_steps, all.len())?;
         let eval_started = Instant::now();
@@ -359,14 +374,18 @@ impl Trainer {
         let spec = self.backend.spec();
         let bound = spec.loss.sane_bound(spec.outputs());
         let first = *self.first_loss.get_or_insert(loss);
+        // The yardstick never falls below a floor: a first epoch that already fits (a loss of
+        // 0, or a converged model resumed) must not make ordinary noise look like divergence.
+        let floor = bound.map_or(DIVERGENCE_FLOOR, |b| b / DIVERGENCE_FACTOR * 1e-2);
+        let reference = first.max(floor);
         let reason = if bound.is_some_and(|b| loss > b) {
             format!(
                 "above {:.3e}, far beyond what a {} head reaches by chance",
                 bound.unwrap_or_default(),
                 spec.loss.name()
             )
-        } else if loss > DIVERGENCE_FACTOR * first {
-            format!("over {DIVERGENCE_FACTOR:.0e} × the first epoch's {first:.4}")
+        } else if loss > DIVERGENCE_FACTOR * reference {
+            format!("over {DIVERGENCE_FACTOR:.0e} × the first epoch's {reference:.4}")
         } else {
             return Ok(());
         };
