@@ -1,13 +1,38 @@
 //! Inverted dropout. Kernel: `shaders/dropout.wgsl`; CPU twin: [`crate::cpu::dropout`].
 
+use bytemuck::{Pod, Zeroable};
+
 use crate::activation::Activation;
 use crate::cpu::DropoutMask;
 use crate::error::{Result, check_len, check_nonzero};
 use crate::gpu::dispatch::grid_1d;
-use crate::gpu::kernels::{DROPOUT, Kernel, Slot};
-use crate::gpu::uniforms::DropoutParams;
+use crate::gpu::kernels::{Kernel, Shader, Slot};
 use crate::gpu::{Dispatch, GpuBuffer, GpuContext};
 use crate::optimizer::OptimState;
+
+/// The kernel's source with its preludes.
+pub(crate) static DROPOUT: Shader = Shader {
+    name: "dropout.wgsl",
+    source: concat!(
+        include_str!("../../shaders/activation.wgsl"),
+        include_str!("../../shaders/optim_state.wgsl"),
+        include_str!("../../shaders/dropout.wgsl")
+    ),
+};
+
+/// `DropoutParams` in `shaders/dropout.wgsl`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Pod, Zeroable)]
+pub(crate) struct DropoutParams {
+    pub len: u32,
+    pub threads_x: u32,
+    pub seed: u32,
+    pub threshold: u32,
+    pub scale: f32,
+    pub input_act: u32,
+    pub _pad0: u32,
+    pub _pad1: u32,
+}
 
 const SLOTS: &[(u32, Slot)] = &[
     (0, Slot::Read),

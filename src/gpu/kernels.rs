@@ -57,14 +57,6 @@ pub(crate) static OPTIM: Shader = Shader {
         include_str!("../../shaders/optim.wgsl")
     ),
 };
-pub(crate) static DROPOUT: Shader = Shader {
-    name: "dropout.wgsl",
-    source: concat!(
-        include_str!("../../shaders/activation.wgsl"),
-        include_str!("../../shaders/optim_state.wgsl"),
-        include_str!("../../shaders/dropout.wgsl")
-    ),
-};
 
 /// How a kernel uses one binding slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,5 +1,6 @@
 //! The uniform blocks the host writes for the kernels, one `#[repr(C)]` Pod struct per WGSL
-//! struct of the same name. A unit test parses every shader with naga and checks each field's
+//! struct of the same name (a layer's own kernel module may keep its block next to it, as
+//! `gpu::dropout` does). A unit test parses every shader with naga and checks each field's
 //! name, offset and size against its Rust twin, so the two cannot drift apart silently.
 
 use bytemuck::{Pod, Zeroable};
@@ -83,24 +84,11 @@ pub(crate) struct MatmulParams {
     pub _pad2: u32,
 }
 
-/// `DropoutParams` in `shaders/dropout.wgsl`.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Pod, Zeroable)]
-pub(crate) struct DropoutParams {
-    pub len: u32,
-    pub threads_x: u32,
-    pub seed: u32,
-    pub threshold: u32,
-    pub scale: f32,
-    pub input_act: u32,
-    pub _pad0: u32,
-    pub _pad1: u32,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gpu::kernels::{DATA, DROPOUT, ELEMENTWISE, LOSS, MATMUL, MATMUL_CPU, METRICS, OPTIM, Shader};
+    use crate::gpu::dropout::{DROPOUT, DropoutParams};
+    use crate::gpu::kernels::{DATA, ELEMENTWISE, LOSS, MATMUL, MATMUL_CPU, METRICS, OPTIM, Shader};
     use crate::optimizer::OptimState;
 
     /// `(field, offset, size)` of each listed field of a Rust struct, in order.

@@ -3,8 +3,9 @@
 
 use std::collections::HashMap;
 
+use super::layer_ops::{LayerAt, cpu_backward, cpu_forward};
 use super::params::ParamLayout;
-use super::program::{Op, Stage, StepProgram, dropout_mask, plan};
+use super::program::{Op, Stage, StepProgram, plan};
 use crate::cpu::{self, Real};
 use crate::error::{Result, check_len};
 use crate::model::{DenseLayer, LossKind, Network, NetworkSpec};
@@ -266,6 +267,14 @@ impl<T: Real> CpuExecutor<T> {
         result.map(|()| out)
     }
 
+    fn layer_at(&self, position: usize) -> LayerAt<'_> {
+        LayerAt {
+            layer: &self.spec.layers[position],
+            position,
+            run_seed: self.run_seed,
+        }
+    }
+
     /// Executes one op; returns whether the rest of the step is to be skipped.
     fn execute(
         &mut self,
@@ -302,15 +311,13 @@ impl<T: Real> CpuExecutor<T> {
                 let (before, after) = ws.tensors.split_at_mut(output);
                 cpu::activation_forward(&before[input], &mut after[0], act)?;
             }
-            Op::DropoutForward {
+            Op::LayerForward {
+                position,
                 input,
                 output,
-                rate,
-                salt,
             } => {
-                let mask = dropout_mask(self.run_seed, salt, rate);
                 let (before, after) = ws.tensors.split_at_mut(output);
-                cpu::dropout_forward(&before[input], &mut after[0], mask, self.state.step)?;
+                cpu_forward(self.layer_at(position), self.state.step, &before[input], &mut after[0])?;
             }
             Op::Loss { logits } => {
                 let (z, dz, cols) = (&ws.tensors[logits], &mut ws.grads[logits], spec.outputs());
@@ -370,21 +377,19 @@ impl<T: Real> CpuExecutor<T> {
                 let (before, after) = ws.grads.split_at_mut(output);
                 cpu::activation_backward(&after[0], &ws.tensors[output], &mut before[input], act)?;
             }
-            Op::DropoutBackward {
+            Op::LayerBackward {
+                position,
                 input,
                 output,
-                rate,
-                salt,
                 input_act,
             } => {
-                let mask = dropout_mask(self.run_seed, salt, rate);
                 let (before, after) = ws.grads.split_at_mut(output);
-                cpu::dropout_backward(
-                    &after[0],
-                    &ws.tensors[input],
-                    &mut before[input],
-                    mask,
+                let at = self.layer_at(position);
+                cpu_backward(
+                    at,
                     self.state.step,
+                    (&after[0], &ws.tensors[input]),
+                    &mut before[input],
                     input_act,
                 )?;
             }

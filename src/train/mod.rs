@@ -7,6 +7,7 @@ mod cpu_exec;
 #[cfg(feature = "plot")]
 mod curves;
 mod gpu;
+mod layer_ops;
 pub mod metrics;
 mod params;
 mod program;

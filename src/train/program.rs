@@ -9,6 +9,7 @@
 //! respect to the *pre-activation* (`dZ`): whoever computes it multiplies by `act'` of the
 //! stored output (the `input_act` of the backward ops), so no pre-activation is ever stored.
 
+use super::layer_ops;
 use crate::activation::Activation;
 use crate::model::{Layer, NetworkSpec};
 
@@ -67,12 +68,12 @@ pub(crate) enum Op {
         output: TensorId,
         act: Activation,
     },
-    /// `output = input ⊙ keep / (1 − rate)`, the keep mask hashed from (seed, step, element).
-    DropoutForward {
+    /// `output = layer(input)` for the parameterless layer at `position` in the model (dropout);
+    /// what it computes lives in `train/layer_ops.rs`.
+    LayerForward {
+        position: usize,
         input: TensorId,
         output: TensorId,
-        rate: f32,
-        salt: u32,
     },
     /// Per-sample loss and `grad[logits] = dLoss/dlogits` (the `1/B` included).
     Loss { logits: TensorId },
@@ -96,12 +97,12 @@ pub(crate) enum Op {
         output: TensorId,
         act: Activation,
     },
-    /// `grad[input] = grad[output] ⊙ keep / (1 − rate) ⊙ input_act'(input)`.
-    DropoutBackward {
+    /// `grad[input] = grad[output]·∂layer/∂input ⊙ input_act'(input)` for the layer at
+    /// `position` (the derivative of the activation fused into `input`'s producer applied too).
+    LayerBackward {
+        position: usize,
         input: TensorId,
         output: TensorId,
-        rate: f32,
-        salt: u32,
         input_act: Activation,
     },
     /// Σ g² over every gradient, for clipping by global norm.
@@ -131,17 +132,14 @@ pub(crate) struct StepProgram {
 /// plain input). Backward fuses each fused activation's derivative into the op that computes
 /// its gradient: the next dense layer's `dZ·W` epilogue, or the next dropout's mask.
 pub(crate) fn plan(spec: &NetworkSpec, stage: Stage, clip: bool) -> StepProgram {
-    // Layers that do something in this stage: dropout is the identity at evaluation (and at
-    // rate 0), so it is left out before fusion is decided. Each keeps its index (the salt).
+    // Layers that do something in this stage (dropout is the identity at evaluation and at rate
+    // 0), left out before fusion is decided. Each keeps its position in the model.
     let layers: Vec<(usize, Layer)> = spec
         .layers
         .iter()
         .copied()
         .enumerate()
-        .filter(|(_, l)| match l {
-            Layer::Dropout { rate } => stage.training_mode() && *rate > 0.0,
-            _ => true,
-        })
+        .filter(|(_, l)| layer_ops::acts(l, stage))
         .collect();
     let mut widths = vec![spec.inputs];
     // The activation fused into the op that produced each tensor.
@@ -184,13 +182,14 @@ pub(crate) fn plan(spec: &NetworkSpec, stage: Stage, clip: bool) -> StepProgram 
                 });
                 current = output;
             }
-            Layer::Dropout { rate } => {
-                let output = new_tensor(widths[current], Activation::Identity, &mut widths, &mut produced_with);
-                forward.push(Op::DropoutForward {
+            ref other => {
+                // Any other layer: parameterless, its ops in layer_ops.rs.
+                let width = layer_ops::output_width(other, widths[current]);
+                let output = new_tensor(width, Activation::Identity, &mut widths, &mut produced_with);
+                forward.push(Op::LayerForward {
+                    position: layers[i].0,
                     input: current,
                     output,
-                    rate,
-                    salt: layers[i].0 as u32,
                 });
                 current = output;
             }
@@ -217,7 +216,7 @@ pub(crate) fn plan(spec: &NetworkSpec, stage: Stage, clip: bool) -> StepProgram 
     }
     // The step advances before anything reads it: dropout masks in the forward pass if there
     // are any, else nothing before the metrics op, which then ticks in the same dispatch.
-    let masks_read_step = forward.iter().any(|op| matches!(op, Op::DropoutForward { .. }));
+    let masks_read_step = layers.iter().any(|(_, l)| layer_ops::reads_step(l));
     let train = stage == Stage::Train;
     if train && masks_read_step {
         ops.push(Op::Tick);
@@ -247,16 +246,14 @@ pub(crate) fn plan(spec: &NetworkSpec, stage: Stage, clip: bool) -> StepProgram 
                 Op::ActivationForward { input, output, act } if has_grad[input] => {
                     ops.push(Op::ActivationBackward { input, output, act })
                 }
-                Op::DropoutForward {
+                Op::LayerForward {
+                    position,
                     input,
                     output,
-                    rate,
-                    salt,
-                } if has_grad[input] => ops.push(Op::DropoutBackward {
+                } if has_grad[input] => ops.push(Op::LayerBackward {
+                    position,
                     input,
                     output,
-                    rate,
-                    salt,
                     input_act: produced_with[input],
                 }),
                 _ => {}
@@ -285,18 +282,11 @@ pub(crate) fn plan(spec: &NetworkSpec, stage: Stage, clip: bool) -> StepProgram 
 
 fn output_of(op: &Op) -> TensorId {
     match *op {
-        Op::DenseForward { output, .. } | Op::ActivationForward { output, .. } | Op::DropoutForward { output, .. } => {
+        Op::DenseForward { output, .. } | Op::ActivationForward { output, .. } | Op::LayerForward { output, .. } => {
             output
         }
         _ => unreachable!("only forward ops produce tensors"),
     }
-}
-
-/// The mask of the dropout layer `salt` (its index in the model) in a run seeded `run_seed`.
-pub(crate) fn dropout_mask(run_seed: u64, salt: u32, rate: f32) -> crate::cpu::DropoutMask {
-    use crate::cpu::dropout::pcg_hash;
-    let seed = pcg_hash(run_seed as u32 ^ pcg_hash(salt ^ pcg_hash((run_seed >> 32) as u32)));
-    crate::cpu::DropoutMask::new(seed, rate)
 }
 
 #[cfg(test)]
@@ -379,17 +369,16 @@ mod tests {
             .unwrap();
         let train = plan(&spec, Stage::Train, true);
         assert_eq!(train.ops[1], Op::Tick, "masks read the step: it advances first");
-        assert!(train.ops.contains(&Op::DropoutBackward {
+        assert!(train.ops.contains(&Op::LayerBackward {
+            position: 2,
             input: 1,
             output: 2,
-            rate: 0.5,
-            salt: 2,
             input_act: Activation::Relu
         }));
         assert_eq!(*train.ops.last().unwrap(), Op::Update);
         assert!(train.ops.contains(&Op::GradNorm));
         let eval = plan(&spec, Stage::Evaluate, false);
-        assert!(!eval.ops.iter().any(|op| matches!(op, Op::DropoutForward { .. })));
+        assert!(!eval.ops.iter().any(|op| matches!(op, Op::LayerForward { .. })));
         assert_eq!(eval.widths, [4, 8, 3]);
     }
 

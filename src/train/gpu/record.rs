@@ -8,7 +8,8 @@ use crate::gpu::{self, Dispatch, GpuBuffer, GpuContext, GpuView, Operand};
 use crate::model::{LossKind, NetworkSpec};
 use crate::ops::{Epilogue, MatmulDims, MatmulForm};
 use crate::optimizer::{OptimState, Optimizer};
-use crate::train::program::{Op, StepProgram, dropout_mask};
+use crate::train::layer_ops::{self, LayerAt};
+use crate::train::program::{Op, StepProgram};
 
 use super::layout::{DeviceLayout, FlatBuffers};
 
@@ -86,6 +87,16 @@ pub(crate) struct Resources<'a> {
     pub totals: &'a Accumulators,
 }
 
+impl Resources<'_> {
+    fn layer_at(&self, position: usize) -> LayerAt<'_> {
+        LayerAt {
+            layer: &self.spec.layers[position],
+            position,
+            run_seed: self.run_seed,
+        }
+    }
+}
+
 /// An operand of the strided matmul: `view` with element `(i, j)` at `offset + i·ld + j`.
 fn operand(view: GpuView<'_, f32>, offset: usize, ld: usize) -> Operand<'_> {
     Operand { view, offset, ld }
@@ -159,21 +170,17 @@ fn record(r: &Resources<'_>, op: Op, ws: &Workspace, classes: bool, out: &mut Ve
             &ws.tensors[output],
             act,
         )?),
-        Op::DropoutForward {
+        Op::LayerForward {
+            position,
             input,
             output,
-            rate,
-            salt,
-        } => {
-            let mask = dropout_mask(r.run_seed, salt, rate);
-            out.push(gpu::dropout_forward(
-                ctx,
-                &ws.tensors[input],
-                &ws.tensors[output],
-                mask,
-                r.state,
-            )?);
-        }
+        } => out.push(layer_ops::gpu_forward(
+            ctx,
+            r.layer_at(position),
+            r.state,
+            &ws.tensors[input],
+            &ws.tensors[output],
+        )?),
         Op::Loss { logits } => {
             let (z, dz, cols, loss_rows) = (&ws.tensors[logits], ws.grad(logits), r.spec.outputs(), &ws.loss_rows);
             out.push(match r.spec.loss {
@@ -265,24 +272,19 @@ fn record(r: &Resources<'_>, op: Op, ws: &Workspace, classes: bool, out: &mut Ve
             ws.grad(input),
             act,
         )?),
-        Op::DropoutBackward {
+        Op::LayerBackward {
+            position,
             input,
             output,
-            rate,
-            salt,
             input_act,
-        } => {
-            let mask = dropout_mask(r.run_seed, salt, rate);
-            out.push(gpu::dropout_backward(
-                ctx,
-                ws.grad(output),
-                &ws.tensors[input],
-                ws.grad(input),
-                mask,
-                input_act,
-                r.state,
-            )?);
-        }
+        } => out.push(layer_ops::gpu_backward(
+            ctx,
+            r.layer_at(position),
+            r.state,
+            (ws.grad(output), &ws.tensors[input]),
+            ws.grad(input),
+            input_act,
+        )?),
         Op::GradNorm => {
             for chunk in &r.layout.update_chunks {
                 out.push(gpu::accumulate_grad_norm(ctx, r.grads.view(chunk.clone())?, r.state)?);

@@ -1,0 +1,111 @@
+//! What each parameterless layer other than an activation (today: dropout) does in a step, on
+//! both executors: whether it acts in a stage, whether it reads the step counter, and its
+//! forward and backward. The step program refers to such a layer by its position in the model
+//! (`Op::LayerForward`, `Op::LayerBackward`), so adding one means its variant in
+//! [`crate::model::Layer`], its kernel and CPU twin, and its arms here — nothing in the planner
+//! or the executors.
+
+use super::program::Stage;
+use crate::activation::Activation;
+use crate::cpu::{self, DropoutMask, Real, dropout::pcg_hash};
+use crate::error::Result;
+use crate::gpu::{self, Dispatch, GpuBuffer, GpuContext};
+use crate::model::Layer;
+use crate::optimizer::OptimState;
+
+/// Where a layer sits and what it may draw on.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LayerAt<'a> {
+    pub layer: &'a Layer,
+    /// Its index in the model: salts per-layer randomness.
+    pub position: usize,
+    /// The run's seed.
+    pub run_seed: u64,
+}
+
+impl LayerAt<'_> {
+    /// The dropout mask of this layer.
+    fn mask(&self, rate: f32) -> DropoutMask {
+        let (seed, salt) = (self.run_seed, self.position as u32);
+        let layer_seed = pcg_hash(seed as u32 ^ pcg_hash(salt ^ pcg_hash((seed >> 32) as u32)));
+        DropoutMask::new(layer_seed, rate)
+    }
+}
+
+/// Whether `layer` does anything in `stage` (dropout: in training, at a rate above 0); a layer
+/// that does not is left out of the program, its output being its input.
+pub(crate) fn acts(layer: &Layer, stage: Stage) -> bool {
+    match *layer {
+        Layer::Dropout { rate } => stage.training_mode() && rate > 0.0,
+        Layer::Dense { .. } | Layer::Activation(_) => true,
+    }
+}
+
+/// Features per sample the layer outputs for `input` features per sample.
+pub(crate) fn output_width(layer: &Layer, input: usize) -> usize {
+    match *layer {
+        Layer::Dropout { .. } => input,
+        ref other => not_parameterless(other),
+    }
+}
+
+/// Whether the layer's ops read the step counter (so it must advance before the forward pass).
+pub(crate) fn reads_step(layer: &Layer) -> bool {
+    matches!(layer, Layer::Dropout { .. })
+}
+
+fn not_parameterless(layer: &Layer) -> ! {
+    unreachable!("{layer} has its own ops in the step program")
+}
+
+/// `y = layer(x)` on the host, at optimizer step `step`.
+pub(crate) fn cpu_forward<T: Real>(at: LayerAt<'_>, step: u32, x: &[T], y: &mut [T]) -> Result<()> {
+    match *at.layer {
+        Layer::Dropout { rate } => cpu::dropout_forward(x, y, at.mask(rate), step),
+        ref other => not_parameterless(other),
+    }
+}
+
+/// `dx = dy·∂layer/∂x ⊙ input_act'(x)` on the host (`input_act`: the activation fused into the
+/// op that produced `x`).
+pub(crate) fn cpu_backward<T: Real>(
+    at: LayerAt<'_>,
+    step: u32,
+    (dy, x): (&[T], &[T]),
+    dx: &mut [T],
+    input_act: Activation,
+) -> Result<()> {
+    match *at.layer {
+        Layer::Dropout { rate } => cpu::dropout_backward(dy, x, dx, at.mask(rate), step, input_act),
+        ref other => not_parameterless(other),
+    }
+}
+
+/// Prepares `y = layer(x)` on the device; the step is read from `state`.
+pub(crate) fn gpu_forward(
+    ctx: &GpuContext,
+    at: LayerAt<'_>,
+    state: &GpuBuffer<OptimState>,
+    x: &GpuBuffer<f32>,
+    y: &GpuBuffer<f32>,
+) -> Result<Dispatch> {
+    match *at.layer {
+        Layer::Dropout { rate } => gpu::dropout_forward(ctx, x, y, at.mask(rate), state),
+        ref other => not_parameterless(other),
+    }
+}
+
+/// Prepares the backward of [`gpu_forward`].
+pub(crate) fn gpu_backward(
+    ctx: &GpuContext,
+    at: LayerAt<'_>,
+    state: &GpuBuffer<OptimState>,
+    (dy, x): (&GpuBuffer<f32>, &GpuBuffer<f32>),
+    dx: &GpuBuffer<f32>,
+    input_act: Activation,
+) -> Result<Dispatch> {
+    match *at.layer {
+        Layer::Dropout { rate } => gpu::dropout_backward(ctx, dy, x, dx, at.mask(rate), input_act, state),
+        ref other => not_parameterless(other),
+    }
+}
