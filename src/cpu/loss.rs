@@ -106,44 +106,46 @@ pub fn sigmoid_binary_cross_entropy<T: Real>(
 ///
 /// `loss_rows[r] = Σ_j (z − y)²`, `dz = 2(z − y) / rows`.
 pub fn mse<T: Real>(z: &[T], targets: &[T], loss_rows: &mut [T], dz: &mut [T], rows: usize, cols: usize) -> Result<()> {
-    const OP: &str = "mse";
-    check_shapes(OP, z, loss_rows, dz, rows, cols)?;
-    check_len(OP, "targets", targets.len(), rows * cols)?;
-    let two_inv_b = (T::one() + T::one()) / T::from(rows).unwrap();
-    per_row(z, loss_rows, dz, cols, |r, zr, dzr| {
-        let yr = &targets[r * cols..(r + 1) * cols];
-        let mut loss = T::zero();
-        for ((d, &v), &y) in dzr.iter_mut().zip(zr).zip(yr) {
-            let diff = v - y;
-            loss = loss + diff * diff;
-            *d = diff * two_inv_b;
-        }
-        loss
-    });
-    Ok(())
+    let two_inv_b = (T::one() + T::one()) / T::from(rows.max(1)).unwrap();
+    difference_head("mse", (z, targets), (loss_rows, dz), (rows, cols), |diff| {
+        (diff * diff, diff * two_inv_b)
+    })
 }
 
 /// Absolute error (L1) on linear outputs.
 ///
 /// `loss_rows[r] = Σ_j |z − y|`, `dz = sign(z − y) / rows` (0 where `z = y`).
 pub fn mae<T: Real>(z: &[T], targets: &[T], loss_rows: &mut [T], dz: &mut [T], rows: usize, cols: usize) -> Result<()> {
-    const OP: &str = "mae";
-    check_shapes(OP, z, loss_rows, dz, rows, cols)?;
-    check_len(OP, "targets", targets.len(), rows * cols)?;
-    let inv_b = T::one() / T::from(rows).unwrap();
+    let inv_b = T::one() / T::from(rows.max(1)).unwrap();
+    difference_head("mae", (z, targets), (loss_rows, dz), (rows, cols), |diff| {
+        let grad = if diff > T::zero() {
+            inv_b
+        } else if diff < T::zero() {
+            -inv_b
+        } else {
+            T::zero()
+        };
+        (diff.abs(), grad)
+    })
+}
+
+/// A regression head summing `f(z − y).0` over a row and storing `f(z − y).1` as `dz`.
+fn difference_head<T: Real>(
+    op: &'static str,
+    (z, targets): (&[T], &[T]),
+    (loss_rows, dz): (&mut [T], &mut [T]),
+    (rows, cols): (usize, usize),
+    f: impl Fn(T) -> (T, T) + Send + Sync,
+) -> Result<()> {
+    check_shapes(op, z, loss_rows, dz, rows, cols)?;
+    check_len(op, "targets", targets.len(), rows * cols)?;
     per_row(z, loss_rows, dz, cols, |r, zr, dzr| {
         let yr = &targets[r * cols..(r + 1) * cols];
         let mut loss = T::zero();
         for ((d, &v), &y) in dzr.iter_mut().zip(zr).zip(yr) {
-            let diff = v - y;
-            loss = loss + diff.abs();
-            *d = if diff > T::zero() {
-                inv_b
-            } else if diff < T::zero() {
-                -inv_b
-            } else {
-                T::zero()
-            };
+            let (l, g) = f(v - y);
+            loss = loss + l;
+            *d = g;
         }
         loss
     });

@@ -139,15 +139,5 @@ pub fn mae(
     rows: usize,
     cols: usize,
 ) -> Result<Dispatch> {
-    const OP: &str = "mae";
-    check(OP, z.len(), loss_rows.len(), dz.len(), rows, cols)?;
-    check_len(OP, "targets", targets.len(), rows * cols)?;
-    let buffers = [
-        &z.buffer,
-        &ctx.placeholder,
-        &targets.buffer,
-        &loss_rows.buffer,
-        &dz.buffer,
-    ];
-    launch(ctx, OP, buffers, rows, cols)
+    float_target_head(ctx, "mae", z, targets, loss_rows, dz, rows, cols)
 }
