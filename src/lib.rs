@@ -5,9 +5,17 @@
 //! kernel is tested against.
 //!
 //! ## Layout
+//! - [`model`]: a model as data — an input width, a list of [`model::Layer`]s (dense,
+//!   activation, dropout) and a loss head — built with [`model::Model::input`] or parsed from
+//!   text (`784,dense512,relu,dropout0.2,dense10`); its parameters; checkpoints.
+//! - [`train`]: the training step written once (the step program, planned per model and
+//!   stage, fusion decided there), its two executors — [`train::CpuBackend`] (over
+//!   [`train::CpuExecutor`], generic over `f32`/`f64`) and [`train::GpuBackend`] — and the
+//!   [`train::Trainer`] loop with schedules, metrics, checkpoints and failure handling.
 //! - [`gpu`]: the device ([`gpu::GpuContext`]), typed buffers, and one module per kernel
 //!   family, each binding a WGSL file in `shaders/`.
 //! - [`cpu`]: the same operations on the host, one module per family, generic over `f32`/`f64`.
+//! - [`data`], [`files`], [`memory`]: datasets, safe writes, memory checks before allocating.
 //!
 //! An op is found by name on both sides: `shaders/loss.wgsl` ↔ [`gpu::loss`] ↔ [`cpu::loss`].
 //!
