@@ -31,19 +31,20 @@ struct Args {
     /// gpu or cpu.
     #[arg(long, default_value = "gpu")]
     backend: String,
-    /// Layer widths from input to output (an MLP with --activation after every hidden layer).
-    #[arg(long, default_value = "784,512,256,10", value_delimiter = ',')]
-    layers: Vec<usize>,
-    /// Hidden activation: relu, sigmoid, tanh, leaky_relu, identity.
-    #[arg(long, default_value = "relu")]
-    activation: Activation,
+    /// Layer widths from input to output, an MLP with --activation after every hidden layer
+    /// [default: 784,512,256,10; with --resume and no model flags: the checkpoint's model].
+    #[arg(long, value_delimiter = ',')]
+    layers: Option<Vec<usize>>,
+    /// Hidden activation: relu, sigmoid, tanh, leaky_relu, identity [default: relu].
+    #[arg(long)]
+    activation: Option<Activation>,
     /// The full layer list instead of --layers/--activation: the input width, then denseN,
     /// an activation, or dropoutP per layer, e.g. 784,dense512,relu,dropout0.2,dense10.
     #[arg(long, conflicts_with_all = ["layers", "activation"])]
     model: Option<String>,
-    /// Loss head: softmax_ce, sigmoid_bce, mse or mae.
-    #[arg(long, default_value = "softmax_ce")]
-    loss: LossKind,
+    /// Loss head: softmax_ce, sigmoid_bce, mse or mae [default: softmax_ce].
+    #[arg(long)]
+    loss: Option<LossKind>,
     /// sgd, momentum, adam, adamw or rmsprop.
     #[arg(long, default_value = "adam")]
     optimizer: String,
@@ -138,9 +139,17 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         "cpu" => Device::Cpu,
         other => return Err(format!("unknown backend {other:?}; expected gpu or cpu").into()),
     };
-    let spec = match &args.model {
-        Some(text) => NetworkSpec::parse(text, args.loss)?,
-        None => NetworkSpec::new(&args.layers, args.activation, args.loss)?,
+    // The model the flags name; none when resuming without model flags (the checkpoint's).
+    let loss = args.loss.unwrap_or(LossKind::SoftmaxCrossEntropy);
+    let model_flags = args.model.is_some() || args.layers.is_some() || args.activation.is_some() || args.loss.is_some();
+    let asked = match &args.model {
+        Some(text) => Some(NetworkSpec::parse(text, loss)?),
+        None if !model_flags && args.resume.is_some() => None,
+        None => Some(NetworkSpec::new(
+            args.layers.as_deref().unwrap_or(&[784, 512, 256, 10]),
+            args.activation.unwrap_or(Activation::Relu),
+            loss,
+        )?),
     };
     // The output folder (metrics.csv, curves.svg, the default checkpoint) exists before training.
     let log = MetricsLog::open(&args.out)?;
@@ -162,9 +171,13 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         ..TrainConfig::default()
     };
     let setup = Instant::now();
-    let mut trainer = match &args.resume {
-        Some(path) => {
-            let checkpoint = Checkpoint::load_for(path, &spec)?;
+    let (mut trainer, spec) = match (&args.resume, asked) {
+        (Some(path), asked) => {
+            let checkpoint = match &asked {
+                Some(spec) => Checkpoint::load_for(path, spec)?,
+                None => Checkpoint::load(path)?,
+            };
+            let spec = checkpoint.network.spec.clone();
             println!(
                 "resuming from {} (epoch {}, step {}, seed {})",
                 path.display(),
@@ -173,14 +186,15 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                 checkpoint.progress.seed
             );
             println!("{}", checkpoint.network.summary());
-            Trainer::resume(checkpoint, &device, config.clone())?
+            (Trainer::resume(checkpoint, &device, config.clone())?, spec)
         }
-        None => {
+        (None, asked) => {
+            let spec = asked.expect("a model unless resuming");
             // Refuse a model the device or host cannot hold before allocating any of it.
             device.check_model(&spec, &config)?;
             let network = Network::try_init(&spec, args.seed)?;
             println!("{}", network.summary());
-            Trainer::new(network, &device, config.clone())?
+            (Trainer::new(network, &device, config.clone())?, spec)
         }
     };
     println!("backend: {}", trainer.backend_name());
