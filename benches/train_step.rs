@@ -7,7 +7,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use shadergrad::data::synthetic::mnist_like;
 use shadergrad::gpu::GpuContext;
 use shadergrad::model::{LossKind, Network, NetworkSpec};
-use shadergrad::train::{Backend, CpuBackend, GpuBackend};
+use shadergrad::train::{Backend, CpuBackend, GpuBackend, TrainConfig};
 use shadergrad::{Activation, Optimizer};
 
 const BATCH: usize = 128;
@@ -48,12 +48,33 @@ fn train_step(c: &mut Criterion) {
         let network = Network::init(&spec, 0);
         let mut backends: Vec<(String, Box<dyn Backend>)> = vec![(
             "cpu".into(),
-            Box::new(CpuBackend::new(network.clone(), &cfg(optimizer, BATCH, 0.0)).unwrap()),
+            Box::new(
+                CpuBackend::new(
+                    network.clone(),
+                    &TrainConfig {
+                        optimizer,
+                        batch_size: BATCH,
+                        ..TrainConfig::default()
+                    },
+                )
+                .unwrap(),
+            ),
         )];
         if let Some(ctx) = &ctx {
             backends.push((
                 "gpu".into(),
-                Box::new(GpuBackend::new(Arc::clone(ctx), &network, &cfg(optimizer, BATCH, 0.0)).unwrap()),
+                Box::new(
+                    GpuBackend::new(
+                        Arc::clone(ctx),
+                        &network,
+                        &TrainConfig {
+                            optimizer,
+                            batch_size: BATCH,
+                            ..TrainConfig::default()
+                        },
+                    )
+                    .unwrap(),
+                ),
             ));
         }
         for (device, mut backend) in backends {
@@ -74,13 +95,3 @@ fn train_step(c: &mut Criterion) {
 
 criterion_group!(benches, train_step);
 criterion_main!(benches);
-
-/// A training configuration with these settings (the rest default).
-fn cfg(optimizer: Optimizer, batch_size: usize, max_grad_norm: f32) -> shadergrad::train::TrainConfig {
-    shadergrad::train::TrainConfig {
-        optimizer,
-        batch_size,
-        max_grad_norm,
-        ..Default::default()
-    }
-}

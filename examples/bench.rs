@@ -15,7 +15,7 @@ use shadergrad::data::{batches, epoch_order};
 use shadergrad::gpu::profiler::PassTimer;
 use shadergrad::gpu::{self, GpuContext};
 use shadergrad::model::{LossKind, Network, NetworkSpec};
-use shadergrad::train::{Backend, CpuBackend, GpuBackend, gpu_profile};
+use shadergrad::train::{Backend, CpuBackend, GpuBackend, TrainConfig, gpu_profile};
 use shadergrad::{Activation, Epilogue, MatmulDims, MatmulForm, Optimizer, cpu};
 
 #[derive(Parser, Debug)]
@@ -142,12 +142,29 @@ fn bench_step(
         backend.take_train_totals().unwrap();
         t.elapsed().as_secs_f64() / k as f64
     };
-    let mut cpu = CpuBackend::new(network.clone(), &cfg(optimizer, BATCH, 0.0)).unwrap();
+    let mut cpu = CpuBackend::new(
+        network.clone(),
+        &TrainConfig {
+            optimizer,
+            batch_size: BATCH,
+            ..TrainConfig::default()
+        },
+    )
+    .unwrap();
     run(&mut cpu, 2);
     let cpu_s = median((0..3).map(|_| run(&mut cpu, steps)).collect());
 
     let warm = Instant::now();
-    let mut gpu = GpuBackend::new(Arc::clone(ctx), &network, &cfg(optimizer, BATCH, 0.0)).unwrap();
+    let mut gpu = GpuBackend::new(
+        Arc::clone(ctx),
+        &network,
+        &TrainConfig {
+            optimizer,
+            batch_size: BATCH,
+            ..TrainConfig::default()
+        },
+    )
+    .unwrap();
     run(&mut gpu, 1);
     let warmup_s = warm.elapsed().as_secs_f64();
     let prepared = ctx.prepared_dispatches();
@@ -303,15 +320,5 @@ fn main() {
         let json = format!("{{\"gpu\":{:?},\"rows\":[{}]}}\n", ctx.describe(), items.join(","));
         std::fs::write(&path, json).expect("write JSON");
         println!("wrote {}", path.display());
-    }
-}
-
-/// A training configuration with these settings (the rest default).
-fn cfg(optimizer: Optimizer, batch_size: usize, max_grad_norm: f32) -> shadergrad::train::TrainConfig {
-    shadergrad::train::TrainConfig {
-        optimizer,
-        batch_size,
-        max_grad_norm,
-        ..Default::default()
     }
 }

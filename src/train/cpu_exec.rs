@@ -223,40 +223,28 @@ impl<T: Real> CpuExecutor<T> {
             .remove(&(rows, stage))
             .unwrap_or_else(|| Workspace::new(&self.spec, stage, clip, rows));
         check_len("step", "features", ws.tensors[0].len(), rows * self.spec.inputs())?;
+        // The inputs are placed by the program's Gather op, or first thing when it has none.
         let mut fill = Some(fill);
-        let has_gather = ws.program.ops.contains(&Op::Gather);
-        if !has_gather {
+        let mut place = |ws: &mut Workspace<T>| {
             let Workspace {
                 tensors,
                 labels,
                 targets,
                 ..
-            } = &mut ws;
-            (fill.take().expect("fill runs once"))(BatchInputs {
-                x: &mut tensors[0],
-                labels,
-                targets,
-            })?;
-        }
+            } = ws;
+            let x = &mut tensors[0];
+            (fill.take().expect("inputs are placed once"))(BatchInputs { x, labels, targets })
+        };
         let mut out = StepOutcome::default();
         let result = (|| {
+            if !ws.program.ops.contains(&Op::Gather) {
+                place(&mut ws)?;
+            }
             for i in 0..ws.program.ops.len() {
                 let op = ws.program.ops[i];
                 if op == Op::Gather {
-                    let Workspace {
-                        tensors,
-                        labels,
-                        targets,
-                        ..
-                    } = &mut ws;
-                    (fill.take().expect("one gather per program"))(BatchInputs {
-                        x: &mut tensors[0],
-                        labels,
-                        targets,
-                    })?;
-                    continue;
-                }
-                if self.execute(op, &mut ws, (rows, classes), &mut out)? {
+                    place(&mut ws)?;
+                } else if self.execute(op, &mut ws, (rows, classes), &mut out)? {
                     out.skipped = true;
                     break;
                 }
