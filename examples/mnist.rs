@@ -20,7 +20,7 @@ use shadergrad::train::{Device, EpochProgress, LrSchedule, MetricsLog, TrainConf
 use shadergrad::{Activation, Optimizer};
 
 #[derive(Parser, Debug)]
-#[command(about = "Train an MLP on MNIST with shadergrad")]
+#[command(about = "Train a model (an MLP, with dropout if asked) on MNIST with shadergrad, on the GPU or the CPU")]
 struct Args {
     /// Folder with the four MNIST IDX files (default: $MNIST_DIR, else ./data/mnist, else the bundled sample).
     #[arg(long)]
@@ -60,10 +60,13 @@ struct Args {
     /// Clip gradients to this global norm (0 = off).
     #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     clip: f32,
+    /// Epochs to train in all (a resumed run counts those already trained).
     #[arg(long, default_value_t = 5)]
     epochs: usize,
+    /// Samples per training step.
     #[arg(long, default_value_t = 128)]
     batch: usize,
+    /// Seeds initialisation, shuffling and dropout masks.
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Train on the first N training images only (quick runs).
@@ -78,7 +81,8 @@ struct Args {
     /// Checkpoint written after every epoch (default: OUT/checkpoint.safetensors).
     #[arg(long)]
     save: Option<PathBuf>,
-    /// Continue from this checkpoint (same network flags; its seed and epoch carry on).
+    /// Continue from this checkpoint: its model (model flags, if given, must match), weights,
+    /// optimizer state, seed and epoch carry on; every other setting comes from these flags.
     #[arg(long)]
     resume: Option<PathBuf>,
     /// Skip steps whose loss is NaN or infinite instead of stopping (the epoch line counts them).
