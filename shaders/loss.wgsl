@@ -77,27 +77,20 @@ fn sigmoid_binary_cross_entropy(@builtin(global_invocation_id) gid: vec3<u32>) {
     loss_rows[r] = loss;
 }
 
-// loss = Σ_j (z − y)²; dz = 2(z − y) / B.
-@compute @workgroup_size(64)
-fn mse(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let r = row_index(gid);
-    if r >= shape.rows {
-        return;
+// The regression heads, one kernel like the CPU's difference_head: per element of z − y a
+// (loss, dz) pair. HEAD 0: squared error, loss = Σ_j (z − y)², dz = 2(z − y) / B;
+// HEAD 1: absolute error, loss = Σ_j |z − y|, dz = sign(z − y) / B (0 where equal).
+override HEAD: u32 = 0u;
+
+fn difference_terms(diff: f32, inv_b: f32) -> vec2<f32> {
+    if HEAD == 1u {
+        return vec2<f32>(abs(diff), select(select(0.0, -inv_b, diff < 0.0), inv_b, diff > 0.0));
     }
-    let base = r * shape.cols;
-    let two_inv_b = 2.0 / f32(shape.rows);
-    var loss = 0.0;
-    for (var j = 0u; j < shape.cols; j++) {
-        let diff = z[base + j] - targets[base + j];
-        loss += diff * diff;
-        dz[base + j] = diff * two_inv_b;
-    }
-    loss_rows[r] = loss;
+    return vec2<f32>(diff * diff, diff * (2.0 * inv_b));
 }
 
-// loss = Σ_j |z − y|; dz = sign(z − y) / B (0 where equal).
 @compute @workgroup_size(64)
-fn mae(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn difference_head(@builtin(global_invocation_id) gid: vec3<u32>) {
     let r = row_index(gid);
     if r >= shape.rows {
         return;
@@ -106,9 +99,9 @@ fn mae(@builtin(global_invocation_id) gid: vec3<u32>) {
     let inv_b = 1.0 / f32(shape.rows);
     var loss = 0.0;
     for (var j = 0u; j < shape.cols; j++) {
-        let diff = z[base + j] - targets[base + j];
-        loss += abs(diff);
-        dz[base + j] = select(select(0.0, -inv_b, diff < 0.0), inv_b, diff > 0.0);
+        let terms = difference_terms(z[base + j] - targets[base + j], inv_b);
+        loss += terms.x;
+        dz[base + j] = terms.y;
     }
     loss_rows[r] = loss;
 }

@@ -2,7 +2,7 @@
 
 use crate::error::{Result, check_len, check_nonzero};
 use crate::gpu::dispatch::grid_1d;
-use crate::gpu::kernels::{Kernel, LOSS, Slot};
+use crate::gpu::kernels::{Constants, Kernel, LOSS, Slot};
 use crate::gpu::uniforms::RowShape;
 use crate::gpu::{Dispatch, GpuBuffer, GpuContext};
 
@@ -25,7 +25,7 @@ fn check(op: &'static str, z: usize, loss_rows: usize, dz: usize, rows: usize, c
 
 fn launch(
     ctx: &GpuContext,
-    entry: &'static str,
+    (entry, constants): (&'static str, Constants),
     buffers: [&wgpu::Buffer; 5],
     rows: usize,
     cols: usize,
@@ -42,7 +42,7 @@ fn launch(
         entry,
         slots: SLOTS,
     };
-    ctx.prepare(&kernel, &Vec::new(), &buffers, bytemuck::bytes_of(&params), groups)
+    ctx.prepare(&kernel, &constants, &buffers, bytemuck::bytes_of(&params), groups)
 }
 
 /// Prepares fused softmax + cross-entropy: per-row loss and `dz = (softmax(z) − onehot(y)) / rows`.
@@ -67,7 +67,7 @@ pub fn softmax_cross_entropy(
         &loss_rows.buffer,
         &dz.buffer,
     ];
-    launch(ctx, OP, buffers, rows, cols)
+    launch(ctx, (OP, Vec::new()), buffers, rows, cols)
 }
 
 /// Prepares fused sigmoid + binary cross-entropy against targets in `[0, 1]`.
@@ -82,7 +82,7 @@ pub fn sigmoid_binary_cross_entropy(
 ) -> Result<Dispatch> {
     float_target_head(
         ctx,
-        "sigmoid_binary_cross_entropy",
+        ("sigmoid_binary_cross_entropy", Vec::new()),
         z,
         targets,
         loss_rows,
@@ -102,14 +102,24 @@ pub fn mse(
     rows: usize,
     cols: usize,
 ) -> Result<Dispatch> {
-    float_target_head(ctx, "mse", z, targets, loss_rows, dz, rows, cols)
+    float_target_head(
+        ctx,
+        ("difference_head", vec![("HEAD", 0.0)]),
+        z,
+        targets,
+        loss_rows,
+        dz,
+        rows,
+        cols,
+    )
 }
 
-/// A loss head whose targets are floats (`[rows × cols]`), selected by its entry point.
+/// A loss head whose targets are floats (`[rows × cols]`), selected by its entry point and
+/// pipeline constants.
 #[allow(clippy::too_many_arguments)]
 fn float_target_head(
     ctx: &GpuContext,
-    entry: &'static str,
+    (entry, constants): (&'static str, Constants),
     z: &GpuBuffer<f32>,
     targets: &GpuBuffer<f32>,
     loss_rows: &GpuBuffer<f32>,
@@ -126,7 +136,7 @@ fn float_target_head(
         &loss_rows.buffer,
         &dz.buffer,
     ];
-    launch(ctx, entry, buffers, rows, cols)
+    launch(ctx, (entry, constants), buffers, rows, cols)
 }
 
 /// Prepares absolute error (L1): per-row `Σ_j |z − y|` and `dz = sign(z − y) / rows`.
@@ -139,5 +149,14 @@ pub fn mae(
     rows: usize,
     cols: usize,
 ) -> Result<Dispatch> {
-    float_target_head(ctx, "mae", z, targets, loss_rows, dz, rows, cols)
+    float_target_head(
+        ctx,
+        ("difference_head", vec![("HEAD", 1.0)]),
+        z,
+        targets,
+        loss_rows,
+        dz,
+        rows,
+        cols,
+    )
 }
