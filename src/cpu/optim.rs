@@ -38,20 +38,28 @@ pub fn momentum_update<T: Real>(w: &mut [T], g: &[T], velocity: &mut [T], s: &Op
     let (lr, mu) = (cast::<T>(s.lr), cast::<T>(s.momentum));
     let decay = T::one() - cast::<T>(s.lr * s.weight_decay);
     let clip = cast::<T>(s.clip_scale());
+    with_one_moment(w, g, velocity, |w, g, v| {
+        *v = mu * *v + g * clip;
+        *w = *w * decay - lr * *v;
+    });
+    Ok(())
+}
+
+/// Runs `rule(w, g, v)` over every element of a parameter, its gradient and one moment, in
+/// parallel chunks when the tensor is large.
+fn with_one_moment<T: Real>(w: &mut [T], g: &[T], v: &mut [T], rule: impl Fn(&mut T, T, &mut T) + Send + Sync) {
     let run = |(w, (g, v)): (&mut [T], (&[T], &mut [T]))| {
         for ((w, &g), v) in w.iter_mut().zip(g).zip(v.iter_mut()) {
-            *v = mu * *v + g * clip;
-            *w = *w * decay - lr * *v;
+            rule(w, g, v);
         }
     };
     if w.len() >= PARALLEL_MIN_ELEMENTS {
         w.par_chunks_mut(CHUNK)
-            .zip(g.par_chunks(CHUNK).zip(velocity.par_chunks_mut(CHUNK)))
+            .zip(g.par_chunks(CHUNK).zip(v.par_chunks_mut(CHUNK)))
             .for_each(run);
     } else {
-        run((w, (g, velocity)));
+        run((w, (g, v)));
     }
-    Ok(())
 }
 
 /// Adam(W): `m ← β₁m + (1−β₁)g`, `v ← β₂v + (1−β₂)g²`,
@@ -101,20 +109,11 @@ pub fn rmsprop_update<T: Real>(w: &mut [T], g: &[T], v: &mut [T], s: &OptimState
     let (lr, alpha, eps) = (cast::<T>(s.lr), cast::<T>(s.alpha), cast::<T>(s.eps));
     let decay = T::one() - cast::<T>(s.lr * s.weight_decay);
     let clip = cast::<T>(s.clip_scale());
-    let run = |(w, (g, v)): (&mut [T], (&[T], &mut [T]))| {
-        for ((w, &g), v) in w.iter_mut().zip(g).zip(v.iter_mut()) {
-            let g = g * clip;
-            *v = alpha * *v + (T::one() - alpha) * g * g;
-            *w = *w * decay - lr * g / (v.sqrt() + eps);
-        }
-    };
-    if w.len() >= PARALLEL_MIN_ELEMENTS {
-        w.par_chunks_mut(CHUNK)
-            .zip(g.par_chunks(CHUNK).zip(v.par_chunks_mut(CHUNK)))
-            .for_each(run);
-    } else {
-        run((w, (g, v)));
-    }
+    with_one_moment(w, g, v, |w, g, v| {
+        let g = g * clip;
+        *v = alpha * *v + (T::one() - alpha) * g * g;
+        *w = *w * decay - lr * g / (v.sqrt() + eps);
+    });
     Ok(())
 }
 
