@@ -122,7 +122,7 @@ fn resume_matches_uninterrupted(device: Device, tolerance: f64) {
         // Dropout masks follow the restored step counter and seed.
         (dropout_spec(), Optimizer::rmsprop(1e-2)),
     ] {
-        let dir = temp("resume");
+        let dir = temp(&format!("resume-{}", if tolerance == 0.0 { "cpu" } else { "gpu" }));
         let path = dir.join("checkpoint.safetensors");
         let mut straight = Trainer::new(Network::init(&spec, 3), &device, config(optimizer)).unwrap();
         let straight_reports = straight.fit(&data, Some(&data), |_| {}).unwrap();
