@@ -1,7 +1,7 @@
-// Bias gradient and activations over a row-major [rows × cols] batch.
+// Activations over a row-major [rows × cols] batch.
 // CPU twin: src/cpu/elementwise.rs. Needs the activation prelude (activation.wgsl).
 //
-// One invocation per element (bias_grad: per column). Launches may be 2-D when a tensor
+// One invocation per element. Launches may be 2-D when a tensor
 // needs more workgroups than one dimension allows: threads_x says how wide a row of the grid is.
 
 struct Shape {
@@ -40,18 +40,4 @@ fn activation_backward(@builtin(global_invocation_id) gid: vec3<u32>) {
         return;
     }
     out[i] = x[i] * act_derivative_from_output(ACT, y[i]);
-}
-
-// out[col] = Σ_r x[r, col], summed in row order like the CPU twin (deterministic).
-@compute @workgroup_size(256)
-fn bias_grad(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let j = linear_index(gid);
-    if j >= shape.cols {
-        return;
-    }
-    var sum = 0.0;
-    for (var r = 0u; r < shape.rows; r++) {
-        sum += x[r * shape.cols + j];
-    }
-    out[j] = sum;
 }

@@ -69,6 +69,10 @@ fn bt_quad(kk: u32, j: u32) -> vec4<f32> {
 @compute @workgroup_size(8)
 fn matmul_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let row0 = wid.y * ROWS;
+    if BIAS_GRAD && wid.x == p.bias_group {
+        bias_grad_rows(row0, ROWS, lid.x, LANES);
+        return;
+    }
     // No early return for lanes past the last column: a divergent return puts the rest of the
     // kernel under an execution mask (measured +0.3 s of compilation on lavapipe). Their loads
     // are clamped and store skips them.

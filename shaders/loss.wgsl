@@ -1,10 +1,15 @@
-// Loss heads: per-sample loss and dZ (including the batch mean's 1/B) in one pass.
-// CPU twin: src/cpu/loss.rs. One invocation per sample (row).
+// The loss head and the step's bookkeeping in one single-workgroup dispatch: per-sample loss and
+// dZ (the batch mean's 1/B included), the batch's loss sum and correct count added to the device
+// totals, then the step's tick and non-finite guard, so a training step needs no readback and no
+// second dispatch. CPU twins: src/cpu/loss.rs (the heads) and cpu::batch_metrics
+// (src/cpu/metrics.rs). Needs the state preludes (optim_state.wgsl, optim_step.wgsl).
 
-struct Shape {
+struct LossParams {
     rows: u32,
     cols: u32,
-    threads_x: u32,
+    // Bit 0: count correct predictions (the batch has class labels). Bit 1: run the non-finite
+    // guard (training). Bit 2: advance the step first (training without dropout).
+    flags: u32,
     _pad: u32,
 }
 
@@ -13,11 +18,14 @@ struct Shape {
 @group(0) @binding(2) var<storage, read> targets: array<f32>;
 @group(0) @binding(3) var<storage, read_write> loss_rows: array<f32>;
 @group(0) @binding(4) var<storage, read_write> dz: array<f32>;
-@group(0) @binding(5) var<uniform> shape: Shape;
+@group(0) @binding(5) var<uniform> params: LossParams;
+@group(0) @binding(6) var<storage, read_write> correct: array<u32>;
+@group(0) @binding(7) var<storage, read_write> total: array<f32>;
+@group(0) @binding(8) var<storage, read_write> state: OptimState;
 
-fn row_index(gid: vec3<u32>) -> u32 {
-    return gid.y * shape.threads_x + gid.x;
-}
+// The head: 0 softmax + cross-entropy, 1 sigmoid + binary cross-entropy, 2 squared error,
+// 3 absolute error.
+override HEAD: u32 = 0u;
 
 // A label the host failed to reject turns into a NaN loss (caught by the non-finite guard)
 // instead of an out-of-bounds read.
@@ -26,46 +34,33 @@ fn quiet_nan() -> f32 {
 }
 
 // loss = logsumexp(z) − z[y] (max-subtracted); dz = (softmax(z) − onehot(y)) / B.
-@compute @workgroup_size(64)
-fn softmax_cross_entropy(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let r = row_index(gid);
-    if r >= shape.rows {
-        return;
-    }
-    let base = r * shape.cols;
+fn softmax_cross_entropy_row(r: u32, inv_b: f32) -> f32 {
+    let base = r * params.cols;
     var max_z = z[base];
-    for (var j = 1u; j < shape.cols; j++) {
+    for (var j = 1u; j < params.cols; j++) {
         max_z = max(max_z, z[base + j]);
     }
     var sum = 0.0;
-    for (var j = 0u; j < shape.cols; j++) {
+    for (var j = 0u; j < params.cols; j++) {
         sum += exp(z[base + j] - max_z);
     }
     let y = labels[r];
-    let inv_b = 1.0 / f32(shape.rows);
     let inv_sum = 1.0 / sum;
-    for (var j = 0u; j < shape.cols; j++) {
+    for (var j = 0u; j < params.cols; j++) {
         let p = exp(z[base + j] - max_z) * inv_sum;
         dz[base + j] = (p - select(0.0, 1.0, j == y)) * inv_b;
     }
-    if y < shape.cols {
-        loss_rows[r] = log(sum) + max_z - z[base + y];
-    } else {
-        loss_rows[r] = quiet_nan();
+    if y < params.cols {
+        return log(sum) + max_z - z[base + y];
     }
+    return quiet_nan();
 }
 
 // loss = Σ_j max(z,0) − z·y + ln(1 + e^{−|z|}); dz = (σ(z) − y) / B. Stable for any finite z.
-@compute @workgroup_size(64)
-fn sigmoid_binary_cross_entropy(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let r = row_index(gid);
-    if r >= shape.rows {
-        return;
-    }
-    let base = r * shape.cols;
-    let inv_b = 1.0 / f32(shape.rows);
+fn sigmoid_binary_cross_entropy_row(r: u32, inv_b: f32) -> f32 {
+    let base = r * params.cols;
     var loss = 0.0;
-    for (var j = 0u; j < shape.cols; j++) {
+    for (var j = 0u; j < params.cols; j++) {
         let v = z[base + j];
         let y = targets[base + j];
         let e = exp(-abs(v));
@@ -74,34 +69,97 @@ fn sigmoid_binary_cross_entropy(@builtin(global_invocation_id) gid: vec3<u32>) {
         let sigma = select(e / (1.0 + e), 1.0 / (1.0 + e), v >= 0.0);
         dz[base + j] = (sigma - y) * inv_b;
     }
-    loss_rows[r] = loss;
+    return loss;
 }
 
-// The regression heads, one kernel like the CPU's difference_head: per element of z − y a
-// (loss, dz) pair. HEAD 0: squared error, loss = Σ_j (z − y)², dz = 2(z − y) / B;
-// HEAD 1: absolute error, loss = Σ_j |z − y|, dz = sign(z − y) / B (0 where equal).
-override HEAD: u32 = 0u;
-
+// The regression heads, like the CPU's difference_head: per element of z − y a (loss, dz) pair.
+// Squared error: loss = Σ_j (z − y)², dz = 2(z − y) / B; absolute error: loss = Σ_j |z − y|,
+// dz = sign(z − y) / B (0 where equal).
 fn difference_terms(diff: f32, inv_b: f32) -> vec2<f32> {
-    if HEAD == 1u {
+    if HEAD == 3u {
         return vec2<f32>(abs(diff), select(select(0.0, -inv_b, diff < 0.0), inv_b, diff > 0.0));
     }
     return vec2<f32>(diff * diff, diff * (2.0 * inv_b));
 }
 
-@compute @workgroup_size(64)
-fn difference_head(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let r = row_index(gid);
-    if r >= shape.rows {
-        return;
-    }
-    let base = r * shape.cols;
-    let inv_b = 1.0 / f32(shape.rows);
+fn difference_row(r: u32, inv_b: f32) -> f32 {
+    let base = r * params.cols;
     var loss = 0.0;
-    for (var j = 0u; j < shape.cols; j++) {
+    for (var j = 0u; j < params.cols; j++) {
         let terms = difference_terms(z[base + j] - targets[base + j], inv_b);
         loss += terms.x;
         dz[base + j] = terms.y;
     }
-    loss_rows[r] = loss;
+    return loss;
+}
+
+// Row r's loss through the chosen head, writing its dz.
+fn head_row(r: u32, inv_b: f32) -> f32 {
+    switch HEAD {
+        case 0u: { return softmax_cross_entropy_row(r, inv_b); }
+        case 1u: { return sigmoid_binary_cross_entropy_row(r, inv_b); }
+        default: { return difference_row(r, inv_b); }
+    }
+}
+
+// Whether row r's first maximum sits at its label (a label outside 0..cols never matches).
+fn row_correct(r: u32) -> bool {
+    let base = r * params.cols;
+    var best = 0u;
+    var best_value = z[base];
+    for (var j = 1u; j < params.cols; j++) {
+        let v = z[base + j];
+        if v > best_value {
+            best = j;
+            best_value = v;
+        }
+    }
+    return best == labels[r];
+}
+
+const THREADS: u32 = 256u;
+var<workgroup> part_loss: array<f32, THREADS>;
+var<workgroup> part_correct: array<u32, THREADS>;
+var<workgroup> part_bad: array<u32, THREADS>;
+
+// One workgroup; invocation t takes rows t, t + 256, …: loss_rows and dz per row, then
+// total[0] += Σ loss (strided partial sums, then a fixed tree, so the sum is the same bit for bit
+// on every run), correct[0] += the correct count, then [tick] and [guard] on the state block.
+@compute @workgroup_size(256)
+fn loss_metrics(@builtin(local_invocation_index) lid: u32) {
+    let inv_b = 1.0 / f32(params.rows);
+    var loss = 0.0;
+    var right = 0u;
+    var bad = 0u;
+    for (var r = lid; r < params.rows; r += THREADS) {
+        let v = head_row(r, inv_b);
+        loss_rows[r] = v;
+        loss += v;
+        bad += u32(is_nonfinite(v));
+        if (params.flags & 1u) != 0u && row_correct(r) {
+            right += 1u;
+        }
+    }
+    part_loss[lid] = loss;
+    part_correct[lid] = right;
+    part_bad[lid] = bad;
+    workgroupBarrier();
+    for (var stride = THREADS / 2u; stride > 0u; stride >>= 1u) {
+        if lid < stride {
+            part_loss[lid] += part_loss[lid + stride];
+            part_correct[lid] += part_correct[lid + stride];
+            part_bad[lid] += part_bad[lid + stride];
+        }
+        workgroupBarrier();
+    }
+    if lid == 0u {
+        total[0] += part_loss[0];
+        correct[0] += part_correct[0];
+        if (params.flags & 4u) != 0u {
+            tick_state();
+        }
+        if (params.flags & 2u) != 0u {
+            guard_state(part_bad[0]);
+        }
+    }
 }

@@ -8,7 +8,15 @@
 const TILE: u32 = 4u;
 
 @compute @workgroup_size(8, 8, 1)
-fn matmul(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn matmul(
+    @builtin(global_invocation_id) gid: vec3<u32>,
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_index) lane: u32,
+) {
+    if BIAS_GRAD && wid.x == p.bias_group {
+        bias_grad_rows(wid.y * 8u * TILE, 8u * TILE, lane, 64u);
+        return;
+    }
     let row0 = gid.y * TILE;
     let col0 = gid.x * TILE;
     if row0 >= p.m || col0 >= p.n {

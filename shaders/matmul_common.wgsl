@@ -8,6 +8,9 @@
 // epilogue 0: store; 1: act(acc + bias[extra_offset + col]);
 //          2: acc · act'(extra[extra_offset + row·ldc + col]) (the layer's activation output).
 // accumulate = 1 adds the existing C before the epilogue (sums over split bindings).
+// bias_group: the column of workgroups (wid.x) that, instead of a block of C, writes
+// db[db_offset + i] = Σ_kk op(A)[i, kk] for its rows: the bias gradient fused into the weight
+// gradient's dispatch (dW = dZᵀ·X, db = Σ_rows dZ), summed in the CPU twin's order. NO_GROUP: none.
 // The epilogue and its activation are uniforms, not pipeline constants: they run once per output,
 // and every pipeline variant costs up to a second of compilation on a CPU adapter.
 
@@ -25,9 +28,9 @@ struct Params {
     c_offset: u32,
     extra_offset: u32,
     act: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
+    bias_group: u32,
+    db_offset: u32,
+    _pad: u32,
 }
 
 @group(0) @binding(0) var<storage, read> a: array<f32>;
@@ -35,8 +38,14 @@ struct Params {
 @group(0) @binding(2) var<storage, read> extra: array<f32>;
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;
 @group(0) @binding(4) var<uniform> p: Params;
+@group(0) @binding(7) var<storage, read_write> db: array<f32>;
+
+const NO_GROUP: u32 = 0xffffffffu;
 
 override TRANS_A: bool = false;
+// Whether a column of workgroups computes a bias gradient (bias_group): a constant, so the
+// variants without one compile without that branch (on lavapipe it costs half a second each).
+override BIAS_GRAD: bool = false;
 override TRANS_B: bool = false;
 
 // op(A)[i, kk]
@@ -69,5 +78,20 @@ fn store(i: u32, j: u32, acc: f32) {
         case 1u: { c[idx] = act_forward(p.act, value + extra[p.extra_offset + j]); }
         case 2u: { c[idx] = value * act_derivative_from_output(p.act, extra[p.extra_offset + i * p.ldc + j]); }
         default: { c[idx] = value; }
+    }
+}
+
+// The bias-gradient workgroup's share: rows row0..row0+rows of op(A), `lanes` invocations each
+// summing every `lanes`-th row over all of k (in k order, like the CPU twin).
+fn bias_grad_rows(row0: u32, rows: u32, lane: u32, lanes: u32) {
+    for (var r = lane; r < rows; r += lanes) {
+        let i = row0 + r;
+        if i < p.m {
+            var sum = 0.0;
+            for (var kk = 0u; kk < p.k; kk++) {
+                sum += load_a(i, kk);
+            }
+            db[p.db_offset + i] = sum;
+        }
     }
 }

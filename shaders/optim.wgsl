@@ -24,7 +24,7 @@ fn index(gid: vec3<u32>) -> u32 {
 
 // Once per training step, before anything reads the step: advances t and Adam's bias
 // corrections (a dispatch of its own when dropout needs the step before the forward pass;
-// otherwise batch_metrics in metrics.wgsl does it).
+// otherwise loss_metrics in loss.wgsl does it).
 @compute @workgroup_size(1)
 fn tick() {
     tick_state();

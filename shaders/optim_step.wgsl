@@ -1,5 +1,5 @@
 // Once-per-step bookkeeping on the state block, shared by the kernels that do it (optim.wgsl's
-// tick and guard, metrics.wgsl's fused batch_metrics). Needs the state prelude and a
+// tick and guard, loss.wgsl's fused loss_metrics). Needs the state prelude and a
 // read_write `state` binding in the including shader. CPU twin: OptimState::tick and
 // OptimState::guard in src/optimizer.rs.
 

@@ -6,6 +6,7 @@ mod common;
 use common::{GPU_TOLERANCE, assert_close, poisoned, random_labels, random_vec, rng};
 use rand::RngExt;
 use shadergrad::gpu::{GpuBuffer, MatmulKernel, Operand};
+use shadergrad::model::LossKind;
 use shadergrad::{Activation, Epilogue, MatmulDims, MatmulForm, OptimState, Optimizer, cpu, gpu};
 
 /// (m, k, n): edge sizes 1, 3, 17, 127, 785, K never a multiple of a tile, plus the MNIST layer.
@@ -145,6 +146,67 @@ fn matmul_activation_grad_epilogue_matches_cpu() {
     eprintln!("matmul+act' worst relative error: {worst:.3e}");
 }
 
+/// The fused weight-and-bias gradient (`dW = dZᵀ·X`, `db = Σ_rows dZ` in one dispatch) for every
+/// kernel, with `db` written at an offset into a NaN-poisoned buffer: the elements before and
+/// after its range must stay untouched.
+#[test]
+fn weight_grad_with_fused_bias_grad_matches_cpu() {
+    let ctx = gpu_or_skip!();
+    let mut r = rng("weight_grad");
+    let mut worst: f64 = 0.0;
+    const DB_OFFSET: usize = 3;
+    for &(units, rows, inputs) in MATMUL_SHAPES {
+        let d = MatmulDims::new(units, rows, inputs);
+        let dz = random_vec(&mut r, rows * units, 1.0);
+        let x = random_vec(&mut r, rows * inputs, 1.0);
+        let mut dw = vec![0.0f32; units * inputs];
+        cpu::matmul(MatmulForm::AtB, d, &dz, &x, &mut dw, Epilogue::None).unwrap();
+        let mut db = vec![0.0f32; units];
+        cpu::bias_grad(&dz, &mut db, rows, units).unwrap();
+
+        let (gdz, gx) = (ctx.upload("dz", &dz).unwrap(), ctx.upload("x", &x).unwrap());
+        for kernel in MatmulKernel::ALL {
+            let gdw = poisoned(ctx, "dw", units * inputs);
+            let gdb = poisoned(ctx, "db", DB_OFFSET + units + 2);
+            let dispatch = gpu::weight_grad_with_kernel(
+                ctx,
+                kernel,
+                d,
+                Operand::dense(&gdz, units),
+                Operand::dense(&gx, inputs),
+                Operand::dense(&gdw, inputs),
+                Operand {
+                    view: (&gdb).into(),
+                    offset: DB_OFFSET,
+                    ld: 1,
+                },
+            )
+            .unwrap();
+            ctx.run(&[&dispatch]).unwrap();
+            let what = format!("weight_grad {kernel:?} {d:?}");
+            worst = worst.max(assert_close(
+                &format!("{what} dW"),
+                &ctx.read(&gdw).unwrap(),
+                &dw,
+                GPU_TOLERANCE,
+            ));
+            let got_db = ctx.read(&gdb).unwrap();
+            worst = worst.max(assert_close(
+                &format!("{what} db"),
+                &got_db[DB_OFFSET..DB_OFFSET + units],
+                &db,
+                GPU_TOLERANCE,
+            ));
+            let outside = got_db[..DB_OFFSET].iter().chain(&got_db[DB_OFFSET + units..]);
+            assert!(
+                outside.copied().all(f32::is_nan),
+                "{what}: db written outside its range"
+            );
+        }
+    }
+    eprintln!("weight_grad worst relative error: {worst:.3e}");
+}
+
 #[test]
 fn elementwise_kernels_match_cpu() {
     let ctx = gpu_or_skip!();
@@ -184,18 +246,6 @@ fn elementwise_kernels_match_cpu() {
                 GPU_TOLERANCE,
             ));
         }
-        // bias gradient
-        let mut db = vec![0.0; cols];
-        cpu::bias_grad(&x, &mut db, rows, cols).unwrap();
-        let gdb = poisoned(ctx, "db", cols);
-        let d = gpu::bias_grad(ctx, &gx, &gdb, rows, cols).unwrap();
-        ctx.run(&[&d]).unwrap();
-        worst = worst.max(assert_close(
-            &format!("bias_grad {rows}x{cols}"),
-            &ctx.read(&gdb).unwrap(),
-            &db,
-            GPU_TOLERANCE,
-        ));
     }
     eprintln!("elementwise worst relative error: {worst:.3e}");
 }
@@ -207,6 +257,17 @@ enum Head {
     SigmoidBce,
     Mse,
     Mae,
+}
+
+impl Head {
+    fn kind(self) -> LossKind {
+        match self {
+            Head::SoftmaxCe => LossKind::SoftmaxCrossEntropy,
+            Head::SigmoidBce => LossKind::SigmoidBinaryCrossEntropy,
+            Head::Mse => LossKind::MeanSquaredError,
+            Head::Mae => LossKind::MeanAbsoluteError,
+        }
+    }
 }
 
 /// Runs a loss head on both paths; returns (gpu loss_rows, gpu dz, cpu loss_rows, cpu dz).
@@ -233,12 +294,28 @@ fn run_loss(
     let gtargets = ctx.upload("targets", targets).unwrap();
     let gloss = poisoned(ctx, "loss_rows", rows);
     let gdz = poisoned(ctx, "dz", rows * cols);
-    let d = match head {
-        Head::SoftmaxCe => gpu::softmax_cross_entropy(ctx, &gz, &glabels, &gloss, &gdz, rows, cols),
-        Head::SigmoidBce => gpu::sigmoid_binary_cross_entropy(ctx, &gz, &gtargets, &gloss, &gdz, rows, cols),
-        Head::Mse => gpu::mse(ctx, &gz, &gtargets, &gloss, &gdz, rows, cols),
-        Head::Mae => gpu::mae(ctx, &gz, &gtargets, &gloss, &gdz, rows, cols),
-    }
+    let (total, correct) = (ctx.zeros("total", 1).unwrap(), ctx.zeros("correct", 1).unwrap());
+    let state = ctx.upload("state", &[Optimizer::sgd(0.1).initial_state()]).unwrap();
+    let d = gpu::loss_and_metrics(
+        ctx,
+        head.kind(),
+        gpu::LossInputs {
+            z: &gz,
+            labels: &glabels,
+            targets: &gtargets,
+        },
+        gpu::LossOutputs {
+            loss_rows: &gloss,
+            dz: &gdz,
+        },
+        gpu::MetricsTotals {
+            loss: &total,
+            correct: &correct,
+        },
+        &state,
+        (rows, cols),
+        gpu::MetricsFlags::default(),
+    )
     .unwrap();
     ctx.run(&[&d]).unwrap();
     (ctx.read(&gloss).unwrap(), ctx.read(&gdz).unwrap(), loss, dz)
@@ -315,8 +392,11 @@ fn extreme_logits_stay_finite_on_both_paths() {
     }
 }
 
+/// The fused head's bookkeeping: loss sum, correct count, tick and guard against the CPU twins
+/// (loss head, then `cpu::batch_metrics`), run twice so the totals accumulate, with and without a
+/// non-finite row, for every head.
 #[test]
-fn batch_metrics_match_cpu() {
+fn loss_metrics_match_cpu() {
     let ctx = gpu_or_skip!();
     let mut r = rng("metrics");
     let all = gpu::MetricsFlags {
@@ -331,52 +411,84 @@ fn batch_metrics_match_cpu() {
         (gpu::MetricsFlags::default(), false),
         (gpu::MetricsFlags { guard: false, ..all }, true),
     ];
-    for &(rows, cols) in ROW_SHAPES {
-        for (flags, with_nan) in cases {
-            let z = random_vec(&mut r, rows * cols, 1.0);
-            let labels = random_labels(&mut r, rows, cols);
-            // Per-row losses (non-negative, as losses are); one NaN row when asked.
-            let mut loss_rows: Vec<f32> = (0..rows).map(|_| r.random_range(0.0..1.0)).collect();
-            if with_nan {
-                loss_rows[rows / 2] = f32::NAN;
+    for head in [Head::SoftmaxCe, Head::SigmoidBce, Head::Mse, Head::Mae] {
+        for &(rows, cols) in ROW_SHAPES {
+            for (flags, with_nan) in cases {
+                let mut z = random_vec(&mut r, rows * cols, 1.0);
+                let labels = random_labels(&mut r, rows, cols);
+                let targets: Vec<f32> = (0..rows * cols).map(|_| r.random_range(0.0..1.0)).collect();
+                // One row with a NaN output when asked: its loss is NaN on both paths.
+                if with_nan {
+                    z[rows / 2 * cols] = f32::NAN;
+                }
+                let mut state = OptimState {
+                    step: 4,
+                    skip_nonfinite: 1,
+                    ..Optimizer::adam(1e-3).initial_state()
+                };
+                let gz = ctx.upload("z", &z).unwrap();
+                let gl = ctx.upload("labels", &labels).unwrap();
+                let gt = ctx.upload("targets", &targets).unwrap();
+                let (gloss, gdz) = (poisoned(ctx, "loss rows", rows), poisoned(ctx, "dz", rows * cols));
+                let (total, correct) = (
+                    ctx.upload("total", &[0.5f32]).unwrap(),
+                    ctx.upload("correct", &[7u32]).unwrap(),
+                );
+                let gstate = ctx.upload("state", &[state]).unwrap();
+                let d = gpu::loss_and_metrics(
+                    ctx,
+                    head.kind(),
+                    gpu::LossInputs {
+                        z: &gz,
+                        labels: &gl,
+                        targets: &gt,
+                    },
+                    gpu::LossOutputs {
+                        loss_rows: &gloss,
+                        dz: &gdz,
+                    },
+                    gpu::MetricsTotals {
+                        loss: &total,
+                        correct: &correct,
+                    },
+                    &gstate,
+                    (rows, cols),
+                    flags,
+                )
+                .unwrap();
+                ctx.run(&[&d, &d]).unwrap();
+                // The CPU twins, twice.
+                let mut want_correct = 7;
+                let mut want_total = 0.5f64;
+                let (mut loss_rows, mut dz) = (vec![0.0; rows], vec![0.0; rows * cols]);
+                for _ in 0..2 {
+                    match head {
+                        Head::SoftmaxCe => cpu::softmax_cross_entropy(&z, &labels, &mut loss_rows, &mut dz, rows, cols),
+                        Head::SigmoidBce => {
+                            cpu::sigmoid_binary_cross_entropy(&z, &targets, &mut loss_rows, &mut dz, rows, cols)
+                        }
+                        Head::Mse => cpu::mse(&z, &targets, &mut loss_rows, &mut dz, rows, cols),
+                        Head::Mae => cpu::mae(&z, &targets, &mut loss_rows, &mut dz, rows, cols),
+                    }
+                    .unwrap();
+                    let labels = flags.count_correct.then_some(&labels[..]);
+                    let what_to_do = (flags.tick, flags.guard);
+                    let m = cpu::batch_metrics(&z, labels, &loss_rows, (rows, cols), &mut state, what_to_do).unwrap();
+                    want_correct += m.correct as u32;
+                    want_total += m.loss_sum;
+                }
+                let what = format!("loss_metrics {head:?} {rows}x{cols} {flags:?} nan {with_nan}");
+                assert_eq!(ctx.read(&correct).unwrap()[0], want_correct, "{what}");
+                let got_total = ctx.read(&total).unwrap();
+                if with_nan {
+                    assert!(got_total[0].is_nan() && want_total.is_nan(), "{what}");
+                } else {
+                    assert_close(&what, &got_total, &[want_total as f32], GPU_TOLERANCE);
+                    assert_close(&what, &ctx.read(&gloss).unwrap(), &loss_rows, GPU_TOLERANCE);
+                    assert_close(&what, &ctx.read(&gdz).unwrap(), &dz, GPU_TOLERANCE);
+                }
+                assert_eq!(ctx.read(&gstate).unwrap()[0], state, "{what}: state");
             }
-            let mut state = OptimState {
-                step: 4,
-                skip_nonfinite: 1,
-                ..Optimizer::adam(1e-3).initial_state()
-            };
-            let (gz, gl) = (ctx.upload("z", &z).unwrap(), ctx.upload("labels", &labels).unwrap());
-            let gloss = ctx.upload("loss rows", &loss_rows).unwrap();
-            let (total, correct) = (
-                ctx.upload("total", &[0.5f32]).unwrap(),
-                ctx.upload("correct", &[7u32]).unwrap(),
-            );
-            let gstate = ctx.upload("state", &[state]).unwrap();
-            let totals = gpu::MetricsTotals {
-                loss: &total,
-                correct: &correct,
-            };
-            let d = gpu::batch_metrics(ctx, &gz, &gl, &gloss, totals, &gstate, (rows, cols), flags).unwrap();
-            ctx.run(&[&d, &d]).unwrap();
-            // The CPU twin, twice.
-            let mut want_correct = 7;
-            let mut want_total = 0.5f64;
-            for _ in 0..2 {
-                let labels = flags.count_correct.then_some(&labels[..]);
-                let what_to_do = (flags.tick, flags.guard);
-                let m = cpu::batch_metrics(&z, labels, &loss_rows, (rows, cols), &mut state, what_to_do).unwrap();
-                want_correct += m.correct as u32;
-                want_total += m.loss_sum;
-            }
-            let what = format!("batch_metrics {rows}x{cols} {flags:?} nan {with_nan}");
-            assert_eq!(ctx.read(&correct).unwrap()[0], want_correct, "{what}");
-            let got_total = ctx.read(&total).unwrap();
-            if with_nan {
-                assert!(got_total[0].is_nan() && want_total.is_nan(), "{what}");
-            } else {
-                assert_close(&what, &got_total, &[want_total as f32], GPU_TOLERANCE);
-            }
-            assert_eq!(ctx.read(&gstate).unwrap()[0], state, "{what}: state");
         }
     }
 }

@@ -110,6 +110,9 @@ pub struct GpuContext {
     pub(crate) pipelines: PipelineCache,
     /// Bound where a kernel's layout has a slot the chosen variant does not read.
     pub(crate) placeholder: wgpu::Buffer,
+    /// Bound where a kernel's layout has a writable slot the chosen variant does not write (a
+    /// buffer may not be bound read-only and writable in one dispatch, so not the placeholder).
+    scratch: wgpu::Buffer,
     /// The matmul kernel this device runs (per adapter type).
     matmul_kernel: crate::gpu::matmul::MatmulKernel,
     /// Bind groups (and uniform buffers) created so far: a steady training loop creates none.
@@ -195,6 +198,12 @@ impl GpuContext {
             usage: wgpu::BufferUsages::STORAGE,
             mapped_at_creation: false,
         });
+        let scratch = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("scratch"),
+            size: 16,
+            usage: wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        });
         let matmul_kernel = crate::gpu::matmul::MatmulKernel::for_adapter(info.device_type)?;
         Ok(GpuContext {
             device,
@@ -203,6 +212,7 @@ impl GpuContext {
             limits,
             pipelines: PipelineCache::default(),
             placeholder,
+            scratch,
             matmul_kernel,
             prepared: std::sync::atomic::AtomicU64::new(0),
             uncaptured,
@@ -214,6 +224,11 @@ impl GpuContext {
     /// The placeholder bound where a kernel variant does not read a slot.
     pub(crate) fn placeholder_binding(&self) -> crate::gpu::buffer::Binding<'_> {
         (&self.placeholder).into()
+    }
+
+    /// The scratch buffer bound where a kernel variant does not write a writable slot.
+    pub(crate) fn scratch_binding(&self) -> crate::gpu::buffer::Binding<'_> {
+        (&self.scratch).into()
     }
 
     /// The matmul kernel this device runs (per adapter type, `SHADERGRAD_MATMUL` overrides).

@@ -1,13 +1,13 @@
-//! Bias gradient and activations. Kernel: `shaders/elementwise.wgsl`;
+//! Activations forward and backward. Kernel: `shaders/elementwise.wgsl`;
 //! CPU twin: [`crate::cpu::elementwise`].
 
 use crate::activation::Activation;
-use crate::error::{Result, check_len, check_nonzero};
+use crate::error::{Result, check_len};
 use crate::gpu::buffer::Binding;
 use crate::gpu::dispatch::grid_1d;
 use crate::gpu::kernels::{ELEMENTWISE, Kernel, Slot};
 use crate::gpu::uniforms::ElementwiseShape;
-use crate::gpu::{Dispatch, GpuBuffer, GpuContext, GpuView};
+use crate::gpu::{Dispatch, GpuBuffer, GpuContext};
 
 const SLOTS: &[(u32, Slot)] = &[
     (0, Slot::Read),
@@ -89,29 +89,4 @@ pub fn activation_backward(
     check_len(OP, "dz", dz.len(), da.len())?;
     let len = da.len();
     launch(ctx, OP, act, da.into(), a.into(), dz.into(), (1, len, len), len)
-}
-
-/// Prepares `db[j] = Σ_r dz[r,j]` (`db` a whole buffer or a view of one).
-pub fn bias_grad<'a>(
-    ctx: &GpuContext,
-    dz: &GpuBuffer<f32>,
-    db: impl Into<GpuView<'a, f32>>,
-    rows: usize,
-    cols: usize,
-) -> Result<Dispatch> {
-    let db = db.into();
-    const OP: &str = "bias_grad";
-    check_nonzero(OP, &[("rows", rows), ("cols", cols)])?;
-    check_len(OP, "dz", dz.len(), rows * cols)?;
-    check_len(OP, "db", db.len(), cols)?;
-    launch(
-        ctx,
-        OP,
-        Activation::Identity,
-        dz.into(),
-        (&ctx.placeholder).into(),
-        db.binding(),
-        (rows, cols, rows * cols),
-        cols,
-    )
 }

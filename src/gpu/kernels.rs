@@ -18,6 +18,14 @@ pub(crate) static MATMUL: Shader = Shader {
         include_str!("../../shaders/matmul.wgsl")
     ),
 };
+pub(crate) static MATMUL_BLOCK: Shader = Shader {
+    name: "matmul_block.wgsl",
+    source: concat!(
+        include_str!("../../shaders/activation.wgsl"),
+        include_str!("../../shaders/matmul_common.wgsl"),
+        include_str!("../../shaders/matmul_block.wgsl")
+    ),
+};
 pub(crate) static MATMUL_CPU: Shader = Shader {
     name: "matmul_cpu.wgsl",
     source: concat!(
@@ -39,14 +47,10 @@ pub(crate) static DATA: Shader = Shader {
 };
 pub(crate) static LOSS: Shader = Shader {
     name: "loss.wgsl",
-    source: include_str!("../../shaders/loss.wgsl"),
-};
-pub(crate) static METRICS: Shader = Shader {
-    name: "metrics.wgsl",
     source: concat!(
         include_str!("../../shaders/optim_state.wgsl"),
         include_str!("../../shaders/optim_step.wgsl"),
-        include_str!("../../shaders/metrics.wgsl")
+        include_str!("../../shaders/loss.wgsl")
     ),
 };
 pub(crate) static OPTIM: Shader = Shader {
@@ -103,6 +107,7 @@ impl PipelineCache {
         if let Some(found) = pipelines.get(&key) {
             return Arc::clone(found);
         }
+        let t0 = std::time::Instant::now();
         let module = {
             let mut modules = self.modules.lock().unwrap_or_else(|p| p.into_inner());
             modules
@@ -160,6 +165,15 @@ impl PipelineCache {
             },
             cache: None,
         });
+        if std::env::var_os("SG_TIME").is_some() {
+            eprintln!(
+                "compile {} {} {:?}: {:?}",
+                kernel.shader.name,
+                kernel.entry,
+                constants,
+                t0.elapsed()
+            );
+        }
         let compiled = Arc::new(Compiled { pipeline, layout });
         pipelines.insert(key, Arc::clone(&compiled));
         compiled

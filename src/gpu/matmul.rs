@@ -2,7 +2,7 @@
 //! `shaders/matmul.wgsl`; CPU twin: [`crate::cpu::matmul()`].
 
 use crate::error::{Error, Result};
-use crate::gpu::kernels::{Kernel, MATMUL, MATMUL_CPU, Slot};
+use crate::gpu::kernels::{Kernel, MATMUL, MATMUL_BLOCK, MATMUL_CPU, Slot};
 use crate::gpu::uniforms::MatmulParams;
 use crate::gpu::{Dispatch, GpuBuffer, GpuContext, GpuView};
 use crate::ops::{Epilogue, MatmulDims, MatmulForm};
@@ -16,21 +16,33 @@ const TILED: Kernel = Kernel {
         (2, Slot::Read),
         (3, Slot::ReadWrite),
         (4, Slot::Uniform),
+        (7, Slot::ReadWrite),
     ],
+};
+const BLOCK_TILED: Kernel = Kernel {
+    shader: &MATMUL_BLOCK,
+    entry: "matmul_block",
+    slots: VEC4_SLOTS,
 };
 const ROW_BLOCK: Kernel = Kernel {
     shader: &MATMUL_CPU,
     entry: "matmul_rows",
-    slots: &[
-        (0, Slot::Read),
-        (1, Slot::Read),
-        (2, Slot::Read),
-        (3, Slot::ReadWrite),
-        (4, Slot::Uniform),
-        (5, Slot::Read),
-        (6, Slot::Read),
-    ],
+    slots: VEC4_SLOTS,
 };
+/// The slots of the kernels that read A and B through vec4 aliases too (bindings 5 and 6).
+const VEC4_SLOTS: &[(u32, Slot)] = &[
+    (0, Slot::Read),
+    (1, Slot::Read),
+    (2, Slot::Read),
+    (3, Slot::ReadWrite),
+    (4, Slot::Uniform),
+    (5, Slot::Read),
+    (6, Slot::Read),
+    (7, Slot::ReadWrite),
+];
+
+/// `NO_GROUP` in `shaders/matmul_common.wgsl`: no workgroup computes a bias gradient.
+const NO_GROUP: u32 = u32::MAX;
 
 /// The most multiply-adds one dispatch may do (2^28 ≈ 268 M). Larger matmuls are split into
 /// row and column blocks of C, one dispatch each, so no single dispatch runs long enough to
@@ -38,42 +50,84 @@ const ROW_BLOCK: Kernel = Kernel {
 /// a full part takes about 27 ms, on any real GPU far less.
 pub const MAX_MACS_PER_DISPATCH: u64 = 1 << 28;
 
-/// The tiled kernel's output block per workgroup (8×8 invocations × 4×4 outputs).
-const TILED_BLOCK: usize = 32;
-/// The row-block kernel's rows per workgroup and columns per workgroup (8 lanes × 8).
-const ROW_BLOCK_ROWS: usize = 16;
-const ROW_BLOCK_COLS: usize = 64;
+/// How a kernel covers C: each workgroup owns `rows × cols` outputs.
+struct KernelShape {
+    kernel: &'static Kernel,
+    rows: usize,
+    cols: usize,
+    /// Whether it binds vec4 aliases of A and B (`VEC_A`/`VEC_B`).
+    vec4_loads: bool,
+}
 
-/// Which matmul kernel a device runs, chosen per adapter type: what is fast on a GPU and on a
-/// CPU adapter differs (see `shaders/matmul.wgsl` and `shaders/matmul_cpu.wgsl`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which matmul kernel a device runs: what is fast on a GPU and on a CPU adapter differs (see
+/// the shaders named below and `docs/performance.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MatmulKernel {
-    /// 8×8 invocations of 4×4 outputs each, loads coalesced along columns: for GPUs.
+    /// `shaders/matmul_block.wgsl`: 64×64 blocks staged through workgroup memory, 4×4 outputs
+    /// per invocation: the classic design for discrete and integrated GPUs.
+    BlockTiled,
+    /// `shaders/matmul.wgsl`: 8×8 invocations of 4×4 outputs each reading global memory
+    /// directly, no workgroup memory: small and quick to compile.
     Tiled,
-    /// 16 shared rows per 8-lane workgroup, 8 columns per lane, vec4 loads: for CPU adapters
-    /// (lavapipe, WARP), where each invocation is a SIMD lane.
+    /// `shaders/matmul_cpu.wgsl`: 16 shared rows per 8-lane workgroup, 8 columns per lane, vec4
+    /// loads: for CPU adapters (lavapipe, WARP), where each invocation is a SIMD lane.
     RowBlock,
 }
 
 impl MatmulKernel {
-    /// Both kernels, for tests.
-    pub const ALL: [MatmulKernel; 2] = [MatmulKernel::Tiled, MatmulKernel::RowBlock];
+    /// Every kernel, for tests and for the empirical choice.
+    pub const ALL: [MatmulKernel; 3] = [MatmulKernel::BlockTiled, MatmulKernel::Tiled, MatmulKernel::RowBlock];
 
-    /// The kernel for an adapter type: `RowBlock` on CPU adapters, `Tiled` elsewhere.
-    /// `SHADERGRAD_MATMUL=tiled|rows` overrides.
+    /// The name `SHADERGRAD_MATMUL` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            MatmulKernel::BlockTiled => "block",
+            MatmulKernel::Tiled => "tiled",
+            MatmulKernel::RowBlock => "rows",
+        }
+    }
+
+    /// The kernel called `name` (see [`MatmulKernel::name`]).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    fn shape(self) -> KernelShape {
+        match self {
+            MatmulKernel::BlockTiled => KernelShape {
+                kernel: &BLOCK_TILED,
+                rows: 64,
+                cols: 64,
+                vec4_loads: true,
+            },
+            MatmulKernel::Tiled => KernelShape {
+                kernel: &TILED,
+                rows: 32,
+                cols: 32,
+                vec4_loads: false,
+            },
+            MatmulKernel::RowBlock => KernelShape {
+                kernel: &ROW_BLOCK,
+                rows: 16,
+                cols: 64,
+                vec4_loads: true,
+            },
+        }
+    }
+
+    /// The kernel for an adapter type: `RowBlock` on CPU adapters, `BlockTiled` elsewhere.
+    /// `SHADERGRAD_MATMUL=block|tiled|rows` overrides.
     pub fn for_adapter(device_type: wgpu::DeviceType) -> Result<Self> {
         match std::env::var("SHADERGRAD_MATMUL").ok().as_deref().map(str::trim) {
             None | Some("") => Ok(if device_type == wgpu::DeviceType::Cpu {
                 MatmulKernel::RowBlock
             } else {
-                MatmulKernel::Tiled
+                MatmulKernel::BlockTiled
             }),
-            Some("tiled") => Ok(MatmulKernel::Tiled),
-            Some("rows") => Ok(MatmulKernel::RowBlock),
-            Some(other) => Err(Error::BadEnvVar {
+            Some(name) => Self::from_name(name).ok_or_else(|| Error::BadEnvVar {
                 var: "SHADERGRAD_MATMUL",
-                value: other.to_string(),
-                expected: "tiled or rows",
+                value: name.to_string(),
+                expected: "block, tiled or rows",
             }),
         }
     }
@@ -174,11 +228,15 @@ pub fn matmul_strided(
     // The row-block kernel pays off where its vec4 loads apply; an unaligned operand (in training,
     // the dZ of a 10-class output layer) goes to the small tiled kernel instead of a second large
     // pipeline variant that would cost about a second of compilation on a CPU adapter.
-    let kernel = match ctx.matmul_kernel() {
-        MatmulKernel::RowBlock if !(vec4_aligned(&a) && vec4_aligned(&b)) => MatmulKernel::Tiled,
+    matmul_with_kernel(ctx, pick(ctx, &a, &b), form, dims, a, b, c, epilogue, accumulate)
+}
+
+/// The device's kernel for these operands.
+fn pick(ctx: &GpuContext, a: &Operand<'_>, b: &Operand<'_>) -> MatmulKernel {
+    match ctx.matmul_kernel() {
+        MatmulKernel::RowBlock if !(vec4_aligned(a) && vec4_aligned(b)) => MatmulKernel::Tiled,
         kernel => kernel,
-    };
-    matmul_with_kernel(ctx, kernel, form, dims, a, b, c, epilogue, accumulate)
+    }
 }
 
 /// Whether an operand's rows can be read as whole vec4s: 16-byte aligned start and stride.
@@ -200,6 +258,80 @@ pub fn matmul_with_kernel(
     epilogue: Epilogue<Operand<'_>>,
     accumulate: bool,
 ) -> Result<Dispatch> {
+    let call = Call {
+        form,
+        dims,
+        a,
+        b,
+        c,
+        epilogue,
+        accumulate,
+        bias_grad: None,
+    };
+    prepare_call(ctx, kernel, call)
+}
+
+/// Prepares a dense layer's weight and bias gradients in one dispatch: `dW = dZᵀ·X` and
+/// `db = Σ_rows dZ`, with `dims` = (units, batch rows, inputs). `db` receives `units` values
+/// from its offset on. Runs the device's [`MatmulKernel`].
+pub fn weight_grad(
+    ctx: &GpuContext,
+    dims: MatmulDims,
+    dz: Operand<'_>,
+    x: Operand<'_>,
+    dw: Operand<'_>,
+    db: Operand<'_>,
+) -> Result<Dispatch> {
+    weight_grad_with_kernel(ctx, pick(ctx, &dz, &x), dims, dz, x, dw, db)
+}
+
+/// [`weight_grad`] with an explicit kernel, so tests can check every kernel on one device.
+pub fn weight_grad_with_kernel(
+    ctx: &GpuContext,
+    kernel: MatmulKernel,
+    dims: MatmulDims,
+    dz: Operand<'_>,
+    x: Operand<'_>,
+    dw: Operand<'_>,
+    db: Operand<'_>,
+) -> Result<Dispatch> {
+    let call = Call {
+        form: MatmulForm::AtB,
+        dims,
+        a: dz,
+        b: x,
+        c: dw,
+        epilogue: Epilogue::None,
+        accumulate: false,
+        bias_grad: Some(db),
+    };
+    prepare_call(ctx, kernel, call)
+}
+
+/// One matmul as the kernels see it: `C = epilogue(op(A)·op(B) (+ C))`, and with `bias_grad`
+/// also `bias_grad[i] = Σ_kk op(A)[i, kk]` (an `m × 1` operand).
+struct Call<'a> {
+    form: MatmulForm,
+    dims: MatmulDims,
+    a: Operand<'a>,
+    b: Operand<'a>,
+    c: Operand<'a>,
+    epilogue: Epilogue<Operand<'a>>,
+    accumulate: bool,
+    bias_grad: Option<Operand<'a>>,
+}
+
+fn prepare_call(ctx: &GpuContext, kernel: MatmulKernel, call: Call<'_>) -> Result<Dispatch> {
+    let Call {
+        form,
+        dims,
+        a,
+        b,
+        c,
+        epilogue,
+        accumulate,
+        bias_grad,
+    } = call;
     crate::error::check_nonzero("matmul", &[("m", dims.m), ("k", dims.k), ("n", dims.n)])?;
     let MatmulDims { m, k, n } = dims;
     let (a_rows, a_cols) = if form.transposes_a() { (k, m) } else { (m, k) };
@@ -207,6 +339,9 @@ pub fn matmul_with_kernel(
     a.check("A", a_rows, a_cols)?;
     b.check("B", b_rows, b_cols)?;
     c.check("C", m, n)?;
+    if let Some(db) = &bias_grad {
+        db.check("bias gradient", m, 1)?;
+    }
     let (extra, extra_offset) = match epilogue {
         Epilogue::None => (ctx.placeholder_binding(), 0),
         Epilogue::BiasAct { bias, .. } => {
@@ -227,10 +362,11 @@ pub fn matmul_with_kernel(
         }
     };
     // Split into parts that each stay within the work budget (see MAX_MACS_PER_DISPATCH).
-    let (row_block, col_block) = match kernel {
-        MatmulKernel::Tiled => (TILED_BLOCK, TILED_BLOCK),
-        MatmulKernel::RowBlock => (ROW_BLOCK_ROWS, ROW_BLOCK_COLS),
-    };
+    let KernelShape {
+        rows: row_block,
+        cols: col_block,
+        ..
+    } = kernel.shape();
     let budget = MAX_MACS_PER_DISPATCH as usize;
     let rows_per = (budget / (n * k)).max(1).div_ceil(row_block) * row_block;
     let cols_per = if rows_per.min(m) * n * k > budget {
@@ -260,43 +396,58 @@ pub fn matmul_with_kernel(
                 Epilogue::BiasAct { .. } => extra_offset + j0,
                 Epilogue::ActGrad { .. } => extra_offset + i0 * c.ld + j0,
             };
-            let part_dims = MatmulDims::new(rows, k, cols);
-            parts.push(prepare_part(
-                ctx,
-                kernel,
-                form,
-                part_dims,
-                a_part,
-                b_part,
-                c_part,
-                (extra, extra_part),
-                &epilogue,
-                accumulate,
-            )?);
+            // The bias gradient of the part's rows, computed once: by the first column part.
+            let db_part = bias_grad.filter(|_| j0 == 0).map(|db| Operand {
+                offset: db.offset + i0,
+                ..db
+            });
+            let part = Part {
+                dims: MatmulDims::new(rows, k, cols),
+                a: a_part,
+                b: b_part,
+                c: c_part,
+                extra: (extra, extra_part),
+                db: db_part,
+            };
+            parts.push(prepare_part(ctx, kernel, form, part, &epilogue, accumulate)?);
         }
     }
     Ok(Dispatch::merge(parts))
 }
 
+/// One dispatch's share of a [`Call`]: operands shifted to its block of C.
+struct Part<'a> {
+    dims: MatmulDims,
+    a: Operand<'a>,
+    b: Operand<'a>,
+    c: Operand<'a>,
+    extra: (crate::gpu::buffer::Binding<'a>, usize),
+    db: Option<Operand<'a>>,
+}
+
 /// One dispatch of a (possibly split) matmul.
-#[allow(clippy::too_many_arguments)]
 fn prepare_part(
     ctx: &GpuContext,
     kernel: MatmulKernel,
     form: MatmulForm,
-    dims: MatmulDims,
-    a: Operand<'_>,
-    b: Operand<'_>,
-    c: Operand<'_>,
-    (extra, extra_offset): (crate::gpu::buffer::Binding<'_>, usize),
+    part: Part<'_>,
     epilogue: &Epilogue<Operand<'_>>,
     accumulate: bool,
 ) -> Result<Dispatch> {
+    let Part {
+        dims,
+        a,
+        b,
+        c,
+        extra: (extra, extra_offset),
+        db,
+    } = part;
     let MatmulDims { m, k, n } = dims;
     let (epilogue_code, act_code) = epilogue.shader_codes();
     let constants = vec![
         ("TRANS_A", f64::from(u8::from(form.transposes_a()))),
         ("TRANS_B", f64::from(u8::from(form.transposes_b()))),
+        ("BIAS_GRAD", f64::from(u8::from(db.is_some()))),
     ];
     let params = MatmulParams {
         m: m as u32,
@@ -312,33 +463,33 @@ fn prepare_part(
         c_offset: c.offset as u32,
         extra_offset: extra_offset as u32,
         act: act_code,
-        _pad0: 0,
-        _pad1: 0,
-        _pad2: 0,
+        bias_group: NO_GROUP,
+        db_offset: db.map_or(0, |d| d.offset as u32),
+        _pad: 0,
     };
+    let db_binding = db.map_or(ctx.scratch_binding(), |d| d.view.binding());
+    let shape = kernel.shape();
+    let mut constants = constants;
     let mut bindings = vec![a.view.binding(), b.view.binding(), extra, c.view.binding()];
-    match kernel {
-        MatmulKernel::Tiled => {
-            let groups = [n.div_ceil(TILED_BLOCK) as u32, m.div_ceil(TILED_BLOCK) as u32, 1];
-            ctx.prepare(&TILED, &constants, &bindings, bytemuck::bytes_of(&params), groups)
-        }
-        MatmulKernel::RowBlock => {
-            let (vec_a, vec_b) = (vec4_aligned(&a), vec4_aligned(&b));
-            let mut constants = constants;
-            constants.push(("VEC_A", f64::from(u8::from(vec_a))));
-            constants.push(("VEC_B", f64::from(u8::from(vec_b))));
-            bindings.push(if vec_a {
-                a.view.binding()
+    if shape.vec4_loads {
+        // The vec4 aliases of A and B, bound only where their rows are 16-byte aligned.
+        for (name, x) in [("VEC_A", &a), ("VEC_B", &b)] {
+            let aligned = vec4_aligned(x);
+            constants.push((name, f64::from(u8::from(aligned))));
+            bindings.push(if aligned {
+                x.view.binding()
             } else {
                 ctx.placeholder_binding()
             });
-            bindings.push(if vec_b {
-                b.view.binding()
-            } else {
-                ctx.placeholder_binding()
-            });
-            let groups = [n.div_ceil(ROW_BLOCK_COLS) as u32, m.div_ceil(ROW_BLOCK_ROWS) as u32, 1];
-            ctx.prepare(&ROW_BLOCK, &constants, &bindings, bytemuck::bytes_of(&params), groups)
         }
     }
+    bindings.push(db_binding);
+    // With a bias gradient, one more column of workgroups computes it (see matmul_common.wgsl).
+    let col_groups = n.div_ceil(shape.cols) as u32;
+    let mut params = params;
+    if db.is_some() {
+        params.bias_group = col_groups;
+    }
+    let groups = [col_groups + u32::from(db.is_some()), m.div_ceil(shape.rows) as u32, 1];
+    ctx.prepare(shape.kernel, &constants, &bindings, bytemuck::bytes_of(&params), groups)
 }

@@ -13,7 +13,6 @@ pub mod elementwise;
 pub(crate) mod kernels;
 pub mod loss;
 pub mod matmul;
-pub mod metrics;
 pub mod optim;
 pub mod profiler;
 mod uniforms;
@@ -22,10 +21,11 @@ pub use buffer::{GpuBuffer, GpuView};
 pub use context::{AdapterRequest, GpuContext, list_adapters, parse_backend};
 pub use dispatch::Dispatch;
 pub use dropout::*;
-pub use elementwise::{activation_backward, activation_forward, bias_grad};
-pub use loss::{mae, mse, sigmoid_binary_cross_entropy, softmax_cross_entropy};
-pub use matmul::{MatmulKernel, Operand, matmul, matmul_strided, matmul_with_kernel};
-pub use metrics::{MetricsFlags, MetricsTotals, batch_metrics};
+pub use elementwise::{activation_backward, activation_forward};
+pub use loss::{LossInputs, LossOutputs, MetricsFlags, MetricsTotals, loss_and_metrics};
+pub use matmul::{
+    MatmulKernel, Operand, matmul, matmul_strided, matmul_with_kernel, weight_grad, weight_grad_with_kernel,
+};
 pub use optim::*;
 
 impl GpuContext {

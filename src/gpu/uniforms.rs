@@ -15,20 +15,10 @@ pub(crate) struct ElementwiseShape {
     pub threads_x: u32,
 }
 
-/// `Shape` in `shaders/loss.wgsl`: one invocation per row.
+/// `LossParams` in `shaders/loss.wgsl`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Pod, Zeroable)]
-pub(crate) struct RowShape {
-    pub rows: u32,
-    pub cols: u32,
-    pub threads_x: u32,
-    pub _pad: u32,
-}
-
-/// `MetricsParams` in `shaders/metrics.wgsl`.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Pod, Zeroable)]
-pub(crate) struct MetricsParams {
+pub(crate) struct LossParams {
     pub rows: u32,
     pub cols: u32,
     /// Bit 0: count correct, bit 1: guard, bit 2: tick first.
@@ -79,16 +69,16 @@ pub(crate) struct MatmulParams {
     pub c_offset: u32,
     pub extra_offset: u32,
     pub act: u32,
-    pub _pad0: u32,
-    pub _pad1: u32,
-    pub _pad2: u32,
+    pub bias_group: u32,
+    pub db_offset: u32,
+    pub _pad: u32,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::gpu::dropout::{DROPOUT, DropoutParams};
-    use crate::gpu::kernels::{DATA, ELEMENTWISE, LOSS, MATMUL, MATMUL_CPU, METRICS, OPTIM, Shader};
+    use crate::gpu::kernels::{DATA, ELEMENTWISE, LOSS, MATMUL, MATMUL_BLOCK, MATMUL_CPU, OPTIM, Shader};
     use crate::optimizer::OptimState;
 
     /// `(field, offset, size)` of each listed field of a Rust struct, in order.
@@ -184,24 +174,17 @@ mod tests {
                 threads_x
             }),
         );
-        let row_shape = fields!(RowShape {
-            rows,
-            cols,
-            threads_x,
-            _pad
-        });
-        check(&LOSS, "Shape", row_shape);
         check(
-            &METRICS,
-            "MetricsParams",
-            fields!(MetricsParams {
+            &LOSS,
+            "LossParams",
+            fields!(LossParams {
                 rows,
                 cols,
                 flags,
                 _pad
             }),
         );
-        check(&METRICS, "OptimState", state);
+        check(&LOSS, "OptimState", state);
         check(
             &DATA,
             "Params",
@@ -230,11 +213,12 @@ mod tests {
             c_offset,
             extra_offset,
             act,
-            _pad0,
-            _pad1,
-            _pad2
+            bias_group,
+            db_offset,
+            _pad
         });
         check(&MATMUL, "Params", matmul.clone());
+        check(&MATMUL_BLOCK, "Params", matmul.clone());
         check(&MATMUL_CPU, "Params", matmul);
         check(
             &DROPOUT,

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use super::layer_ops::{LayerAt, cpu_backward, cpu_forward};
 use super::params::ParamLayout;
-use super::program::{Op, Stage, StepProgram, plan};
+use super::program::{Op, Stage, StepMetrics, StepProgram, plan};
 use crate::cpu::{self, Real};
 use crate::error::{Result, check_len};
 use crate::model::{DenseLayer, LossKind, Network, NetworkSpec};
@@ -307,7 +307,7 @@ impl<T: Real> CpuExecutor<T> {
                 let (before, after) = ws.tensors.split_at_mut(output);
                 cpu_forward(self.layer_at(position), self.state.step, &before[input], &mut after[0])?;
             }
-            Op::Loss { logits } => {
+            Op::Loss { logits, metrics } => {
                 let (z, dz, cols) = (&ws.tensors[logits], &mut ws.grads[logits], spec.outputs());
                 let (labels, targets, loss_rows) = (&ws.labels, &ws.targets, &mut ws.loss_rows);
                 match spec.loss {
@@ -319,14 +319,14 @@ impl<T: Real> CpuExecutor<T> {
                     LossKind::MeanAbsoluteError => cpu::mae(z, targets, loss_rows, dz, rows, cols)?,
                 }
                 out.loss_sum = ws.loss_rows.iter().map(|v| v.to_f64().unwrap_or(f64::NAN)).sum();
-            }
-            Op::Metrics { logits, tick, guard } => {
-                let labels = classes.then_some(&ws.labels[..]);
-                let shape = (rows, spec.outputs());
-                let z = &ws.tensors[logits];
-                let metrics = cpu::batch_metrics(z, labels, &ws.loss_rows, shape, &mut self.state, (tick, guard))?;
-                out.correct = metrics.correct;
-                return Ok(metrics.skip);
+                if let Some(StepMetrics { tick, guard }) = metrics {
+                    let labels = classes.then_some(&ws.labels[..]);
+                    let shape = (rows, spec.outputs());
+                    let z = &ws.tensors[logits];
+                    let metrics = cpu::batch_metrics(z, labels, &ws.loss_rows, shape, &mut self.state, (tick, guard))?;
+                    out.correct = metrics.correct;
+                    return Ok(metrics.skip);
+                }
             }
             Op::DenseBackward {
                 dense,

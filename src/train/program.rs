@@ -53,7 +53,7 @@ pub(crate) enum Op {
     /// Copies the batch's samples into tensor 0 and its labels or targets.
     Gather,
     /// Advances the optimizer's step counter, before the forward pass when dropout masks read
-    /// it (otherwise [`Op::Metrics`] advances it, saving a dispatch).
+    /// it (otherwise [`Op::Loss`]'s metrics advance it, saving a dispatch).
     Tick,
     /// `output = act(input·Wᵀ + b)` with dense layer `dense`'s parameters, one fused op.
     DenseForward {
@@ -75,13 +75,12 @@ pub(crate) enum Op {
         input: TensorId,
         output: TensorId,
     },
-    /// Per-sample loss and `grad[logits] = dLoss/dlogits` (the `1/B` included).
-    Loss { logits: TensorId },
-    /// Adds the batch's loss sum (and correct count, for class labels) to the totals; in
-    /// training, first advances the step (`tick`) and then runs the non-finite `guard`, which
-    /// flags a step whose loss is non-finite (the updates skip it when the run asks for that).
-    /// One fused dispatch on the GPU.
-    Metrics { logits: TensorId, tick: bool, guard: bool },
+    /// Per-sample loss and `grad[logits] = dLoss/dlogits` (the `1/B` included), and with
+    /// `metrics` the step's bookkeeping: one fused dispatch on the GPU.
+    Loss {
+        logits: TensorId,
+        metrics: Option<StepMetrics>,
+    },
     /// `dW = dZᵀ·input`, `db = Σ_rows dZ` with `dZ = grad[output]`; with `input_grad`, also
     /// `grad[input] = (dZ·W) ⊙ input_grad'(input)` (the derivative of the activation fused into
     /// the op that produced `input`).
@@ -109,6 +108,16 @@ pub(crate) enum Op {
     GradNorm,
     /// The optimizer's update over the flat parameters.
     Update,
+}
+
+/// What the loss op does after the loss: add the batch's loss sum (and correct count, for class
+/// labels) to the totals; in training, first advance the step (`tick`) and then run the
+/// non-finite `guard`, which flags a step whose loss is non-finite (the updates skip it when the
+/// run asks for that).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct StepMetrics {
+    pub tick: bool,
+    pub guard: bool,
 }
 
 /// The ops of one stage of one model, and the tensors they use.
@@ -223,13 +232,14 @@ pub(crate) fn plan(spec: &NetworkSpec, stage: Stage, clip: bool) -> StepProgram 
     }
     ops.extend(forward.iter().copied());
     if stage.has_loss() {
-        ops.push(Op::Loss { logits: output });
-    }
-    if matches!(stage, Stage::Train | Stage::Evaluate) {
-        ops.push(Op::Metrics {
-            logits: output,
+        // Training and evaluation keep totals; the gradient checks only want the loss.
+        let metrics = matches!(stage, Stage::Train | Stage::Evaluate).then_some(StepMetrics {
             tick: train && !masks_read_step,
             guard: train,
+        });
+        ops.push(Op::Loss {
+            logits: output,
+            metrics,
         });
     }
     if stage.has_backward() {
@@ -312,20 +322,21 @@ mod tests {
                 "DenseForward",
                 "DenseForward",
                 "Loss",
-                "Metrics",
                 "DenseBackward",
                 "DenseBackward",
                 "Update"
             ]
         );
         assert_eq!(
-            p.ops[4],
-            Op::Metrics {
+            p.ops[3],
+            Op::Loss {
                 logits: 2,
-                tick: true,
-                guard: true
+                metrics: Some(StepMetrics {
+                    tick: true,
+                    guard: true
+                })
             },
-            "without dropout the metrics op advances the step"
+            "without dropout the loss op's metrics advance the step"
         );
         assert_eq!(p.widths, [4, 8, 3]);
         assert_eq!(
@@ -339,7 +350,7 @@ mod tests {
         );
         // The first layer's input (the data) needs no gradient; the second's gets relu' fused.
         assert_eq!(
-            p.ops[5],
+            p.ops[4],
             Op::DenseBackward {
                 dense: 1,
                 input: 1,
@@ -348,7 +359,7 @@ mod tests {
             }
         );
         assert_eq!(
-            p.ops[6],
+            p.ops[5],
             Op::DenseBackward {
                 dense: 0,
                 input: 0,

@@ -5,7 +5,7 @@ use crate::data::Dataset;
 use crate::error::Result;
 use crate::gpu::data::{BatchTargets, DeviceDataset};
 use crate::gpu::{self, Dispatch, GpuBuffer, GpuContext, GpuView, Operand};
-use crate::model::{LossKind, NetworkSpec};
+use crate::model::NetworkSpec;
 use crate::ops::{Epilogue, MatmulDims, MatmulForm};
 use crate::optimizer::{OptimState, Optimizer};
 use crate::train::layer_ops::{self, LayerAt};
@@ -181,40 +181,30 @@ fn record(r: &Resources<'_>, op: Op, ws: &Workspace, classes: bool, out: &mut Ve
             &ws.tensors[input],
             &ws.tensors[output],
         )?),
-        Op::Loss { logits } => {
-            let (z, dz, cols, loss_rows) = (&ws.tensors[logits], ws.grad(logits), r.spec.outputs(), &ws.loss_rows);
-            out.push(match r.spec.loss {
-                LossKind::SoftmaxCrossEntropy => {
-                    gpu::softmax_cross_entropy(ctx, z, &ws.labels, loss_rows, dz, rows, cols)?
-                }
-                LossKind::SigmoidBinaryCrossEntropy => {
-                    gpu::sigmoid_binary_cross_entropy(ctx, z, &ws.targets, loss_rows, dz, rows, cols)?
-                }
-                LossKind::MeanSquaredError => gpu::mse(ctx, z, &ws.targets, loss_rows, dz, rows, cols)?,
-                LossKind::MeanAbsoluteError => gpu::mae(ctx, z, &ws.targets, loss_rows, dz, rows, cols)?,
-            });
-        }
-        Op::Metrics { logits, tick, guard } => {
+        Op::Loss { logits, metrics } => {
+            let metrics = metrics.expect("the GPU runs stages that keep totals");
+            let head = r.spec.loss;
+            let inputs = gpu::LossInputs {
+                z: &ws.tensors[logits],
+                labels: &ws.labels,
+                targets: &ws.targets,
+            };
+            let outputs = gpu::LossOutputs {
+                loss_rows: &ws.loss_rows,
+                dz: ws.grad(logits),
+            };
             let totals = gpu::MetricsTotals {
                 loss: &r.totals.loss,
                 correct: &r.totals.correct,
             };
             let flags = gpu::MetricsFlags {
                 count_correct: classes,
-                guard,
-                tick,
+                guard: metrics.guard,
+                tick: metrics.tick,
             };
             let shape = (rows, r.spec.outputs());
-            let z = &ws.tensors[logits];
-            out.push(gpu::batch_metrics(
-                ctx,
-                z,
-                &ws.labels,
-                &ws.loss_rows,
-                totals,
-                r.state,
-                shape,
-                flags,
+            out.push(gpu::loss_and_metrics(
+                ctx, head, inputs, outputs, totals, r.state, shape, flags,
             )?);
         }
         Op::DenseBackward {
@@ -223,25 +213,23 @@ fn record(r: &Resources<'_>, op: Op, ws: &Workspace, classes: bool, out: &mut Ve
             output,
             input_grad,
         } => {
-            // Chunk by chunk for split layers: dW[chunk] = dZ[:, chunk]ᵀ·input, and
+            // Chunk by chunk for split layers: dW[chunk] = dZ[:, chunk]ᵀ·input with
+            // db[chunk] = Σ_rows dZ[:, chunk] in the same dispatch, and
             // grad[input] = Σ_chunks dZ[:, chunk]·W[chunk], the last chunk applying act'.
             let (w, b) = r.layout.params.layers[dense];
             let (fan_in, fan_out) = (w.cols, w.rows);
             let chunks = &r.layout.weight_chunks[dense];
             let dz = ws.grad(output);
             for chunk in chunks {
-                out.push(gpu::matmul_strided(
+                out.push(gpu::weight_grad(
                     ctx,
-                    MatmulForm::AtB,
                     MatmulDims::new(chunk.len(), rows, fan_in),
                     operand(dz.into(), chunk.start, fan_out),
                     operand((&ws.tensors[input]).into(), 0, fan_in),
                     operand(r.grads.rows(w, chunk)?, 0, fan_in),
-                    Epilogue::None,
-                    false,
+                    operand(r.grads.tensor(b)?, chunk.start, 1),
                 )?);
             }
-            out.push(gpu::bias_grad(ctx, dz, r.grads.tensor(b)?, rows, fan_out)?);
             if let Some(act) = input_grad {
                 for (i, chunk) in chunks.iter().enumerate() {
                     let epilogue = if i + 1 == chunks.len() {
