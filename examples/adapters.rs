@@ -1,28 +1,85 @@
-//! Lists every adapter wgpu sees and opens the one shadergrad would use.
+//! Lists every adapter wgpu sees, opens the one shadergrad would use, and shows which matmul
+//! kernel it picks for each shape of a 784-512-256-10 training step, and why.
 //!
-//! `cargo run --example adapters` (honours SHADERGRAD_BACKEND and SHADERGRAD_ADAPTER).
-//! Exits non-zero when no adapter can be opened.
+//! `cargo run --release --example adapters` (honours SHADERGRAD_BACKEND, SHADERGRAD_ADAPTER and
+//! SHADERGRAD_MATMUL). Exits non-zero when no adapter can be opened.
 
-use shadergrad::gpu::{GpuContext, list_adapters};
+use std::sync::Arc;
+
+use shadergrad::gpu::{ChoiceSource, GpuContext, list_adapters, tuning};
+use shadergrad::model::{LossKind, Network, NetworkSpec};
+use shadergrad::train::{Device, TrainConfig, Trainer};
+use shadergrad::{Activation, data};
 
 fn main() {
     println!("adapters on this machine: {}", list_adapters());
-    match GpuContext::new() {
-        Ok(ctx) => {
-            let l = ctx.limits();
-            println!("shadergrad uses: {}", ctx.describe());
-            println!(
-                "limits: max_buffer_size {} MiB, max_storage_buffer_binding_size {} MiB, \
-                 max_compute_workgroups_per_dimension {}, max_compute_invocations_per_workgroup {}",
-                l.max_buffer_size >> 20,
-                l.max_storage_buffer_binding_size >> 20,
-                l.max_compute_workgroups_per_dimension,
-                l.max_compute_invocations_per_workgroup
-            );
-        }
+    let ctx = match GpuContext::new() {
+        Ok(ctx) => Arc::new(ctx),
         Err(e) => {
             eprintln!("error: {e}");
             std::process::exit(1);
         }
+    };
+    let l = ctx.limits();
+    println!("shadergrad uses: {}", ctx.describe());
+    println!(
+        "limits: max_buffer_size {} MiB, max_storage_buffer_binding_size {} MiB, \
+         max_compute_workgroups_per_dimension {}, max_compute_invocations_per_workgroup {}",
+        l.max_buffer_size >> 20,
+        l.max_storage_buffer_binding_size >> 20,
+        l.max_compute_workgroups_per_dimension,
+        l.max_compute_invocations_per_workgroup
+    );
+    if let Err(e) = show_matmul_choices(&ctx) {
+        eprintln!("error: {e}");
+        std::process::exit(1);
     }
+}
+
+/// One training step of the default MNIST network, then the kernel chosen per matmul class.
+fn show_matmul_choices(ctx: &Arc<GpuContext>) -> shadergrad::Result<()> {
+    let spec = NetworkSpec::new(&[784, 512, 256, 10], Activation::Relu, LossKind::SoftmaxCrossEntropy)?;
+    let config = TrainConfig::default();
+    let start = std::time::Instant::now();
+    let mut trainer = Trainer::new(Network::init(&spec, 0), &Device::Gpu(Arc::clone(ctx)), config.clone())?;
+    trainer.train_epoch(&data::synthetic::mnist_like(config.batch_size, 0), None, &mut |_, _| {})?;
+    println!(
+        "\nmatmul kernels for a 784-512-256-10 step (first step, compilation and timing included: {:.2} s):",
+        start.elapsed().as_secs_f64()
+    );
+    match ctx.forced_matmul_kernel() {
+        Some(kernel) => println!("  all: {} (forced by SHADERGRAD_MATMUL)", kernel.name()),
+        None => println!(
+            "  timed once per shape class within {} s of kernel time, then cached in {}",
+            tuning::TIMING_BUDGET_SECONDS,
+            tuning::cache_dir().map_or("(no cache folder)".into(), |d| d.display().to_string())
+        ),
+    }
+    for (class, choice) in ctx.matmul_choices() {
+        let why = match choice.source {
+            ChoiceSource::Forced => "forced".to_string(),
+            ChoiceSource::Unmeasured => "timing budget spent: nearest measured class".to_string(),
+            ChoiceSource::Measured | ChoiceSource::Cached => {
+                let times: Vec<String> = choice
+                    .timings
+                    .iter()
+                    .map(|(k, s)| format!("{} {:.2} ms", k.name(), s * 1e3))
+                    .collect();
+                let when = if choice.source == ChoiceSource::Cached {
+                    "cached"
+                } else {
+                    "measured now"
+                };
+                format!("{when}: {}", times.join(", "))
+            }
+        };
+        println!(
+            "  {:?}, work ≈ 2^{}, {}: {} ({why})",
+            class.form,
+            class.size_bucket * 3,
+            if class.aligned { "vec4-aligned" } else { "unaligned" },
+            choice.kernel.name()
+        );
+    }
+    Ok(())
 }

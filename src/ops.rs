@@ -6,7 +6,7 @@ use crate::activation::Activation;
 /// Which operands of `C = op(A)·op(B)` are transposed: the three forms backprop needs.
 ///
 /// Matrices are row-major; a transposed operand is read in place, never materialised.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum MatmulForm {
     /// `C[m×n] = A[m×k] · B[k×n]`: the input gradient `dX = dZ·W`.
     AB,

@@ -7,8 +7,9 @@ use crate::gpu::kernels::PipelineCache;
 
 /// Which adapter to open: every field narrows the choice; `None` means "any".
 ///
-/// [`AdapterRequest::from_env`] reads `SHADERGRAD_BACKEND` (`vulkan|metal|dx12|gl`) and
-/// `SHADERGRAD_ADAPTER` (a case-insensitive substring of the adapter name).
+/// [`AdapterRequest::from_env`] reads `SHADERGRAD_BACKEND` (`vulkan|metal|dx12|gl`),
+/// `SHADERGRAD_ADAPTER` (a case-insensitive substring of the adapter name), `SHADERGRAD_MATMUL`
+/// (`auto|block|tiled|rows`) and `SHADERGRAD_CACHE_DIR`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AdapterRequest {
     /// Only adapters of this backend.
@@ -20,6 +21,10 @@ pub struct AdapterRequest {
     pub max_storage_binding_bytes: Option<u64>,
     /// Open the device with at most this `max_buffer_size`.
     pub max_buffer_bytes: Option<u64>,
+    /// Run this matmul kernel everywhere instead of choosing per shape class by timing.
+    pub matmul_kernel: Option<crate::gpu::matmul::MatmulKernel>,
+    /// The folder where timed kernel choices are kept between runs; `None`: not kept.
+    pub kernel_cache_dir: Option<std::path::PathBuf>,
 }
 
 impl AdapterRequest {
@@ -32,9 +37,21 @@ impl AdapterRequest {
         let name_contains = std::env::var("SHADERGRAD_ADAPTER")
             .ok()
             .filter(|s| !s.trim().is_empty());
+        let matmul_kernel = match std::env::var("SHADERGRAD_MATMUL").ok().as_deref().map(str::trim) {
+            None | Some("") | Some("auto") => None,
+            Some(name) => Some(
+                crate::gpu::matmul::MatmulKernel::from_name(name).ok_or_else(|| Error::BadEnvVar {
+                    var: "SHADERGRAD_MATMUL",
+                    value: name.to_string(),
+                    expected: "auto, block, tiled or rows",
+                })?,
+            ),
+        };
         Ok(AdapterRequest {
             backend,
             name_contains,
+            matmul_kernel,
+            kernel_cache_dir: crate::gpu::tuning::cache_dir(),
             ..AdapterRequest::default()
         })
     }
@@ -113,8 +130,8 @@ pub struct GpuContext {
     /// Bound where a kernel's layout has a writable slot the chosen variant does not write (a
     /// buffer may not be bound read-only and writable in one dispatch, so not the placeholder).
     scratch: wgpu::Buffer,
-    /// The matmul kernel this device runs (per adapter type).
-    matmul_kernel: crate::gpu::matmul::MatmulKernel,
+    /// Which matmul kernel each shape class runs, chosen by timing (see `gpu/tuning.rs`).
+    pub(crate) tuner: crate::gpu::tuning::Tuner,
     /// Bind groups (and uniform buffers) created so far: a steady training loop creates none.
     pub(crate) prepared: std::sync::atomic::AtomicU64,
     /// wgpu errors raised outside an error scope, kept until the next check.
@@ -204,7 +221,7 @@ impl GpuContext {
             usage: wgpu::BufferUsages::STORAGE,
             mapped_at_creation: false,
         });
-        let matmul_kernel = crate::gpu::matmul::MatmulKernel::for_adapter(info.device_type)?;
+        let tuner = crate::gpu::tuning::Tuner::new(&info, request.matmul_kernel, request.kernel_cache_dir.as_deref());
         Ok(GpuContext {
             device,
             queue,
@@ -213,7 +230,7 @@ impl GpuContext {
             pipelines: PipelineCache::default(),
             placeholder,
             scratch,
-            matmul_kernel,
+            tuner,
             prepared: std::sync::atomic::AtomicU64::new(0),
             uncaptured,
             lost,
@@ -231,9 +248,14 @@ impl GpuContext {
         (&self.scratch).into()
     }
 
-    /// The matmul kernel this device runs (per adapter type, `SHADERGRAD_MATMUL` overrides).
-    pub fn matmul_kernel(&self) -> crate::gpu::matmul::MatmulKernel {
-        self.matmul_kernel
+    /// The matmul kernel each shape class met so far runs, and how it was chosen.
+    pub fn matmul_choices(&self) -> Vec<(crate::gpu::ShapeClass, crate::gpu::MatmulChoice)> {
+        self.tuner.choices()
+    }
+
+    /// The matmul kernel `SHADERGRAD_MATMUL` forces on this device, if it names one.
+    pub fn forced_matmul_kernel(&self) -> Option<crate::gpu::matmul::MatmulKernel> {
+        self.tuner.forced()
     }
 
     /// The adapter in use.

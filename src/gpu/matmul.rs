@@ -3,6 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::kernels::{Kernel, MATMUL, MATMUL_BLOCK, MATMUL_CPU, Slot};
+use crate::gpu::tuning::ShapeClass;
 use crate::gpu::uniforms::MatmulParams;
 use crate::gpu::{Dispatch, GpuBuffer, GpuContext, GpuView};
 use crate::ops::{Epilogue, MatmulDims, MatmulForm};
@@ -114,23 +115,6 @@ impl MatmulKernel {
             },
         }
     }
-
-    /// The kernel for an adapter type: `RowBlock` on CPU adapters, `BlockTiled` elsewhere.
-    /// `SHADERGRAD_MATMUL=block|tiled|rows` overrides.
-    pub fn for_adapter(device_type: wgpu::DeviceType) -> Result<Self> {
-        match std::env::var("SHADERGRAD_MATMUL").ok().as_deref().map(str::trim) {
-            None | Some("") => Ok(if device_type == wgpu::DeviceType::Cpu {
-                MatmulKernel::RowBlock
-            } else {
-                MatmulKernel::BlockTiled
-            }),
-            Some(name) => Self::from_name(name).ok_or_else(|| Error::BadEnvVar {
-                var: "SHADERGRAD_MATMUL",
-                value: name.to_string(),
-                expected: "block, tiled or rows",
-            }),
-        }
-    }
 }
 
 /// A matrix inside a bound view: element `(i, j)` is at `offset + i·ld + j` of the view.
@@ -228,14 +212,96 @@ pub fn matmul_strided(
     // The row-block kernel pays off where its vec4 loads apply; an unaligned operand (in training,
     // the dZ of a 10-class output layer) goes to the small tiled kernel instead of a second large
     // pipeline variant that would cost about a second of compilation on a CPU adapter.
-    matmul_with_kernel(ctx, pick(ctx, &a, &b), form, dims, a, b, c, epilogue, accumulate)
+    let call = Call {
+        form,
+        dims,
+        a,
+        b,
+        c,
+        epilogue,
+        accumulate,
+        bias_grad: None,
+    };
+    prepare_call(ctx, pick(ctx, &call)?, call)
 }
 
-/// The device's kernel for these operands.
-fn pick(ctx: &GpuContext, a: &Operand<'_>, b: &Operand<'_>) -> MatmulKernel {
-    match ctx.matmul_kernel() {
-        MatmulKernel::RowBlock if !(vec4_aligned(a) && vec4_aligned(b)) => MatmulKernel::Tiled,
-        kernel => kernel,
+/// The device's kernel for a call: chosen by timing the candidates the first time its shape
+/// class comes up (see `gpu/tuning.rs`).
+fn pick(ctx: &GpuContext, call: &Call<'_>) -> Result<MatmulKernel> {
+    let aligned = vec4_aligned(&call.a) && vec4_aligned(&call.b);
+    let class = ShapeClass::of(call.form, call.dims, aligned);
+    ctx.tuner.choose(class, |kernel| time_call(ctx, kernel, call))
+}
+
+/// The largest operands (A + B + C, in floats) the tuner copies to time a call: beyond it the
+/// shape takes the nearest measured class's kernel (64 MiB of scratch).
+const MAX_TIMED_FLOATS: usize = 16 << 20;
+
+/// Kernel seconds of one run of `call` with `kernel`, on zeroed scratch operands of the same
+/// shapes and strides (the call's own buffers are never written). The first run compiles the
+/// pipeline and is not counted.
+fn time_call(ctx: &GpuContext, kernel: MatmulKernel, call: &Call<'_>) -> Result<f64> {
+    let MatmulDims { m, k, n } = call.dims;
+    let (a_rows, a_cols) = if call.form.transposes_a() { (k, m) } else { (m, k) };
+    let (b_rows, b_cols) = if call.form.transposes_b() { (n, k) } else { (k, n) };
+    let extent = |rows: usize, cols: usize, ld: usize| (rows - 1) * ld + cols;
+    let sizes = [
+        extent(a_rows, a_cols, call.a.ld),
+        extent(b_rows, b_cols, call.b.ld),
+        extent(m, n, call.c.ld),
+    ];
+    if sizes.iter().sum::<usize>() > MAX_TIMED_FLOATS {
+        return Ok(f64::INFINITY);
+    }
+    let a = ctx.zeros::<f32>("matmul timing A", sizes[0])?;
+    let b = ctx.zeros::<f32>("matmul timing B", sizes[1])?;
+    let c = ctx.zeros::<f32>("matmul timing C", sizes[2])?;
+    let extra = ctx.zeros::<f32>("matmul timing epilogue", sizes[2].max(n))?;
+    let db = ctx.zeros::<f32>("matmul timing db", m)?;
+    let epilogue = match call.epilogue {
+        Epilogue::None => Epilogue::None,
+        Epilogue::BiasAct { act, .. } => Epilogue::BiasAct {
+            bias: Operand::dense(&extra, n),
+            act,
+        },
+        Epilogue::ActGrad { act, .. } => Epilogue::ActGrad {
+            act_output: Operand {
+                ld: call.c.ld,
+                ..Operand::dense(&extra, n)
+            },
+            act,
+        },
+    };
+    let scratch = Call {
+        form: call.form,
+        dims: call.dims,
+        a: Operand {
+            ld: call.a.ld,
+            ..Operand::dense(&a, a_cols)
+        },
+        b: Operand {
+            ld: call.b.ld,
+            ..Operand::dense(&b, b_cols)
+        },
+        c: Operand {
+            ld: call.c.ld,
+            ..Operand::dense(&c, n)
+        },
+        epilogue,
+        accumulate: call.accumulate,
+        bias_grad: call.bias_grad.map(|_| Operand::dense(&db, 1)),
+    };
+    let dispatch = prepare_call(ctx, kernel, scratch)?;
+    ctx.run(&[&dispatch])?;
+    match crate::gpu::profiler::PassTimer::new(ctx) {
+        Some(timer) => ctx.run_timed(&[&dispatch], &timer),
+        None => {
+            ctx.wait()?;
+            let start = std::time::Instant::now();
+            ctx.run(&[&dispatch])?;
+            ctx.wait()?;
+            Ok(start.elapsed().as_secs_f64())
+        }
     }
 }
 
@@ -282,7 +348,17 @@ pub fn weight_grad(
     dw: Operand<'_>,
     db: Operand<'_>,
 ) -> Result<Dispatch> {
-    weight_grad_with_kernel(ctx, pick(ctx, &dz, &x), dims, dz, x, dw, db)
+    let call = Call {
+        form: MatmulForm::AtB,
+        dims,
+        a: dz,
+        b: x,
+        c: dw,
+        epilogue: Epilogue::None,
+        accumulate: false,
+        bias_grad: Some(db),
+    };
+    prepare_call(ctx, pick(ctx, &call)?, call)
 }
 
 /// [`weight_grad`] with an explicit kernel, so tests can check every kernel on one device.

@@ -15,6 +15,7 @@ pub mod loss;
 pub mod matmul;
 pub mod optim;
 pub mod profiler;
+pub mod tuning;
 mod uniforms;
 
 pub use buffer::{GpuBuffer, GpuView};
@@ -27,6 +28,7 @@ pub use matmul::{
     MatmulKernel, Operand, matmul, matmul_strided, matmul_with_kernel, weight_grad, weight_grad_with_kernel,
 };
 pub use optim::*;
+pub use tuning::{ChoiceSource, MatmulChoice, ShapeClass};
 
 impl GpuContext {
     /// How many specialised pipelines this device has compiled so far.

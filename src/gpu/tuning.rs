@@ -1,0 +1,336 @@
+//! The empirical choice of matmul kernel. The first time a device meets a matmul *shape class*
+//! (form, size bucket, vec4 alignment) it times every candidate kernel on that shape with
+//! timestamp queries (wall clock where the adapter has none), keeps the fastest, and writes the
+//! choice to the user's cache folder, keyed by adapter, driver and crate version, so later runs
+//! start without timing. `SHADERGRAD_MATMUL=<name>` (or [`crate::gpu::AdapterRequest`]'s
+//! `matmul_kernel`) forces one kernel instead.
+//!
+//! Timing is bounded: once [`TIMING_BUDGET_SECONDS`] of kernel time has been spent on a device,
+//! a new class takes the choice of the nearest class already measured (same form and alignment),
+//! or the adapter type's default, and is measured on a later run.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde_json::Value;
+
+use crate::error::Result;
+use crate::gpu::matmul::MatmulKernel;
+use crate::ops::{MatmulDims, MatmulForm};
+
+/// The most kernel time one device spends timing candidates, over all shape classes.
+pub const TIMING_BUDGET_SECONDS: f64 = 0.5;
+
+/// The file, in the cache folder, that keeps the choices.
+const CACHE_FILE: &str = "matmul-kernels.json";
+
+/// Matmuls that the same kernel should win: same form, same vec4 alignment of A and B, and work
+/// `m·k·n` within the same factor-of-8 bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ShapeClass {
+    pub form: MatmulForm,
+    /// `⌈log₂(m·k·n) / 3⌉`.
+    pub size_bucket: u32,
+    /// Whether A's and B's rows can be read as whole vec4s.
+    pub aligned: bool,
+}
+
+impl ShapeClass {
+    pub fn of(form: MatmulForm, dims: MatmulDims, aligned: bool) -> Self {
+        let work = (dims.m as u64 * dims.k as u64 * dims.n as u64).max(1);
+        let log2 = 64 - (work - 1).leading_zeros();
+        ShapeClass {
+            form,
+            size_bucket: log2.div_ceil(3),
+            aligned,
+        }
+    }
+
+    /// The candidates for this class. The row-block kernel runs only on aligned operands: on
+    /// others it would need a second large scalar variant, seconds of compilation on lavapipe.
+    pub fn candidates(self) -> Vec<MatmulKernel> {
+        MatmulKernel::ALL
+            .into_iter()
+            .filter(|k| self.aligned || *k != MatmulKernel::RowBlock)
+            .collect()
+    }
+
+    fn key(self) -> String {
+        format!(
+            "{:?} work~2^{} {}",
+            self.form,
+            self.size_bucket * 3,
+            if self.aligned { "aligned" } else { "unaligned" }
+        )
+    }
+}
+
+/// Where a choice came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChoiceSource {
+    /// `SHADERGRAD_MATMUL` named the kernel.
+    Forced,
+    /// Timed on this device in this run.
+    Measured,
+    /// Timed on an earlier run, read from the cache file.
+    Cached,
+    /// The timing budget was spent: the nearest measured class's kernel, or the adapter default.
+    Unmeasured,
+}
+
+/// The kernel a shape class runs, and the kernel seconds each candidate took when timed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MatmulChoice {
+    pub kernel: MatmulKernel,
+    pub source: ChoiceSource,
+    /// `(kernel, seconds per run)` of each candidate timed, fastest first.
+    pub timings: Vec<(MatmulKernel, f64)>,
+}
+
+/// One device's choices.
+pub(crate) struct Tuner {
+    forced: Option<MatmulKernel>,
+    default: MatmulKernel,
+    /// Identifies adapter, driver and crate version in the cache file.
+    device_key: String,
+    cache_path: Option<PathBuf>,
+    state: Mutex<TunerState>,
+}
+
+#[derive(Default)]
+struct TunerState {
+    choices: BTreeMap<ShapeClass, MatmulChoice>,
+    /// Measured choices of this device read from (and written back to) the cache file.
+    cached: Option<HashMap<String, CachedChoice>>,
+    spent_seconds: f64,
+}
+
+/// One class's entry in the cache file: `{"kernel": "rows", "seconds": {"rows": 0.014, …}}`.
+#[derive(Clone)]
+struct CachedChoice {
+    kernel: String,
+    seconds: BTreeMap<String, f64>,
+}
+
+impl CachedChoice {
+    fn from_json(v: &Value) -> Option<Self> {
+        Some(CachedChoice {
+            kernel: v.get("kernel")?.as_str()?.to_string(),
+            seconds: v
+                .get("seconds")?
+                .as_object()?
+                .iter()
+                .filter_map(|(k, s)| Some((k.clone(), s.as_f64()?)))
+                .collect(),
+        })
+    }
+
+    fn to_json(&self) -> Value {
+        serde_json::json!({ "kernel": self.kernel, "seconds": self.seconds })
+    }
+}
+
+impl Tuner {
+    /// The tuner of an adapter: `forced` runs one kernel everywhere; choices are cached in
+    /// `cache_dir` if given.
+    pub fn new(info: &wgpu::AdapterInfo, forced: Option<MatmulKernel>, cache_dir: Option<&Path>) -> Self {
+        let default = if info.device_type == wgpu::DeviceType::Cpu {
+            MatmulKernel::RowBlock
+        } else {
+            MatmulKernel::BlockTiled
+        };
+        Tuner {
+            forced,
+            default,
+            device_key: format!(
+                "{} | {:?} | {} {} | shadergrad {}",
+                info.name,
+                info.backend,
+                info.driver,
+                info.driver_info,
+                env!("CARGO_PKG_VERSION")
+            ),
+            cache_path: cache_dir.map(|d| d.join(CACHE_FILE)),
+            state: Mutex::default(),
+        }
+    }
+
+    /// The kernel forced on this device, if any.
+    pub fn forced(&self) -> Option<MatmulKernel> {
+        self.forced
+    }
+
+    /// The kernel for `class`: forced, chosen before, cached, or timed now with `time` (which
+    /// returns one run's kernel seconds).
+    pub fn choose(&self, class: ShapeClass, mut time: impl FnMut(MatmulKernel) -> Result<f64>) -> Result<MatmulKernel> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(choice) = state.choices.get(&class) {
+            return Ok(choice.kernel);
+        }
+        if let Some(kernel) = self.forced {
+            let choice = MatmulChoice {
+                kernel,
+                source: ChoiceSource::Forced,
+                timings: Vec::new(),
+            };
+            state.choices.insert(class, choice);
+            return Ok(kernel);
+        }
+        if state.cached.is_none() {
+            let devices = self.read_cache();
+            let mine = devices.get(&self.device_key).and_then(Value::as_object);
+            state.cached = Some(
+                mine.into_iter()
+                    .flatten()
+                    .filter_map(|(class, v)| Some((class.clone(), CachedChoice::from_json(v)?)))
+                    .collect(),
+            );
+        }
+        let cached = state.cached.as_ref().and_then(|c| c.get(&class.key())).and_then(|c| {
+            let kernel = MatmulKernel::from_name(&c.kernel).filter(|k| class.candidates().contains(k))?;
+            let mut timings: Vec<_> = c
+                .seconds
+                .iter()
+                .filter_map(|(name, s)| Some((MatmulKernel::from_name(name)?, *s)))
+                .collect();
+            timings.sort_by(|a, b| a.1.total_cmp(&b.1));
+            Some(MatmulChoice {
+                kernel,
+                source: ChoiceSource::Cached,
+                timings,
+            })
+        });
+        let choice = match cached {
+            Some(choice) => choice,
+            None if state.spent_seconds >= TIMING_BUDGET_SECONDS => MatmulChoice {
+                kernel: self.nearest(&state, class),
+                source: ChoiceSource::Unmeasured,
+                timings: Vec::new(),
+            },
+            None => {
+                let mut timings = Vec::new();
+                for kernel in class.candidates() {
+                    // Infinite: the shape was too large to time on scratch copies.
+                    let seconds = time(kernel)?;
+                    if seconds.is_finite() {
+                        state.spent_seconds += seconds;
+                        timings.push((kernel, seconds));
+                    }
+                }
+                timings.sort_by(|a, b| a.1.total_cmp(&b.1));
+                match timings.first() {
+                    Some(&(kernel, _)) => {
+                        let choice = MatmulChoice {
+                            kernel,
+                            source: ChoiceSource::Measured,
+                            timings,
+                        };
+                        self.remember(&mut state, class, &choice);
+                        choice
+                    }
+                    None => MatmulChoice {
+                        kernel: self.nearest(&state, class),
+                        source: ChoiceSource::Unmeasured,
+                        timings,
+                    },
+                }
+            }
+        };
+        let kernel = choice.kernel;
+        state.choices.insert(class, choice);
+        Ok(kernel)
+    }
+
+    /// Every choice made on this device so far, by class.
+    pub fn choices(&self) -> Vec<(ShapeClass, MatmulChoice)> {
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.choices.iter().map(|(c, m)| (*c, m.clone())).collect()
+    }
+
+    /// The kernel of the measured class nearest in size with the same form and alignment, or
+    /// the adapter type's default.
+    fn nearest(&self, state: &TunerState, class: ShapeClass) -> MatmulKernel {
+        state
+            .choices
+            .iter()
+            .filter(|(c, m)| c.form == class.form && c.aligned == class.aligned && m.source != ChoiceSource::Unmeasured)
+            .min_by_key(|(c, _)| c.size_bucket.abs_diff(class.size_bucket))
+            .map(|(_, m)| m.kernel)
+            .unwrap_or(if class.aligned {
+                self.default
+            } else {
+                MatmulKernel::BlockTiled
+            })
+    }
+
+    /// The cache file's devices: `{"devices": {device key: {class key: choice}}}`.
+    fn read_cache(&self) -> serde_json::Map<String, Value> {
+        // A missing, unreadable or corrupt cache only means timing again: it is rewritten whole.
+        self.cache_path
+            .as_ref()
+            .and_then(|p| std::fs::read(p).ok())
+            .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+            .and_then(|mut v| match v.get_mut("devices").map(Value::take) {
+                Some(Value::Object(devices)) => Some(devices),
+                _ => None,
+            })
+            .unwrap_or_default()
+    }
+
+    /// Adds a measured choice to the cache file (other devices' entries kept). A cache that
+    /// cannot be written costs only the timing on the next run, so failures are ignored.
+    fn remember(&self, state: &mut TunerState, class: ShapeClass, choice: &MatmulChoice) {
+        let entry = CachedChoice {
+            kernel: choice.kernel.name().to_string(),
+            seconds: choice.timings.iter().map(|(k, s)| (k.name().to_string(), *s)).collect(),
+        };
+        let mine = state.cached.get_or_insert_with(HashMap::new);
+        mine.insert(class.key(), entry);
+        let Some(path) = &self.cache_path else { return };
+        let mut devices = self.read_cache();
+        let mine: serde_json::Map<String, Value> = mine.iter().map(|(k, c)| (k.clone(), c.to_json())).collect();
+        devices.insert(self.device_key.clone(), Value::Object(mine));
+        let json = serde_json::json!({ "devices": devices });
+        if let (Ok(bytes), Some(dir)) = (serde_json::to_vec_pretty(&json), path.parent())
+            && std::fs::create_dir_all(dir).is_ok()
+        {
+            let _ = crate::files::write_atomically(path, &bytes);
+        }
+    }
+}
+
+/// The folder for shadergrad's caches: `SHADERGRAD_CACHE_DIR` if set (empty: no cache), else
+/// the platform's user cache folder (`$XDG_CACHE_HOME` or `~/.cache` on Linux,
+/// `~/Library/Caches` on macOS, `%LOCALAPPDATA%` on Windows) plus `shadergrad`.
+pub fn cache_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("SHADERGRAD_CACHE_DIR") {
+        return (!dir.is_empty()).then(|| PathBuf::from(dir));
+    }
+    let env_dir = |var: &str| std::env::var_os(var).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let base = if cfg!(windows) {
+        env_dir("LOCALAPPDATA")
+    } else if cfg!(target_os = "macos") {
+        env_dir("HOME").map(|h| h.join("Library/Caches"))
+    } else {
+        env_dir("XDG_CACHE_HOME").or_else(|| env_dir("HOME").map(|h| h.join(".cache")))
+    };
+    base.map(|b| b.join("shadergrad"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shape_classes_bucket_work_by_factors_of_eight() {
+        let class = |m, k, n| ShapeClass::of(MatmulForm::ABt, MatmulDims::new(m, k, n), true).size_bucket;
+        assert_eq!(class(1, 1, 1), 0);
+        assert_eq!(class(2, 2, 2), 1);
+        assert_eq!(class(4, 4, 4), 2);
+        assert_eq!(class(128, 784, 512), 9, "2^25.6 rounds up to 2^27");
+        assert_eq!(class(128, 512, 256), 8);
+        let unaligned = ShapeClass::of(MatmulForm::AB, MatmulDims::new(128, 10, 256), false);
+        assert!(!unaligned.candidates().contains(&MatmulKernel::RowBlock));
+    }
+}

@@ -1,0 +1,106 @@
+//! The empirical matmul kernel choice: timed on first use of a shape class, cached on disk per
+//! adapter so a later run does not time again, rebuilt from a corrupt cache, and forced by the
+//! request (`SHADERGRAD_MATMUL`). Whatever kernel is chosen, the result is the CPU's.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{GPU_TOLERANCE, assert_close, random_vec, rng};
+use shadergrad::gpu::{AdapterRequest, ChoiceSource, GpuContext, MatmulChoice, MatmulKernel, ShapeClass};
+use shadergrad::{Epilogue, MatmulDims, MatmulForm, cpu, gpu};
+
+fn open(cache: &Path, forced: Option<MatmulKernel>) -> GpuContext {
+    GpuContext::with_request(&AdapterRequest {
+        matmul_kernel: forced,
+        kernel_cache_dir: Some(cache.to_path_buf()),
+        ..AdapterRequest::from_env().unwrap()
+    })
+    .unwrap()
+}
+
+/// Runs the MNIST first layer's forward matmul through the public API (the device picks the
+/// kernel), checks it against the CPU, and returns the device's choices.
+fn forward_layer(ctx: &GpuContext) -> Vec<(ShapeClass, MatmulChoice)> {
+    let d = MatmulDims::new(128, 784, 512);
+    let mut r = rng("tuning");
+    let (a, b) = (random_vec(&mut r, d.m * d.k, 1.0), random_vec(&mut r, d.n * d.k, 1.0));
+    let mut want = vec![0.0f32; d.m * d.n];
+    cpu::matmul(MatmulForm::ABt, d, &a, &b, &mut want, Epilogue::None).unwrap();
+    let (ga, gb) = (ctx.upload("a", &a).unwrap(), ctx.upload("b", &b).unwrap());
+    let gc = common::poisoned(ctx, "c", d.m * d.n);
+    let dispatch = gpu::matmul(ctx, MatmulForm::ABt, d, &ga, &gb, &gc, Epilogue::None).unwrap();
+    ctx.run(&[&dispatch]).unwrap();
+    assert_close("tuned matmul", &ctx.read(&gc).unwrap(), &want, GPU_TOLERANCE);
+    ctx.matmul_choices()
+}
+
+fn cache_file(dir: &Path) -> PathBuf {
+    dir.join("matmul-kernels.json")
+}
+
+#[test]
+fn kernel_choice_is_timed_then_cached_and_can_be_forced() {
+    let shared = gpu_or_skip!();
+    let dir = std::env::temp_dir().join(format!("shadergrad-tuning-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+
+    // First run: every candidate is timed and the fastest kept.
+    let choices = forward_layer(&open(&dir, None));
+    assert_eq!(choices.len(), 1, "{choices:?}");
+    let (class, first) = &choices[0];
+    assert_eq!(class.form, MatmulForm::ABt);
+    assert!(class.aligned);
+    assert_eq!(first.source, ChoiceSource::Measured);
+    assert_eq!(first.timings.len(), MatmulKernel::ALL.len(), "{first:?}");
+    assert_eq!(first.kernel, first.timings[0].0, "the fastest wins: {first:?}");
+    assert!(first.timings.windows(2).all(|w| w[0].1 <= w[1].1), "{first:?}");
+    if shared.adapter_info().name.contains("llvmpipe") {
+        // The row-block kernel is 2× faster than the others on lavapipe: measurement must see it.
+        assert_eq!(first.kernel, MatmulKernel::RowBlock, "{first:?}");
+    }
+    let text = std::fs::read_to_string(cache_file(&dir)).expect("the choice is written to the cache");
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let devices = json["devices"].as_object().unwrap();
+    assert_eq!(devices.len(), 1, "{text}");
+    let entry = devices
+        .values()
+        .next()
+        .unwrap()
+        .as_object()
+        .unwrap()
+        .values()
+        .next()
+        .unwrap();
+    assert_eq!(entry["kernel"], first.kernel.name(), "{text}");
+
+    // Second run: read from the cache, nothing timed, the same kernel.
+    let choices = forward_layer(&open(&dir, None));
+    assert_eq!(choices[0].1.source, ChoiceSource::Cached, "{choices:?}");
+    assert_eq!(choices[0].1.kernel, first.kernel);
+
+    // A corrupt cache is ignored, then rewritten whole.
+    std::fs::write(cache_file(&dir), b"{\"devices\": [garbage").unwrap();
+    let choices = forward_layer(&open(&dir, None));
+    assert_eq!(choices[0].1.source, ChoiceSource::Measured, "{choices:?}");
+    let text = std::fs::read_to_string(cache_file(&dir)).unwrap();
+    assert!(serde_json::from_str::<serde_json::Value>(&text).is_ok(), "{text}");
+
+    // Forced: that kernel everywhere, nothing timed or written.
+    for kernel in MatmulKernel::ALL {
+        let before = std::fs::read(cache_file(&dir)).unwrap();
+        let choices = forward_layer(&open(&dir, Some(kernel)));
+        assert_eq!(choices[0].1.kernel, kernel);
+        assert_eq!(choices[0].1.source, ChoiceSource::Forced);
+        assert_eq!(std::fs::read(cache_file(&dir)).unwrap(), before);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn kernel_names_round_trip() {
+    for kernel in MatmulKernel::ALL {
+        assert_eq!(MatmulKernel::from_name(kernel.name()), Some(kernel));
+    }
+    assert_eq!(MatmulKernel::from_name("fastest"), None);
+}
