@@ -102,19 +102,28 @@ fn head_row(r: u32, inv_b: f32) -> f32 {
     }
 }
 
-// Whether row r's first maximum sits at its label (a label outside 0..cols never matches).
+// Whether x is NaN, from its bits: GPU compilers may fold float comparisons with NaN (GLSL
+// leaves them undefined), so they cannot be trusted to detect it.
+fn is_nan_bits(x: f32) -> bool {
+    return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
+}
+
+// Whether row r's first maximum sits at its label (a label outside 0..cols never matches, nor
+// does a row with a NaN score: its argmax is undefined).
 fn row_correct(r: u32) -> bool {
     let base = r * params.cols;
     var best = 0u;
     var best_value = z[base];
+    var nan = is_nan_bits(best_value);
     for (var j = 1u; j < params.cols; j++) {
         let v = z[base + j];
+        nan = nan || is_nan_bits(v);
         if v > best_value {
             best = j;
             best_value = v;
         }
     }
-    return best == labels[r];
+    return best == labels[r] && !nan;
 }
 
 const THREADS: u32 = 256u;

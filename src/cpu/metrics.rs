@@ -1,4 +1,5 @@
-//! Loss totals, accuracy and the step's bookkeeping. GPU twin: `shaders/metrics.wgsl`.
+//! Loss totals, accuracy and the step's bookkeeping. GPU twin: `loss_metrics` in
+//! `shaders/loss.wgsl`.
 
 use super::Real;
 use crate::error::{Result, check_len, check_nonzero};
@@ -6,7 +7,8 @@ use crate::optimizer::OptimState;
 
 /// How many rows of `z [rows × cols]` have their largest score at the labelled class.
 ///
-/// Ties go to the lowest index, as on the GPU. A label outside `0..cols` never matches.
+/// Ties go to the lowest index, as on the GPU. A label outside `0..cols` never matches, nor does a
+/// row with a NaN score (its argmax is undefined; GPU compilers may fold NaN comparisons).
 pub fn count_correct<T: Real>(z: &[T], labels: &[u32], rows: usize, cols: usize) -> Result<u32> {
     const OP: &str = "count_correct";
     check_nonzero(OP, &[("rows", rows), ("cols", cols)])?;
@@ -15,7 +17,7 @@ pub fn count_correct<T: Real>(z: &[T], labels: &[u32], rows: usize, cols: usize)
     let correct = z
         .chunks_exact(cols)
         .zip(labels)
-        .filter(|(row, label)| argmax(row) == **label as usize)
+        .filter(|(row, label)| argmax(row) == **label as usize && !row.iter().any(|v| v.is_nan()))
         .count();
     Ok(correct as u32)
 }
@@ -42,7 +44,7 @@ pub struct BatchMetrics {
     pub skip: bool,
 }
 
-/// Twin of `batch_metrics` in `shaders/metrics.wgsl`: the loss sum, the correct count (with
+/// Twin of the bookkeeping in `loss_metrics` (`shaders/loss.wgsl`): the loss sum, the correct count (with
 /// `labels`), then on `state` an [`OptimState::tick`] (with `tick`) and the non-finite
 /// [`OptimState::guard`] (with `guard`).
 pub fn batch_metrics<T: Real>(

@@ -18,6 +18,7 @@ pub(crate) static DROPOUT: Shader = Shader {
         include_str!("../../shaders/optim_state.wgsl"),
         include_str!("../../shaders/dropout.wgsl")
     ),
+    trusted: false,
 };
 
 /// `DropoutParams` in `shaders/dropout.wgsl`.
