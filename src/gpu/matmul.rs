@@ -348,16 +348,7 @@ pub fn weight_grad(
     dw: Operand<'_>,
     db: Operand<'_>,
 ) -> Result<Dispatch> {
-    let call = Call {
-        form: MatmulForm::AtB,
-        dims,
-        a: dz,
-        b: x,
-        c: dw,
-        epilogue: Epilogue::None,
-        accumulate: false,
-        bias_grad: Some(db),
-    };
+    let call = Call::weight_grad(dims, dz, x, dw, db);
     prepare_call(ctx, pick(ctx, &call)?, call)
 }
 
@@ -371,17 +362,7 @@ pub fn weight_grad_with_kernel(
     dw: Operand<'_>,
     db: Operand<'_>,
 ) -> Result<Dispatch> {
-    let call = Call {
-        form: MatmulForm::AtB,
-        dims,
-        a: dz,
-        b: x,
-        c: dw,
-        epilogue: Epilogue::None,
-        accumulate: false,
-        bias_grad: Some(db),
-    };
-    prepare_call(ctx, kernel, call)
+    prepare_call(ctx, kernel, Call::weight_grad(dims, dz, x, dw, db))
 }
 
 /// One matmul as the kernels see it: `C = epilogue(op(A)·op(B) (+ C))`, and with `bias_grad`
@@ -395,6 +376,22 @@ struct Call<'a> {
     epilogue: Epilogue<Operand<'a>>,
     accumulate: bool,
     bias_grad: Option<Operand<'a>>,
+}
+
+impl<'a> Call<'a> {
+    /// `dW = dZᵀ·X` with `db = Σ_rows dZ`.
+    fn weight_grad(dims: MatmulDims, dz: Operand<'a>, x: Operand<'a>, dw: Operand<'a>, db: Operand<'a>) -> Self {
+        Call {
+            form: MatmulForm::AtB,
+            dims,
+            a: dz,
+            b: x,
+            c: dw,
+            epilogue: Epilogue::None,
+            accumulate: false,
+            bias_grad: Some(db),
+        }
+    }
 }
 
 fn prepare_call(ctx: &GpuContext, kernel: MatmulKernel, call: Call<'_>) -> Result<Dispatch> {
