@@ -212,16 +212,7 @@ pub fn matmul_strided(
     // The row-block kernel pays off where its vec4 loads apply; an unaligned operand (in training,
     // the dZ of a 10-class output layer) goes to the small tiled kernel instead of a second large
     // pipeline variant that would cost about a second of compilation on a CPU adapter.
-    let call = Call {
-        form,
-        dims,
-        a,
-        b,
-        c,
-        epilogue,
-        accumulate,
-        bias_grad: None,
-    };
+    let call = Call::matmul(form, dims, [a, b, c], epilogue, accumulate);
     prepare_call(ctx, pick(ctx, &call)?, call)
 }
 
@@ -324,16 +315,7 @@ pub fn matmul_with_kernel(
     epilogue: Epilogue<Operand<'_>>,
     accumulate: bool,
 ) -> Result<Dispatch> {
-    let call = Call {
-        form,
-        dims,
-        a,
-        b,
-        c,
-        epilogue,
-        accumulate,
-        bias_grad: None,
-    };
+    let call = Call::matmul(form, dims, [a, b, c], epilogue, accumulate);
     prepare_call(ctx, kernel, call)
 }
 
@@ -379,6 +361,26 @@ struct Call<'a> {
 }
 
 impl<'a> Call<'a> {
+    /// A plain matmul, `[a, b, c]` its operands.
+    fn matmul(
+        form: MatmulForm,
+        dims: MatmulDims,
+        [a, b, c]: [Operand<'a>; 3],
+        epilogue: Epilogue<Operand<'a>>,
+        accumulate: bool,
+    ) -> Self {
+        Call {
+            form,
+            dims,
+            a,
+            b,
+            c,
+            epilogue,
+            accumulate,
+            bias_grad: None,
+        }
+    }
+
     /// `dW = dZᵀ·X` with `db = Σ_rows dZ`.
     fn weight_grad(dims: MatmulDims, dz: Operand<'a>, x: Operand<'a>, dw: Operand<'a>, db: Operand<'a>) -> Self {
         Call {
