@@ -1,5 +1,5 @@
 //! Matrix multiply in the three backprop forms, with the dense layer's fused epilogues.
-//! GPU twin: `shaders/matmul.wgsl`.
+//! GPU twins: `shaders/matmul_block.wgsl`, `shaders/matmul.wgsl`, `shaders/matmul_cpu.wgsl`.
 
 use super::{Real, for_each_row};
 use crate::activation::Activation;

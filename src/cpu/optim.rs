@@ -3,7 +3,7 @@
 //! Each takes the step's [`OptimState`] (after [`OptimState::tick`]) so both backends read
 //! the same hyperparameters and bias corrections.
 
-use super::{PARALLEL_MIN_ELEMENTS, Real, for_each_element};
+use super::{PARALLEL_MIN_ELEMENTS, Real};
 use rayon::prelude::*;
 
 /// Elements per parallel task of the stateful updates: big enough to amortise rayon, small
@@ -26,7 +26,18 @@ pub fn sgd_update<T: Real>(w: &mut [T], g: &[T], s: &OptimState) -> Result<()> {
     check("sgd_update", w.len(), g.len())?;
     let (lr, decay) = (cast::<T>(s.lr), T::one() - cast::<T>(s.lr * s.weight_decay));
     let clip = cast::<T>(s.clip_scale());
-    for_each_element(w, |i, w| *w = *w * decay - lr * (g[i] * clip));
+    // Chunks zipped with their gradient (not an indexed per-element closure): the inner loop
+    // has no bounds checks and vectorises, which made SGD slower than Adam before.
+    let run = |(w, g): (&mut [T], &[T])| {
+        for (w, &g) in w.iter_mut().zip(g) {
+            *w = *w * decay - lr * (g * clip);
+        }
+    };
+    if w.len() >= PARALLEL_MIN_ELEMENTS {
+        w.par_chunks_mut(CHUNK).zip(g.par_chunks(CHUNK)).for_each(run);
+    } else {
+        run((w, g));
+    }
     Ok(())
 }
 
