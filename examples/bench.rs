@@ -110,14 +110,38 @@ fn bench_matmul(ctx: &GpuContext, timer: Option<&PassTimer>, form: MatmulForm, d
 }
 
 fn step_flops(spec: &NetworkSpec, batch: usize) -> f64 {
-    // Forward X·Wᵀ, backward dZᵀ·X and dZ·W (not for the first layer): 2·B·in·out each.
+    // Forward X·Wᵀ, backward dZᵀ·X and dZ·W (not for the first layer): 2·B·in·out each, times
+    // the output positions for a conv (its weight is out × in·k·k).
     spec.dense()
         .map(|d| {
             let (l, i, o) = (d.index, d.fan_in, d.fan_out);
+            let positions = d.conv.map_or(1, |g| g.out_height * g.out_width);
             let passes = if l == 0 { 2.0 } else { 3.0 };
-            passes * 2.0 * (batch * i * o) as f64
+            passes * 2.0 * (batch * i * o * positions) as f64
         })
         .sum()
+}
+
+/// Median seconds per CPU training step of `spec` at batch 128 on MNIST-like data.
+fn cpu_step_seconds(spec: &NetworkSpec, optimizer: Optimizer, steps: usize) -> f64 {
+    const BATCH: usize = 128;
+    let data = mnist_like(BATCH * 64, 0);
+    let order = epoch_order(data.len(), 0, 0, true);
+    let all: Vec<&[u32]> = batches(&order, BATCH, true).collect();
+    let config = TrainConfig {
+        optimizer,
+        batch_size: BATCH,
+        ..TrainConfig::default()
+    };
+    let mut cpu = CpuBackend::new(Network::init(spec, 0), &config).unwrap();
+    let mut run = |k: usize| {
+        let t = Instant::now();
+        cpu.train_batches(&data, &all[..k]).unwrap();
+        cpu.take_train_totals().unwrap();
+        t.elapsed().as_secs_f64() / k as f64
+    };
+    run(2);
+    median((0..3).map(|_| run(steps)).collect())
 }
 
 fn bench_step(
@@ -142,17 +166,7 @@ fn bench_step(
         backend.take_train_totals().unwrap();
         t.elapsed().as_secs_f64() / k as f64
     };
-    let mut cpu = CpuBackend::new(
-        network.clone(),
-        &TrainConfig {
-            optimizer,
-            batch_size: BATCH,
-            ..TrainConfig::default()
-        },
-    )
-    .unwrap();
-    run(&mut cpu, 2);
-    let cpu_s = median((0..3).map(|_| run(&mut cpu, steps)).collect());
+    let cpu_s = cpu_step_seconds(&spec, optimizer, steps);
 
     let warm = Instant::now();
     let mut gpu = GpuBackend::new(
@@ -294,6 +308,19 @@ fn main() {
             1.0 / r.cpu_s,
             1.0 / r.gpu_s
         );
+    }
+    if args.only.as_deref() != Some("matmul") {
+        // The CNN preset: CPU only, the GPU backend has no conv kernels yet.
+        let lenet = NetworkSpec::preset("lenet", LossKind::SoftmaxCrossEntropy).unwrap();
+        for (name, optimizer) in [("SGD", Optimizer::sgd(0.1)), ("Adam", Optimizer::adam(1e-3))] {
+            let s = cpu_step_seconds(&lenet, optimizer, if args.quick { 4 } else { 12 });
+            println!(
+                "train step lenet {name} (CPU only): {:.1} ms, {:.0} steps/s, {:.1} GFLOP/s",
+                s * 1e3,
+                1.0 / s,
+                step_flops(&lenet, 128) / s / 1e9
+            );
+        }
     }
     println!(
         "\npipelines compiled: {}; total bench time {:.1} s",

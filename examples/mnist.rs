@@ -20,7 +20,9 @@ use shadergrad::train::{Device, EpochProgress, LrSchedule, MetricsLog, TrainConf
 use shadergrad::{Activation, Optimizer};
 
 #[derive(Parser, Debug)]
-#[command(about = "Train a model (an MLP, with dropout if asked) on MNIST with shadergrad, on the GPU or the CPU")]
+#[command(
+    about = "Train a model (an MLP, or a CNN on the CPU backend) on MNIST with shadergrad, on the GPU or the CPU"
+)]
 struct Args {
     /// Folder with the four MNIST IDX files (default: $MNIST_DIR, else ./data/mnist, else the bundled sample).
     #[arg(long)]
@@ -38,10 +40,16 @@ struct Args {
     /// Hidden activation: relu, sigmoid, tanh, leaky_relu, identity [default: relu].
     #[arg(long)]
     activation: Option<Activation>,
-    /// The full layer list instead of --layers/--activation: the input width, then denseN,
-    /// an activation, or dropoutP per layer, e.g. 784,dense512,relu,dropout0.2,dense10.
+    /// The full layer list instead of --layers/--activation: the input width (or CxHxW image
+    /// shape), then per layer denseN, an activation, dropoutP, convNkK[sS][pP], maxpoolK[sS] or
+    /// flatten, e.g. 784,dense512,relu,dropout0.2,dense10 or
+    /// 1x28x28,conv32k3p1,relu,maxpool2,flatten,dense10 (conv and pooling: CPU backend for now).
     #[arg(long, conflicts_with_all = ["layers", "activation"])]
     model: Option<String>,
+    /// A named model instead of the model flags: mlp (784,dense512,relu,dense256,relu,dense10)
+    /// or lenet (1x28x28,conv32k3p1,relu,maxpool2,conv64k3p1,relu,maxpool2,flatten,dense128,relu,dense10).
+    #[arg(long, conflicts_with_all = ["layers", "activation", "model"])]
+    preset: Option<String>,
     /// Loss head: softmax_ce, sigmoid_bce, mse or mae [default: softmax_ce].
     #[arg(long)]
     loss: Option<LossKind>,
@@ -145,11 +153,16 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     };
     // The model the flags name; none when resuming without model flags (the checkpoint's).
     let loss = args.loss.unwrap_or(LossKind::SoftmaxCrossEntropy);
-    let model_flags = args.model.is_some() || args.layers.is_some() || args.activation.is_some() || args.loss.is_some();
-    let asked = match &args.model {
-        Some(text) => Some(NetworkSpec::parse(text, loss)?),
-        None if !model_flags && args.resume.is_some() => None,
-        None => Some(NetworkSpec::new(
+    let model_flags = args.model.is_some()
+        || args.preset.is_some()
+        || args.layers.is_some()
+        || args.activation.is_some()
+        || args.loss.is_some();
+    let asked = match (&args.model, &args.preset) {
+        (Some(text), _) => Some(NetworkSpec::parse(text, loss)?),
+        (None, Some(name)) => Some(NetworkSpec::preset(name, loss)?),
+        (None, None) if !model_flags && args.resume.is_some() => None,
+        (None, None) => Some(NetworkSpec::new(
             args.layers.as_deref().unwrap_or(&[784, 512, 256, 10]),
             args.activation.unwrap_or(Activation::Relu),
             loss,

@@ -113,6 +113,45 @@ fn pytorch_names_and_shapes() {
     assert_eq!(tensors.tensor("layers.2.bias").unwrap().shape(), &[3]);
 }
 
+#[test]
+fn cnn_checkpoints_use_conv2d_names_and_shapes_and_round_trip() {
+    let spec = NetworkSpec::parse(
+        "1x6x6,conv4k3p1,relu,maxpool2,conv3k2,flatten,dense5,relu,dense3",
+        LossKind::SoftmaxCrossEntropy,
+    )
+    .unwrap();
+    let mut r = common::rng("cnn checkpoint data");
+    let features = common::random_vec(&mut r, 64 * 36, 1.0);
+    let labels = features
+        .chunks(36)
+        .map(|x| u32::from(x[7] > 0.0) + u32::from(x[20] > 0.5))
+        .collect();
+    let data = Dataset::classification(features, 36, labels, 3).unwrap();
+    let mut trainer = Trainer::new(Network::init(&spec, 1), &Device::Cpu, config(Optimizer::adam(1e-2))).unwrap();
+    trainer.train_epoch(&data, None, &mut |_, _| {}).unwrap();
+    let checkpoint = trainer.checkpoint().unwrap();
+    let bytes = checkpoint.to_bytes().unwrap();
+    let tensors = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    // nn.Conv2d(1, 4, 3, padding=1).weight is [out, in, k, k]; the dense layers follow.
+    assert_eq!(tensors.tensor("layers.0.weight").unwrap().shape(), &[4, 1, 3, 3]);
+    assert_eq!(tensors.tensor("layers.0.bias").unwrap().shape(), &[4]);
+    assert_eq!(tensors.tensor("layers.1.weight").unwrap().shape(), &[3, 4, 2, 2]);
+    assert_eq!(tensors.tensor("layers.2.weight").unwrap().shape(), &[5, 12]);
+    assert_eq!(
+        tensors.tensor("optimizer.exp_avg.layers.1.weight").unwrap().shape(),
+        &[3, 4, 2, 2]
+    );
+    let dir = temp("cnn");
+    let path = dir.join("cnn.safetensors");
+    checkpoint.save(&path).unwrap();
+    let loaded = Checkpoint::load(&path).unwrap();
+    assert_eq!(loaded, checkpoint);
+    assert_eq!(loaded.network.spec.text(), spec.text());
+    let x = common::random_vec(&mut r, 3 * 36, 1.0);
+    let mut again = Trainer::new(loaded.network, &Device::Cpu, config(Optimizer::adam(1e-2))).unwrap();
+    assert_eq!(again.predict(&x, 3).unwrap(), trainer.predict(&x, 3).unwrap());
+}
+
 fn resume_matches_uninterrupted(device: Device, tolerance: f64) {
     let data = data();
     for (spec, optimizer) in [

@@ -202,3 +202,33 @@ fn the_step_program_gradients_for_every_layer_arrangement() {
         check_program(&NetworkSpec::parse(text, loss).unwrap(), &mut rng);
     }
 }
+
+#[test]
+fn the_step_program_gradients_for_conv_and_pool_layers() {
+    let mut rng = common::rng("conv_gradients");
+    for (text, loss) in [
+        // The LeNet shape in small: conv + relu fused, then pooling (its backward applies relu').
+        (
+            "1x7x7,conv3k3p1,relu,maxpool2,flatten,dense4",
+            LossKind::SoftmaxCrossEntropy,
+        ),
+        // Three channels, stride 2 with padding, a 1×1 conv, sigmoid fused into a conv.
+        (
+            "3x6x5,conv2k3s2p1,tanh,conv4k1,sigmoid,flatten,dense3",
+            LossKind::MeanSquaredError,
+        ),
+        // A 5×5 kernel with padding 2, overlapping pooling windows, a conv after pooling.
+        (
+            "2x9x9,conv3k5p2,leaky_relu,maxpool3s2,conv2k3,flatten,dense4",
+            LossKind::SoftmaxCrossEntropy,
+        ),
+        // Pooling on the input, dropout after a conv, an image flattened straight into the loss.
+        (
+            "1x5x5,maxpool2s1,conv2k2,relu,dropout0.3,flatten,dense3",
+            LossKind::SigmoidBinaryCrossEntropy,
+        ),
+        ("1x4x4,conv2k3p1,flatten", LossKind::MeanAbsoluteError),
+    ] {
+        check_program(&NetworkSpec::parse(text, loss).unwrap(), &mut rng);
+    }
+}

@@ -158,3 +158,75 @@ fn names_parse() {
     assert_eq!("mse".parse::<LossKind>().unwrap(), LossKind::MeanSquaredError);
     assert_eq!("bce".parse::<LossKind>().unwrap(), LossKind::SigmoidBinaryCrossEntropy);
 }
+
+/// The LeNet-style CNN of the `lenet` preset, as text.
+const LENET: &str = "1x28x28,conv32k3p1,relu,maxpool2,conv64k3p1,relu,maxpool2,flatten,dense128,relu,dense10";
+
+#[test]
+fn cnn_models_parse_round_trip_and_count_parameters_like_pytorch() {
+    use shadergrad::model::{Layer, SampleShape};
+    let spec = NetworkSpec::parse(LENET, LossKind::SoftmaxCrossEntropy).unwrap();
+    assert_eq!(spec.text(), LENET);
+    assert_eq!(spec.inputs, 784);
+    assert_eq!(spec.image, Some([1, 28, 28]));
+    assert_eq!(
+        spec.layers[0],
+        Layer::Conv2d {
+            out_channels: 32,
+            kernel: 3,
+            stride: 1,
+            padding: 1
+        }
+    );
+    let image = |channels, height, width| SampleShape::Image {
+        channels,
+        height,
+        width,
+    };
+    let shapes = spec.shapes();
+    assert_eq!(shapes[1], image(32, 28, 28));
+    assert_eq!(shapes[3], image(32, 14, 14));
+    assert_eq!(shapes[6], image(64, 7, 7));
+    assert_eq!(shapes[7], SampleShape::Flat(3136));
+    assert_eq!(spec.outputs(), 10);
+    // torch: sum(p.numel() for p in Net().parameters()) for the same layers.
+    assert_eq!(spec.parameter_count(), 320 + 18_496 + 401_536 + 1_290);
+    let summary = Network::init(&spec, 0).summary();
+    assert!(summary.contains("weight 64×32×3×3, bias 64) → 64x14x14"), "{summary}");
+    assert!(summary.contains("total: 421,642 parameters"), "{summary}");
+    // Stride, padding and pooling options, in any order, and their canonical text.
+    let spec = NetworkSpec::parse(
+        "3x17x9,conv5p2k5s2,tanh,maxpool3s2,flatten,dense4",
+        LossKind::MeanSquaredError,
+    )
+    .unwrap();
+    assert_eq!(spec.text(), "3x17x9,conv5k5s2p2,tanh,maxpool3s2,flatten,dense4");
+    assert_eq!(spec.shapes()[1], image(5, 9, 5));
+    assert_eq!(spec.shapes()[3], image(5, 4, 2));
+}
+
+#[test]
+fn bad_cnn_models_are_refused_with_the_reason() {
+    let cases = [
+        ("784,conv8k3,flatten,dense10", "needs an image input"),
+        ("1x28x28,conv8k3,dense10", "needs a flatten layer first"),
+        ("1x28x28,conv8k3", "ends in a 8x26x26 image"),
+        ("1x4x4,conv8k5,flatten,dense2", "does not fit a 1x4x4 input"),
+        (
+            "1x28x28,conv8k3p3,flatten,dense2",
+            "padding 3 must be smaller than the kernel 3",
+        ),
+        ("1x28x28,conv8,flatten,dense2", "conv needs a kernel size"),
+        ("1x28x28,conv8k3q1,flatten,dense2", "unknown option 'q'"),
+        ("1x28x28,conv8k3k5,flatten,dense2", "given twice"),
+        ("1x28x28,maxpool0,flatten,dense2", "at least 1"),
+        ("1x28x28,maxpool2p1,flatten,dense2", "unknown option 'p'"),
+        ("2x3,dense4", "must start with the input width or image shape"),
+        ("1x28x28x3,dense4", "must start with the input width or image shape"),
+    ];
+    for (text, want) in cases {
+        let err = NetworkSpec::parse(text, LossKind::SoftmaxCrossEntropy).unwrap_err();
+        assert!(matches!(err, Error::InvalidNetwork(_)), "{text}: {err:?}");
+        assert!(err.to_string().contains(want), "{text}: {err}");
+    }
+}

@@ -29,39 +29,8 @@ pub fn matmul<T: Real>(
         Epilogue::ActGrad { act_output, .. } => check_len(OP, "activation output", act_output.len(), m * n)?,
     }
 
-    // Strides (row, column) of op(A) [m×k] and op(B) [k×n] inside their row-major storage.
-    let (a_rs, a_cs) = if form.transposes_a() { (1, m) } else { (k, 1) };
-    let (b_rs, b_cs) = if form.transposes_b() { (1, k) } else { (n, 1) };
-    let parallelism = if m * n * k >= PARALLEL_MIN_MACS {
-        gemm::Parallelism::Rayon(0)
-    } else {
-        gemm::Parallelism::None
-    };
-    // SAFETY: the lengths were checked against dims above, so every index gemm forms from
-    // these strides lies inside its slice; `c` is exclusively borrowed and does not alias.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            c.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            a.as_ptr(),
-            a_cs as isize,
-            a_rs as isize,
-            b.as_ptr(),
-            b_cs as isize,
-            b_rs as isize,
-            T::zero(),
-            T::one(),
-            false,
-            false,
-            false,
-            parallelism,
-        );
-    }
+    let parallel = m * n * k >= PARALLEL_MIN_MACS;
+    gemm_into(form, dims, a, b, c, false, parallel);
 
     match epilogue {
         Epilogue::None => {}
@@ -96,5 +65,56 @@ fn bias_act_row<T: Real>(row: &mut [T], bias: &[T], act: Activation) {
             .zip(bias)
             .for_each(|(x, &b)| *x = (*x + b).max(T::zero())),
         _ => row.iter_mut().zip(bias).for_each(|(x, &b)| *x = act.forward(*x + b)),
+    }
+}
+
+/// `C (+)= op(A)·op(B)` through gemm, on all cores when `parallel` (the callers check the lengths
+/// against `dims`; this asserts them). `accumulate` adds to `C` instead of overwriting it.
+pub(crate) fn gemm_into<T: Real>(
+    form: MatmulForm,
+    dims: MatmulDims,
+    a: &[T],
+    b: &[T],
+    c: &mut [T],
+    accumulate: bool,
+    parallel: bool,
+) {
+    let MatmulDims { m, k, n } = dims;
+    assert!(
+        a.len() >= m * k && b.len() >= k * n && c.len() >= m * n,
+        "gemm_into: operands shorter than {dims:?}"
+    );
+    // Strides (row, column) of op(A) [m×k] and op(B) [k×n] inside their row-major storage.
+    let (a_rs, a_cs) = if form.transposes_a() { (1, m) } else { (k, 1) };
+    let (b_rs, b_cs) = if form.transposes_b() { (1, k) } else { (n, 1) };
+    let parallelism = if parallel {
+        gemm::Parallelism::Rayon(0)
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: the lengths were asserted against dims above, so every index gemm forms from
+    // these strides lies inside its slice; `c` is exclusively borrowed and does not alias.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            a.as_ptr(),
+            a_cs as isize,
+            a_rs as isize,
+            b.as_ptr(),
+            b_cs as isize,
+            b_rs as isize,
+            T::one(),
+            T::one(),
+            false,
+            false,
+            false,
+            parallelism,
+        );
     }
 }

@@ -4,6 +4,7 @@
 //! generic over [`Real`], so the backend runs in `f32` while the gradient checks run the
 //! very same code in `f64`.
 
+pub mod conv;
 pub mod data;
 pub mod dropout;
 pub mod elementwise;
@@ -12,7 +13,9 @@ pub mod loss;
 pub mod matmul;
 pub mod metrics;
 pub mod optim;
+pub mod pool;
 
+pub use conv::{conv2d_backward, conv2d_forward};
 pub use data::gather_batch;
 pub use dropout::*;
 pub use elementwise::{activation_backward, activation_forward, bias_grad};
@@ -20,6 +23,7 @@ pub use loss::{mae, mse, sigmoid_binary_cross_entropy, softmax_cross_entropy};
 pub use matmul::matmul;
 pub use metrics::{BatchMetrics, batch_metrics, count_correct};
 pub use optim::*;
+pub use pool::{PoolGeometry, max_pool2d_backward, max_pool2d_forward};
 
 use num_traits::Float;
 use rayon::prelude::*;

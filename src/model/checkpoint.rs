@@ -1,8 +1,9 @@
 //! Checkpoints in safetensors: the network's weights under PyTorch `nn.Linear` names, the
 //! optimizer state, and where training stood. Written atomically.
 //!
-//! Tensors: `layers.{i}.weight` `[out, in]` and `layers.{i}.bias` `[out]` (f32) for the `i`-th
-//! dense layer, so `nn.ModuleList([nn.Linear(...)])` named `layers` loads them unchanged; with
+//! Tensors: `layers.{i}.weight` `[out, in]` (`[out, in, k, k]` for a conv) and `layers.{i}.bias`
+//! `[out]` (f32) for the `i`-th layer with parameters, so `nn.ModuleList([nn.Conv2d(...),
+//! nn.Linear(...)])` named `layers` loads them unchanged; with
 //! an optimizer, its moments under PyTorch's names, `optimizer.{exp_avg|exp_avg_sq|
 //! momentum_buffer|square_avg}.layers.{i}.weight|bias`. Metadata: `format`, `layers` (the
 //! model's text form), `sizes` (dense widths), `loss`, `epoch`, `step`, `seed`, and with an
@@ -17,7 +18,7 @@ use std::path::Path;
 
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
-use super::{DenseLayer, LossKind, Network, NetworkSpec};
+use super::{DenseLayer, DenseShape, LossKind, Network, NetworkSpec};
 use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::optimizer::{OptimProgress, moment_names};
@@ -70,6 +71,15 @@ fn view(data: &[u8], shape: Vec<usize>, dtype: Dtype) -> std::result::Result<Ten
     TensorView::new(dtype, shape, data).map_err(|e| e.to_string())
 }
 
+/// The stored shape of a layer's weight: `[out, in]` (`nn.Linear`) or `[out, in, k, k]`
+/// (`nn.Conv2d`).
+fn weight_shape(d: &DenseShape) -> Vec<usize> {
+    match d.conv {
+        Some(g) => vec![d.fan_out, g.in_channels, g.kernel, g.kernel],
+        None => vec![d.fan_out, d.fan_in],
+    }
+}
+
 /// Appends `prefix + layers.{i}.weight|bias` views of `layers`.
 fn add_layers<'a>(
     spec: &NetworkSpec,
@@ -78,10 +88,10 @@ fn add_layers<'a>(
     out: &mut Vec<(String, TensorView<'a>)>,
 ) -> std::result::Result<(), String> {
     for (d, layer) in spec.dense().zip(layers) {
-        let (i, fan_in, fan_out) = (d.index, d.fan_in, d.fan_out);
+        let (i, fan_out) = (d.index, d.fan_out);
         out.push((
             format!("{prefix}layers.{i}.weight"),
-            view(f32_bytes(&layer.weight), vec![fan_out, fan_in], Dtype::F32)?,
+            view(f32_bytes(&layer.weight), weight_shape(&d), Dtype::F32)?,
         ));
         out.push((
             format!("{prefix}layers.{i}.bias"),
@@ -223,8 +233,8 @@ impl Checkpoint {
         let mut read_layers = |prefix: &str| -> std::result::Result<Vec<DenseLayer>, String> {
             spec.dense()
                 .map(|d| {
-                    let (i, fan_in, fan_out) = (d.index, d.fan_in, d.fan_out);
-                    let weight = read_f32(&tensors, &format!("{prefix}layers.{i}.weight"), &[fan_out, fan_in])?;
+                    let (i, fan_out) = (d.index, d.fan_out);
+                    let weight = read_f32(&tensors, &format!("{prefix}layers.{i}.weight"), &weight_shape(&d))?;
                     let bias = read_f32(&tensors, &format!("{prefix}layers.{i}.bias"), &[fan_out])?;
                     expected_names.push(format!("{prefix}layers.{i}.weight"));
                     expected_names.push(format!("{prefix}layers.{i}.bias"));

@@ -10,4 +10,4 @@ pub use checkpoint::{Checkpoint, OptimizerSnapshot, Progress};
 pub use layer::Layer;
 pub(crate) use network::check_shapes;
 pub use network::{DenseLayer, Network, group_thousands};
-pub use spec::{DenseShape, LossKind, Model, ModelBuilder, NetworkSpec};
+pub use spec::{ConvGeometry, DenseShape, LossKind, Model, ModelBuilder, NetworkSpec, SampleShape, output_shape};

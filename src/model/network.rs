@@ -90,17 +90,33 @@ impl Network {
     pub fn summary(&self) -> String {
         let spec = &self.spec;
         let mut out = format!("model {} ({} loss)\n", spec.text(), spec.loss.name());
-        let mut width = spec.inputs;
+        let shapes = spec.shapes();
+        let mut params = spec.dense();
         for (position, layer) in spec.layers.iter().enumerate() {
+            let (input, output) = (shapes[position], shapes[position + 1]);
             let line = match *layer {
                 Layer::Dense { units } => {
-                    let line = format!(
+                    let width = input.len();
+                    params.next();
+                    format!(
                         "{:<24} {:>12} parameters (weight {units}×{width}, bias {units})",
                         format!("dense {width} → {units}"),
                         group_thousands(width * units + units)
-                    );
-                    width = units;
-                    line
+                    )
+                }
+                Layer::Conv2d { out_channels, .. } => {
+                    let d = params.next().expect("a conv layer has parameters");
+                    let g = d.conv.expect("a conv layer has its geometry");
+                    format!(
+                        "{:<24} {:>12} parameters (weight {out_channels}×{}×{k}×{k}, bias {out_channels}) → {output}",
+                        format!("{layer} {input}"),
+                        group_thousands(d.fan_in * d.fan_out + d.fan_out),
+                        g.in_channels,
+                        k = g.kernel,
+                    )
+                }
+                Layer::MaxPool2d { .. } | Layer::Flatten => {
+                    format!("{:<24} {:>12} parameters → {output}", layer.to_string(), 0)
                 }
                 // Layers without parameters print their text form.
                 other => format!("{:<24} {:>12} parameters", other.to_string(), 0),

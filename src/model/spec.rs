@@ -101,6 +101,9 @@ impl std::str::FromStr for LossKind {
 pub struct NetworkSpec {
     /// Features per sample.
     pub inputs: usize,
+    /// The input as an image `[channels, height, width]` (row-major, `channels·height·width ==
+    /// inputs`), for models with convolutions; `None`: flat features.
+    pub image: Option<[usize; 3]>,
     /// The layers, input to output.
     pub layers: Vec<Layer>,
     /// The loss head.
@@ -110,10 +113,69 @@ pub struct NetworkSpec {
 /// A model description; the same type as [`NetworkSpec`], named for the builder.
 pub type Model = NetworkSpec;
 
-/// The shape of one dense layer and the activation right after it (which picks its init).
+/// One sample's tensor between layers: flat features or an image `[C × H × W]` (row-major, so
+/// its features are the flattened image, as in PyTorch's NCHW).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SampleShape {
+    Flat(usize),
+    Image {
+        channels: usize,
+        height: usize,
+        width: usize,
+    },
+}
+
+impl SampleShape {
+    /// Features per sample.
+    pub fn len(self) -> usize {
+        match self {
+            SampleShape::Flat(n) => n,
+            SampleShape::Image {
+                channels,
+                height,
+                width,
+            } => channels * height * width,
+        }
+    }
+
+    /// Always false for a valid model (every layer has at least one output).
+    pub fn is_empty(self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl std::fmt::Display for SampleShape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SampleShape::Flat(n) => write!(f, "{n}"),
+            SampleShape::Image {
+                channels,
+                height,
+                width,
+            } => write!(f, "{channels}x{height}x{width}"),
+        }
+    }
+}
+
+/// Where a convolution runs: its input image and window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvGeometry {
+    pub in_channels: usize,
+    pub height: usize,
+    pub width: usize,
+    pub kernel: usize,
+    pub stride: usize,
+    pub padding: usize,
+    pub out_height: usize,
+    pub out_width: usize,
+}
+
+/// The shape of one layer with parameters (dense or conv) and the activation right after it
+/// (which picks its init). Its weight is a `fan_out × fan_in` matrix: `[out × in]` for a dense
+/// layer, `[out_channels × in_channels·k·k]` for a conv (PyTorch's `[out, in, k, k]`, flat).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DenseShape {
-    /// Index among the dense layers (the `i` of `layers.{i}.weight`).
+    /// Index among the layers with parameters (the `i` of `layers.{i}.weight`).
     pub index: usize,
     /// Index in [`NetworkSpec::layers`].
     pub position: usize,
@@ -121,6 +183,64 @@ pub struct DenseShape {
     pub fan_out: usize,
     /// The activation layer directly after this one, or identity.
     pub activation_after: Activation,
+    /// For a conv layer, its geometry; `None` for a dense layer.
+    pub conv: Option<ConvGeometry>,
+}
+
+impl DenseShape {
+    /// Features per sample the layer outputs.
+    pub fn output_len(&self) -> usize {
+        match self.conv {
+            Some(g) => self.fan_out * g.out_height * g.out_width,
+            None => self.fan_out,
+        }
+    }
+}
+
+/// The shape after `layer` for `input`, or why the layer cannot take that input.
+pub fn output_shape(layer: &Layer, input: SampleShape) -> std::result::Result<SampleShape, String> {
+    let window = |size: usize, kernel: usize, stride: usize, padding: usize| {
+        (size + 2 * padding)
+            .checked_sub(kernel)
+            .map(|span| span / stride + 1)
+            .ok_or_else(|| format!("{layer}: its {kernel}×{kernel} window does not fit a {input} input"))
+    };
+    match (*layer, input) {
+        (Layer::Dense { units }, SampleShape::Flat(_)) => Ok(SampleShape::Flat(units)),
+        (Layer::Dense { .. }, SampleShape::Image { .. }) => Err(format!(
+            "{layer} after a {input} image needs a flatten layer first (as in PyTorch)"
+        )),
+        (Layer::Activation(_) | Layer::Dropout { .. }, shape) => Ok(shape),
+        (Layer::Flatten, shape) => Ok(SampleShape::Flat(shape.len())),
+        (
+            Layer::Conv2d {
+                out_channels,
+                kernel,
+                stride,
+                padding,
+            },
+            SampleShape::Image { height, width, .. },
+        ) => Ok(SampleShape::Image {
+            channels: out_channels,
+            height: window(height, kernel, stride, padding)?,
+            width: window(width, kernel, stride, padding)?,
+        }),
+        (
+            Layer::MaxPool2d { kernel, stride },
+            SampleShape::Image {
+                channels,
+                height,
+                width,
+            },
+        ) => Ok(SampleShape::Image {
+            channels,
+            height: window(height, kernel, stride, 0)?,
+            width: window(width, kernel, stride, 0)?,
+        }),
+        (Layer::Conv2d { .. } | Layer::MaxPool2d { .. }, SampleShape::Flat(_)) => Err(format!(
+            "{layer} needs an image input: start the model with CxHxW, e.g. 1x28x28,{layer}"
+        )),
+    }
 }
 
 impl NetworkSpec {
@@ -142,10 +262,44 @@ impl NetworkSpec {
         Self::from_layers(sizes[0], layers, loss)
     }
 
+    /// The shape of the input and after each layer, as far as they are valid, and the first
+    /// problem (a layer that cannot take its input).
+    fn flow(&self) -> (Vec<SampleShape>, Option<String>) {
+        let mut shape = match self.image {
+            Some([channels, height, width]) => SampleShape::Image {
+                channels,
+                height,
+                width,
+            },
+            None => SampleShape::Flat(self.inputs),
+        };
+        let mut shapes = vec![shape];
+        for layer in &self.layers {
+            match output_shape(layer, shape) {
+                Ok(next) => {
+                    shape = next;
+                    shapes.push(shape);
+                }
+                Err(e) => return (shapes, Some(e)),
+            }
+        }
+        (shapes, None)
+    }
+
+    /// The shape of the input and after each layer (valid models only).
+    pub fn shapes(&self) -> Vec<SampleShape> {
+        self.flow().0
+    }
+
     /// Checks and builds a model: at least one dense layer, no width 0 or beyond 2^30,
     /// dropout rates in `[0, 1)`, at least two outputs for softmax cross-entropy.
     pub fn from_layers(inputs: usize, layers: Vec<Layer>, loss: LossKind) -> Result<Self> {
-        let spec = NetworkSpec { inputs, layers, loss };
+        let spec = NetworkSpec {
+            inputs,
+            image: None,
+            layers,
+            loss,
+        };
         spec.validate()?;
         Ok(spec)
     }
@@ -155,6 +309,27 @@ impl NetworkSpec {
     pub fn validate(&self) -> Result<()> {
         let spec = self;
         let inputs = self.inputs;
+        if let Some(image) = self.image
+            && image.iter().product::<usize>() != inputs
+        {
+            return Err(Error::InvalidNetwork(format!(
+                "input image {image:?} has {} values but the model takes {inputs} inputs",
+                image.iter().product::<usize>()
+            )));
+        }
+        for layer in &spec.layers {
+            layer.validate().map_err(Error::InvalidNetwork)?;
+        }
+        let (shapes, problem) = spec.flow();
+        if let Some(problem) = problem {
+            return Err(Error::InvalidNetwork(format!("model {}: {problem}", spec.text())));
+        }
+        if let Some(last @ SampleShape::Image { .. }) = shapes.last() {
+            return Err(Error::InvalidNetwork(format!(
+                "model {} ends in a {last} image; the loss needs features: add flatten and a dense layer",
+                spec.text()
+            )));
+        }
         let sizes = spec.sizes();
         if sizes.len() < 2 {
             return Err(Error::InvalidNetwork(format!(
@@ -186,10 +361,29 @@ impl NetworkSpec {
                 spec.text()
             )));
         }
-        for layer in &spec.layers {
-            layer.validate().map_err(Error::InvalidNetwork)?;
-        }
         Ok(())
+    }
+
+    /// The named models, as text: `mlp` (the default MNIST network) and `lenet` (a small CNN for
+    /// 28×28 grey images: two 3×3 conv + ReLU + 2×2 max-pool stages, then two dense layers).
+    pub const PRESETS: [(&'static str, &'static str); 2] = [
+        ("mlp", "784,dense512,relu,dense256,relu,dense10"),
+        (
+            "lenet",
+            "1x28x28,conv32k3p1,relu,maxpool2,conv64k3p1,relu,maxpool2,flatten,dense128,relu,dense10",
+        ),
+    ];
+
+    /// The preset called `name` (see [`NetworkSpec::PRESETS`]) with `loss`.
+    pub fn preset(name: &str, loss: LossKind) -> Result<Self> {
+        let (_, text) = Self::PRESETS
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name.trim()))
+            .ok_or_else(|| {
+                let names: Vec<_> = Self::PRESETS.iter().map(|(n, _)| *n).collect();
+                Error::InvalidNetwork(format!("unknown preset {name:?}; expected one of {}", names.join(", ")))
+            })?;
+        Self::parse(text, loss)
     }
 
     /// Starts a model of `inputs` features; add layers, then finish with a loss head.
@@ -205,56 +399,109 @@ impl NetworkSpec {
     pub fn parse(text: &str, loss: LossKind) -> Result<Self> {
         let mut tokens = text.split(',').map(str::trim);
         let first = tokens.next().unwrap_or("");
-        let inputs = first.parse::<usize>().map_err(|_| {
+        let bad_input = || {
             Error::InvalidNetwork(format!(
-                "model {text:?} must start with the input width, e.g. 784,dense512,relu,dense10"
+                "model {text:?} must start with the input width or image shape, e.g. \
+                 784,dense512,relu,dense10 or 1x28x28,conv32k3p1,relu,maxpool2,flatten,dense10"
             ))
-        })?;
+        };
+        let dims = first
+            .to_ascii_lowercase()
+            .split('x')
+            .map(|d| d.parse::<usize>().map_err(|_| bad_input()))
+            .collect::<Result<Vec<_>>>()?;
+        let (inputs, image) = match dims[..] {
+            [inputs] => (inputs, None),
+            [c, h, w] => (
+                c.checked_mul(h).and_then(|n| n.checked_mul(w)).ok_or_else(bad_input)?,
+                Some([c, h, w]),
+            ),
+            _ => return Err(bad_input()),
+        };
         let layers = tokens
             .map(|t| Layer::parse(t).map_err(Error::InvalidNetwork))
             .collect::<Result<Vec<_>>>()?;
-        Self::from_layers(inputs, layers, loss)
+        let spec = NetworkSpec {
+            inputs,
+            image,
+            layers,
+            loss,
+        };
+        spec.validate()?;
+        Ok(spec)
     }
 
     /// The text form [`NetworkSpec::parse`] reads back (without the loss head).
     pub fn text(&self) -> String {
-        std::iter::once(self.inputs.to_string())
+        let input = match self.image {
+            Some([c, h, w]) => format!("{c}x{h}x{w}"),
+            None => self.inputs.to_string(),
+        };
+        std::iter::once(input)
             .chain(self.layers.iter().map(|l| l.to_string()))
             .collect::<Vec<_>>()
             .join(",")
     }
 
-    /// The input width, then each dense layer's width: `[784, 512, 256, 10]`.
+    /// The input width, then each layer with parameters' output width: `[784, 512, 256, 10]`.
     pub fn sizes(&self) -> Vec<usize> {
         std::iter::once(self.inputs)
-            .chain(self.dense().map(|d| d.fan_out))
+            .chain(self.dense().map(|d| d.output_len()))
             .collect()
     }
 
-    /// The dense layers in order, with their shapes.
+    /// The layers with parameters (dense and conv) in order, with their shapes.
     pub fn dense(&self) -> impl Iterator<Item = DenseShape> + '_ {
-        let mut width = self.inputs;
+        let shapes = self.shapes();
         let mut index = 0;
         self.layers
             .iter()
+            .zip(shapes)
             .enumerate()
-            .filter_map(move |(position, layer)| match *layer {
-                Layer::Dense { units } => {
-                    let shape = DenseShape {
-                        index,
-                        position,
-                        fan_in: width,
-                        fan_out: units,
-                        activation_after: match self.layers.get(position + 1) {
-                            Some(Layer::Activation(a)) => *a,
-                            _ => Activation::Identity,
+            .filter_map(move |(position, (layer, input))| {
+                let (fan_in, fan_out, conv) = match (*layer, input) {
+                    (Layer::Dense { units }, _) => (input.len(), units, None),
+                    (
+                        Layer::Conv2d {
+                            out_channels,
+                            kernel,
+                            stride,
+                            padding,
                         },
-                    };
-                    index += 1;
-                    width = units;
-                    Some(shape)
-                }
-                _ => None,
+                        SampleShape::Image {
+                            channels,
+                            height,
+                            width,
+                        },
+                    ) => {
+                        let out = |size: usize| (size + 2 * padding - kernel) / stride + 1;
+                        let geometry = ConvGeometry {
+                            in_channels: channels,
+                            height,
+                            width,
+                            kernel,
+                            stride,
+                            padding,
+                            out_height: out(height),
+                            out_width: out(width),
+                        };
+                        (channels * kernel * kernel, out_channels, Some(geometry))
+                    }
+                    _ => return None,
+                };
+                let shape = DenseShape {
+                    index,
+                    position,
+                    fan_in,
+                    fan_out,
+                    activation_after: match self.layers.get(position + 1) {
+                        Some(Layer::Activation(a)) => *a,
+                        _ => Activation::Identity,
+                    },
+                    conv,
+                };
+                index += 1;
+                Some(shape)
             })
     }
 
@@ -276,7 +523,7 @@ impl NetworkSpec {
 
     /// Outputs of the last layer: the width the loss head sees.
     pub fn outputs(&self) -> usize {
-        *self.sizes().last().expect("at least one dense layer")
+        self.shapes().last().expect("the input shape at least").len()
     }
 
     /// Weights plus biases of every dense layer.

@@ -8,7 +8,7 @@ use super::params::ParamLayout;
 use super::program::{Op, Stage, StepMetrics, StepProgram, plan};
 use crate::cpu::{self, Real};
 use crate::error::{Result, check_len};
-use crate::model::{DenseLayer, LossKind, Network, NetworkSpec};
+use crate::model::{ConvGeometry, DenseLayer, LossKind, Network, NetworkSpec, SampleShape};
 use crate::ops::{Epilogue, MatmulDims, MatmulForm};
 use crate::optimizer::{OptimProgress, OptimState, Optimizer};
 
@@ -79,6 +79,10 @@ pub struct CpuExecutor<T: Real> {
     state: OptimState,
     run_seed: u64,
     workspaces: HashMap<(usize, Stage), Workspace<T>>,
+    /// The geometry of each layer with parameters that is a convolution.
+    convs: Vec<Option<ConvGeometry>>,
+    /// One sample's shape at the input and after each layer.
+    shapes: Vec<SampleShape>,
 }
 
 fn cast<T: Real>(v: f32) -> T {
@@ -99,6 +103,8 @@ impl<T: Real> CpuExecutor<T> {
         let layout = ParamLayout::new(&spec);
         let params = layout.flatten(&network.layers, cast::<T>);
         CpuExecutor {
+            convs: spec.dense().map(|d| d.conv).collect(),
+            shapes: spec.shapes(),
             grads: vec![T::zero(); layout.len],
             moments: vec![vec![T::zero(); layout.len]; optimizer.state_tensors()],
             state: optimizer.state_for_run(max_grad_norm, skip_nonfinite, None),
@@ -260,6 +266,7 @@ impl<T: Real> CpuExecutor<T> {
             layer: &self.spec.layers[position],
             position,
             run_seed: self.run_seed,
+            input: self.shapes[position],
         }
     }
 
@@ -283,6 +290,11 @@ impl<T: Real> CpuExecutor<T> {
             } => {
                 let (w, b) = self.layout.layers[dense];
                 let (before, after) = ws.tensors.split_at_mut(output);
+                if let Some(g) = self.convs[dense] {
+                    let (weight, bias) = (&self.params[w.range()], &self.params[b.range()]);
+                    return cpu::conv2d_forward(&before[input], weight, bias, &mut after[0], rows, g, w.rows, act)
+                        .map(|()| false);
+                }
                 cpu::matmul(
                     MatmulForm::ABt,
                     MatmulDims::new(rows, w.cols, w.rows),
@@ -338,6 +350,12 @@ impl<T: Real> CpuExecutor<T> {
                 let (fan_in, fan_out) = (w.cols, w.rows);
                 let (grads_before, grads_after) = ws.grads.split_at_mut(output);
                 let dz = &grads_after[0];
+                if let Some(g) = self.convs[dense] {
+                    let (dw, db) = split_two(&mut self.grads, w.range(), b.range());
+                    let dx = input_grad.map(|act| (&mut grads_before[input][..], act));
+                    let (x, weight) = (&ws.tensors[input], &self.params[w.range()]);
+                    return cpu::conv2d_backward(dz, x, weight, (dw, db), dx, rows, g, fan_out).map(|()| false);
+                }
                 cpu::matmul(
                     MatmulForm::AtB,
                     MatmulDims::new(fan_out, rows, fan_in),
@@ -392,4 +410,11 @@ impl<T: Real> CpuExecutor<T> {
         }
         Ok(false)
     }
+}
+
+/// Two disjoint ranges of one buffer, mutably (a layer's weight and bias in the flat gradients).
+fn split_two<T>(buf: &mut [T], first: std::ops::Range<usize>, second: std::ops::Range<usize>) -> (&mut [T], &mut [T]) {
+    assert!(first.end <= second.start, "ranges in order and disjoint");
+    let (head, tail) = buf.split_at_mut(second.start);
+    (&mut head[first], &mut tail[..second.end - second.start])
 }

@@ -1,4 +1,4 @@
-//! What each parameterless layer other than an activation (today: dropout) does in a step, on
+//! What each parameterless layer other than an activation (dropout, max pooling, flatten) does in a step, on
 //! both executors: whether it acts in a stage, whether it reads the step counter, and its
 //! forward and backward. The step program refers to such a layer by its position in the model
 //! (`Op::LayerForward`, `Op::LayerBackward`), so adding one means its variant in
@@ -10,7 +10,7 @@ use crate::activation::Activation;
 use crate::cpu::{self, DropoutMask, Real, dropout::pcg_hash};
 use crate::error::Result;
 use crate::gpu::{self, Dispatch, GpuBuffer, GpuContext};
-use crate::model::Layer;
+use crate::model::{Layer, SampleShape};
 use crate::optimizer::OptimState;
 
 /// Where a layer sits and what it may draw on.
@@ -21,6 +21,8 @@ pub(crate) struct LayerAt<'a> {
     pub position: usize,
     /// The run's seed.
     pub run_seed: u64,
+    /// The shape of one sample of its input.
+    pub input: SampleShape,
 }
 
 impl LayerAt<'_> {
@@ -32,26 +34,39 @@ impl LayerAt<'_> {
     }
 }
 
-/// Whether `layer` does anything in `stage` (dropout: in training, at a rate above 0); a layer
-/// that does not is left out of the program, its output being its input.
+/// Whether `layer` does anything in `stage` (dropout: in training, at a rate above 0; flatten:
+/// never, a row-major image already is its flat features); a layer that does not is left out
+/// of the program, its output being its input.
 pub(crate) fn acts(layer: &Layer, stage: Stage) -> bool {
     match *layer {
         Layer::Dropout { rate } => stage.training_mode() && rate > 0.0,
-        Layer::Dense { .. } | Layer::Activation(_) => true,
-    }
-}
-
-/// Features per sample the layer outputs for `input` features per sample.
-pub(crate) fn output_width(layer: &Layer, input: usize) -> usize {
-    match *layer {
-        Layer::Dropout { .. } => input,
-        ref other => not_parameterless(other),
+        Layer::Flatten => false,
+        Layer::Dense { .. } | Layer::Activation(_) | Layer::Conv2d { .. } | Layer::MaxPool2d { .. } => true,
     }
 }
 
 /// Whether the layer's ops read the step counter (so it must advance before the forward pass).
 pub(crate) fn reads_step(layer: &Layer) -> bool {
     matches!(layer, Layer::Dropout { .. })
+}
+
+/// The pooling window over this layer's input image.
+fn pool_geometry(at: LayerAt<'_>, kernel: usize, stride: usize) -> cpu::PoolGeometry {
+    let SampleShape::Image {
+        channels,
+        height,
+        width,
+    } = at.input
+    else {
+        unreachable!("validation gives pooling an image input")
+    };
+    cpu::PoolGeometry {
+        channels,
+        height,
+        width,
+        kernel,
+        stride,
+    }
 }
 
 fn not_parameterless(layer: &Layer) -> ! {
@@ -62,6 +77,7 @@ fn not_parameterless(layer: &Layer) -> ! {
 pub(crate) fn cpu_forward<T: Real>(at: LayerAt<'_>, step: u32, x: &[T], y: &mut [T]) -> Result<()> {
     match *at.layer {
         Layer::Dropout { rate } => cpu::dropout_forward(x, y, at.mask(rate), step),
+        Layer::MaxPool2d { kernel, stride } => cpu::max_pool2d_forward(x, y, pool_geometry(at, kernel, stride)),
         ref other => not_parameterless(other),
     }
 }
@@ -77,6 +93,9 @@ pub(crate) fn cpu_backward<T: Real>(
 ) -> Result<()> {
     match *at.layer {
         Layer::Dropout { rate } => cpu::dropout_backward(dy, x, dx, at.mask(rate), step, input_act),
+        Layer::MaxPool2d { kernel, stride } => {
+            cpu::max_pool2d_backward(dy, x, dx, pool_geometry(at, kernel, stride), input_act)
+        }
         ref other => not_parameterless(other),
     }
 }

@@ -150,6 +150,8 @@ pub(crate) fn plan(spec: &NetworkSpec, stage: Stage, clip: bool) -> StepProgram 
         .enumerate()
         .filter(|(_, l)| layer_ops::acts(l, stage))
         .collect();
+    // One sample's shape after each layer of the model.
+    let shapes = spec.shapes();
     let mut widths = vec![spec.inputs];
     // The activation fused into the op that produced each tensor.
     let mut produced_with = vec![Activation::Identity];
@@ -164,7 +166,7 @@ pub(crate) fn plan(spec: &NetworkSpec, stage: Stage, clip: bool) -> StepProgram 
             widths.len() - 1
         };
         match layers[i].1 {
-            Layer::Dense { units } => {
+            Layer::Dense { .. } | Layer::Conv2d { .. } => {
                 let act = match (layers.get(i + 1).map(|l| l.1), layers.get(i + 2).map(|l| l.1)) {
                     (Some(Layer::Activation(a)), Some(next)) if !matches!(next, Layer::Activation(_)) => {
                         i += 1;
@@ -172,7 +174,7 @@ pub(crate) fn plan(spec: &NetworkSpec, stage: Stage, clip: bool) -> StepProgram 
                     }
                     _ => Activation::Identity,
                 };
-                let output = new_tensor(units, act, &mut widths, &mut produced_with);
+                let output = new_tensor(shapes[layers[i].0 + 1].len(), act, &mut widths, &mut produced_with);
                 forward.push(Op::DenseForward {
                     dense,
                     input: current,
@@ -191,9 +193,9 @@ pub(crate) fn plan(spec: &NetworkSpec, stage: Stage, clip: bool) -> StepProgram 
                 });
                 current = output;
             }
-            ref other => {
+            _ => {
                 // Any other layer: parameterless, its ops in layer_ops.rs.
-                let width = layer_ops::output_width(other, widths[current]);
+                let width = shapes[layers[i].0 + 1].len();
                 let output = new_tensor(width, Activation::Identity, &mut widths, &mut produced_with);
                 forward.push(Op::LayerForward {
                     position: layers[i].0,

@@ -93,6 +93,7 @@ impl Resources<'_> {
             layer: &self.spec.layers[position],
             position,
             run_seed: self.run_seed,
+            input: self.spec.shapes()[position],
         }
     }
 }
