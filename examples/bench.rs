@@ -1,4 +1,5 @@
-//! CPU against GPU, side by side: matmul in each transpose form and whole training steps.
+//! CPU against GPU, side by side: matmul in each transpose form, the CNN preset's convolution
+//! forward and backward, and whole training steps (MLPs and the CNN preset).
 //!
 //! `cargo run --release --example bench [-- --json FILE] [--quick]`
 //!
@@ -27,7 +28,7 @@ struct Args {
     /// Fewer repeats and no 1024³ matmul (for a quick look).
     #[arg(long)]
     quick: bool,
-    /// Only matmuls, or only training steps.
+    /// Only kernels (matmuls and the convolution: `matmul`), or only training steps (`step`).
     #[arg(long)]
     only: Option<String>,
 }
@@ -109,6 +110,106 @@ fn bench_matmul(ctx: &GpuContext, timer: Option<&PassTimer>, form: MatmulForm, d
     }
 }
 
+/// Forward and backward (weight, bias and input gradients) of the preset's second convolution.
+fn bench_conv(ctx: &GpuContext, timer: Option<&PassTimer>, quick: bool) -> Vec<Row> {
+    use shadergrad::model::ConvGeometry;
+    let (batch, c, size, o, k) = (128, 32, 14, 64, 3);
+    let g = ConvGeometry {
+        in_channels: c,
+        height: size,
+        width: size,
+        kernel: k,
+        stride: 1,
+        padding: 1,
+        out_height: size,
+        out_width: size,
+    };
+    let patch = c * k * k;
+    let (in_len, out_len) = (batch * c * size * size, batch * o * size * size);
+    let (x, w, b, dz) = (
+        random(in_len, 1),
+        random(o * patch, 2),
+        random(o, 3),
+        random(out_len, 4),
+    );
+    let (mut y, mut dw, mut db, mut dx) = (
+        vec![0.0; out_len],
+        vec![0.0; o * patch],
+        vec![0.0; o],
+        vec![0.0; in_len],
+    );
+    let budget = if quick { 0.5 } else { 2.0 };
+    let act = Activation::Relu;
+    let cpu_fwd = repeat(2, 50, budget, || {
+        let t = Instant::now();
+        cpu::conv2d_forward(&x, &w, &b, &mut y, batch, g, o, act).unwrap();
+        t.elapsed().as_secs_f64()
+    });
+    let cpu_bwd = repeat(2, 50, budget, || {
+        let t = Instant::now();
+        cpu::conv2d_backward(&dz, &x, &w, (&mut dw, &mut db), Some((&mut dx, act)), batch, g, o).unwrap();
+        t.elapsed().as_secs_f64()
+    });
+    let shape = gpu::ConvShape {
+        geometry: g,
+        out_channels: o,
+        batch,
+    };
+    let up = |name, v: &[f32]| ctx.upload(name, v).unwrap();
+    let (gx, gw, gb, gdz) = (up("x", &x), up("w", &w), up("b", &b), up("dz", &dz));
+    let zeros = |name, n| ctx.zeros::<f32>(name, n).unwrap();
+    let (cols, zrows) = (zeros("cols", shape.cols_len()), zeros("rows", shape.rows_len()));
+    let (gy, gdw, gdb, gdx) = (
+        zeros("y", out_len),
+        zeros("dw", o * patch),
+        zeros("db", o),
+        zeros("dx", in_len),
+    );
+    let scratch = || gpu::ConvScratch {
+        cols: &cols,
+        rows: &zrows,
+    };
+    let warm = Instant::now();
+    let fwd = gpu::conv2d_forward(ctx, shape, &gx, ((&gw).into(), (&gb).into()), scratch(), &gy, act).unwrap();
+    let bwd = gpu::conv2d_backward(
+        ctx,
+        shape,
+        &gdz,
+        (&gx, (&gw).into()),
+        ((&gdw).into(), (&gdb).into()),
+        scratch(),
+        Some((&gdx, act)),
+    )
+    .unwrap();
+    ctx.run(&fwd.iter().chain(&bwd).collect::<Vec<_>>()).unwrap();
+    ctx.wait().unwrap();
+    let warmup_s = warm.elapsed().as_secs_f64();
+    let macs = (o * patch * batch * size * size) as f64;
+    let mut rows = Vec::new();
+    for (pass, dispatches, cpu_s, flops) in [
+        ("forward", &fwd, cpu_fwd, 2.0 * macs),
+        ("backward", &bwd, cpu_bwd, 4.0 * macs),
+    ] {
+        let list: Vec<_> = dispatches.iter().collect();
+        let gpu_s = repeat(2, 30, budget, || {
+            let t = Instant::now();
+            ctx.run(&list).unwrap();
+            ctx.wait().unwrap();
+            t.elapsed().as_secs_f64()
+        });
+        rows.push(Row {
+            workload: format!("conv2d {pass} 128×32×14×14 → 64, 3×3 p1"),
+            flops,
+            cpu_s,
+            gpu_s,
+            gpu_kernel_s: timer.map(|t| repeat(2, 30, budget, || ctx.run_timed(&list, t).unwrap())),
+            warmup_s,
+            extra: format!("{} dispatches (im2col + tuned matmul)", list.len()),
+        });
+    }
+    rows
+}
+
 fn step_flops(spec: &NetworkSpec, batch: usize) -> f64 {
     // Forward X·Wᵀ, backward dZᵀ·X and dZ·W (not for the first layer): 2·B·in·out each, times
     // the output positions for a conv (its weight is out × in·k·k).
@@ -144,21 +245,13 @@ fn cpu_step_seconds(spec: &NetworkSpec, optimizer: Optimizer, steps: usize) -> f
     median((0..3).map(|_| run(steps)).collect())
 }
 
-fn bench_step(
-    ctx: &Arc<GpuContext>,
-    name: &str,
-    sizes: &[usize],
-    act: Activation,
-    optimizer: Optimizer,
-    quick: bool,
-) -> Row {
+fn bench_step(ctx: &Arc<GpuContext>, name: &str, spec: NetworkSpec, optimizer: Optimizer, quick: bool) -> Row {
     const BATCH: usize = 128;
-    let spec = NetworkSpec::new(sizes, act, LossKind::SoftmaxCrossEntropy).unwrap();
     let network = Network::init(&spec, 0);
     let data = mnist_like(BATCH * 64, 0);
     let order = epoch_order(data.len(), 0, 0, true);
     let all: Vec<&[u32]> = batches(&order, BATCH, true).collect();
-    let big = spec.parameter_count() > 1_000_000;
+    let big = step_flops(&spec, BATCH) > 2e9;
     let steps = if quick || big { 8 } else { 32 };
     let run = |backend: &mut dyn Backend, k: usize| {
         let t = Instant::now();
@@ -251,30 +344,34 @@ fn main() {
         }
     }
     if args.only.as_deref() != Some("matmul") {
-        rows.push(bench_step(
-            &ctx,
-            "784-512-256-10 SGD",
-            &[784, 512, 256, 10],
-            Activation::Relu,
-            Optimizer::sgd(0.1),
-            args.quick,
-        ));
-        rows.push(bench_step(
-            &ctx,
-            "784-512-256-10 Adam",
-            &[784, 512, 256, 10],
-            Activation::Relu,
-            Optimizer::adam(1e-3),
-            args.quick,
-        ));
-        rows.push(bench_step(
-            &ctx,
-            "784-2352-784-10 sigmoid SGD",
-            &[784, 2352, 784, 10],
-            Activation::Sigmoid,
-            Optimizer::sgd(0.1),
-            args.quick,
-        ));
+        let mlp = |sizes: &[usize], act| NetworkSpec::new(sizes, act, LossKind::SoftmaxCrossEntropy).unwrap();
+        let lenet = NetworkSpec::preset("lenet", LossKind::SoftmaxCrossEntropy).unwrap();
+        let steps = [
+            (
+                "784-512-256-10 SGD",
+                mlp(&[784, 512, 256, 10], Activation::Relu),
+                Optimizer::sgd(0.1),
+            ),
+            (
+                "784-512-256-10 Adam",
+                mlp(&[784, 512, 256, 10], Activation::Relu),
+                Optimizer::adam(1e-3),
+            ),
+            (
+                "784-2352-784-10 sigmoid SGD",
+                mlp(&[784, 2352, 784, 10], Activation::Sigmoid),
+                Optimizer::sgd(0.1),
+            ),
+            ("lenet (CNN preset) SGD", lenet.clone(), Optimizer::sgd(0.1)),
+            ("lenet (CNN preset) Adam", lenet, Optimizer::adam(1e-3)),
+        ];
+        for (name, spec, optimizer) in steps {
+            rows.push(bench_step(&ctx, name, spec, optimizer, args.quick));
+        }
+    }
+    if args.only.as_deref() != Some("step") {
+        // The preset's second convolution: 128 × 32 × 14 × 14 → 64 channels, 3×3, padding 1.
+        rows.extend(bench_conv(&ctx, timer.as_ref(), args.quick));
     }
 
     println!(
@@ -308,19 +405,6 @@ fn main() {
             1.0 / r.cpu_s,
             1.0 / r.gpu_s
         );
-    }
-    if args.only.as_deref() != Some("matmul") {
-        // The CNN preset: CPU only, the GPU backend has no conv kernels yet.
-        let lenet = NetworkSpec::preset("lenet", LossKind::SoftmaxCrossEntropy).unwrap();
-        for (name, optimizer) in [("SGD", Optimizer::sgd(0.1)), ("Adam", Optimizer::adam(1e-3))] {
-            let s = cpu_step_seconds(&lenet, optimizer, if args.quick { 4 } else { 12 });
-            println!(
-                "train step lenet {name} (CPU only): {:.1} ms, {:.0} steps/s, {:.1} GFLOP/s",
-                s * 1e3,
-                1.0 / s,
-                step_flops(&lenet, 128) / s / 1e9
-            );
-        }
     }
     println!(
         "\npipelines compiled: {}; total bench time {:.1} s",

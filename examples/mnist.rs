@@ -20,9 +20,7 @@ use shadergrad::train::{Device, EpochProgress, LrSchedule, MetricsLog, TrainConf
 use shadergrad::{Activation, Optimizer};
 
 #[derive(Parser, Debug)]
-#[command(
-    about = "Train a model (an MLP, or a CNN on the CPU backend) on MNIST with shadergrad, on the GPU or the CPU"
-)]
+#[command(about = "Train a model (an MLP or a CNN) on MNIST with shadergrad, on the GPU or the CPU")]
 struct Args {
     /// Folder with the four MNIST IDX files (default: $MNIST_DIR, else ./data/mnist, else the bundled sample).
     #[arg(long)]
@@ -43,7 +41,7 @@ struct Args {
     /// The full layer list instead of --layers/--activation: the input width (or CxHxW image
     /// shape), then per layer denseN, an activation, dropoutP, convNkK[sS][pP], maxpoolK[sS] or
     /// flatten, e.g. 784,dense512,relu,dropout0.2,dense10 or
-    /// 1x28x28,conv32k3p1,relu,maxpool2,flatten,dense10 (conv and pooling: CPU backend for now).
+    /// 1x28x28,conv32k3p1,relu,maxpool2,flatten,dense10.
     #[arg(long, conflicts_with_all = ["layers", "activation"])]
     model: Option<String>,
     /// A named model instead of the model flags: mlp (784,dense512,relu,dense256,relu,dense10)

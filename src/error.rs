@@ -215,14 +215,6 @@ pub enum Error {
     /// A training option that cannot be used (batch size 0, negative learning rate, …).
     #[error("invalid training option: {0}")]
     InvalidOption(String),
-
-    /// A layer this backend cannot run yet (the other backend can).
-    #[error("the {backend} backend cannot run {layer} layers yet; use {instead}")]
-    UnsupportedLayer {
-        backend: &'static str,
-        layer: String,
-        instead: &'static str,
-    },
 }
 
 /// Shorthand for `std::result::Result<T, shadergrad::Error>`.

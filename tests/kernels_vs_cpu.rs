@@ -899,3 +899,180 @@ fn dropout_masks_change_with_step_and_seed() {
         "rate 0 keeps all"
     );
 }
+
+/// (batch, channels, height, width, out channels, kernel, stride, padding): channels 1 and 3,
+/// kernels 1/3/5, strides 1/2, paddings 0/1/2, odd and non-square sizes.
+type ConvCase = (usize, usize, usize, usize, usize, usize, usize, usize);
+const CONV_SHAPES: &[ConvCase] = &[
+    (1, 1, 1, 1, 1, 1, 1, 0),
+    (3, 1, 7, 5, 2, 3, 1, 1),
+    (2, 3, 9, 9, 4, 5, 2, 2),
+    (1, 3, 17, 3, 3, 3, 2, 0),
+    (4, 2, 6, 6, 5, 1, 1, 0),
+    (2, 4, 14, 14, 8, 3, 1, 1),
+    (5, 1, 28, 28, 4, 3, 1, 1),
+];
+
+fn conv_geometry(c: usize, h: usize, w: usize, k: usize, s: usize, p: usize) -> shadergrad::model::ConvGeometry {
+    shadergrad::model::ConvGeometry {
+        in_channels: c,
+        height: h,
+        width: w,
+        kernel: k,
+        stride: s,
+        padding: p,
+        out_height: (h + 2 * p - k) / s + 1,
+        out_width: (w + 2 * p - k) / s + 1,
+    }
+}
+
+/// The GPU convolution (im2col, matmul, bias + activation into NCHW; backward with the fused row
+/// sums and col2im) against the CPU twin, every output NaN-poisoned, the scratch too.
+#[test]
+fn conv2d_forward_and_backward_match_cpu() {
+    let ctx = gpu_or_skip!();
+    let mut r = rng("conv2d");
+    let mut worst: f64 = 0.0;
+    let acts = [
+        Activation::Relu,
+        Activation::Tanh,
+        Activation::Identity,
+        Activation::Sigmoid,
+    ];
+    for (case, &(batch, c, h, w, o, k, s, p)) in CONV_SHAPES.iter().enumerate() {
+        let g = conv_geometry(c, h, w, k, s, p);
+        let (act, input_act) = (acts[case % acts.len()], acts[(case + 1) % acts.len()]);
+        let (in_len, out_len, patch) = (batch * c * h * w, batch * o * g.out_height * g.out_width, c * k * k);
+        // The input as the stored output of `input_act` (its derivative is taken from it).
+        let x: Vec<f32> = random_vec(&mut r, in_len, 2.0)
+            .into_iter()
+            .map(|v| input_act.forward(v))
+            .collect();
+        let weight = random_vec(&mut r, o * patch, 1.0);
+        let bias = random_vec(&mut r, o, 1.0);
+        let dz = random_vec(&mut r, out_len, 1.0);
+        let mut y = vec![0.0f32; out_len];
+        cpu::conv2d_forward(&x, &weight, &bias, &mut y, batch, g, o, act).unwrap();
+        let (mut dw, mut db, mut dx) = (vec![0.0f32; o * patch], vec![0.0f32; o], vec![0.0f32; in_len]);
+        cpu::conv2d_backward(
+            &dz,
+            &x,
+            &weight,
+            (&mut dw, &mut db),
+            Some((&mut dx, input_act)),
+            batch,
+            g,
+            o,
+        )
+        .unwrap();
+
+        let shape = gpu::ConvShape {
+            geometry: g,
+            out_channels: o,
+            batch,
+        };
+        let (gx, gw, gb, gdz) = (
+            ctx.upload("x", &x).unwrap(),
+            ctx.upload("w", &weight).unwrap(),
+            ctx.upload("b", &bias).unwrap(),
+            ctx.upload("dz", &dz).unwrap(),
+        );
+        let (cols, rows) = (
+            poisoned(ctx, "cols", shape.cols_len()),
+            poisoned(ctx, "rows", shape.rows_len()),
+        );
+        let (gy, gdw, gdb, gdx) = (
+            poisoned(ctx, "y", out_len),
+            poisoned(ctx, "dw", o * patch),
+            poisoned(ctx, "db", o),
+            poisoned(ctx, "dx", in_len),
+        );
+        let scratch = || gpu::ConvScratch {
+            cols: &cols,
+            rows: &rows,
+        };
+        let mut dispatches =
+            gpu::conv2d_forward(ctx, shape, &gx, ((&gw).into(), (&gb).into()), scratch(), &gy, act).unwrap();
+        dispatches.extend(
+            gpu::conv2d_backward(
+                ctx,
+                shape,
+                &gdz,
+                (&gx, (&gw).into()),
+                ((&gdw).into(), (&gdb).into()),
+                scratch(),
+                Some((&gdx, input_act)),
+            )
+            .unwrap(),
+        );
+        ctx.run(&dispatches.iter().collect::<Vec<_>>()).unwrap();
+        let what = format!("conv {batch}x{c}x{h}x{w} → {o} k{k} s{s} p{p} {act:?}/{input_act:?}");
+        for (name, got, want) in [
+            ("y", &gy, &y),
+            ("dweight", &gdw, &dw),
+            ("dbias", &gdb, &db),
+            ("dx", &gdx, &dx),
+        ] {
+            worst = worst.max(assert_close(
+                &format!("{what} {name}"),
+                &ctx.read(got).unwrap(),
+                want,
+                GPU_TOLERANCE,
+            ));
+        }
+    }
+    eprintln!("conv2d worst relative error: {worst:.3e}");
+}
+
+/// Max pooling forward and backward (overlapping windows included) against the CPU twin.
+#[test]
+fn max_pool2d_matches_cpu() {
+    let ctx = gpu_or_skip!();
+    let mut r = rng("max_pool2d");
+    let mut worst: f64 = 0.0;
+    // (batch, channels, height, width, kernel, stride)
+    for &(batch, c, h, w, k, s) in &[
+        (1, 1, 1, 1, 1, 1),
+        (3, 2, 7, 5, 2, 2),
+        (2, 3, 9, 9, 3, 2),
+        (1, 1, 17, 3, 3, 1),
+        (4, 5, 28, 28, 2, 2),
+    ] {
+        let g = cpu::PoolGeometry {
+            channels: c,
+            height: h,
+            width: w,
+            kernel: k,
+            stride: s,
+        };
+        let out_len = batch * c * ((h - k) / s + 1) * ((w - k) / s + 1);
+        let input_act = Activation::Relu;
+        let x: Vec<f32> = random_vec(&mut r, batch * c * h * w, 1.0)
+            .into_iter()
+            .map(|v| input_act.forward(v))
+            .collect();
+        let dy = random_vec(&mut r, out_len, 1.0);
+        let (mut y, mut dx) = (vec![0.0f32; out_len], vec![0.0f32; x.len()]);
+        cpu::max_pool2d_forward(&x, &mut y, g).unwrap();
+        cpu::max_pool2d_backward(&dy, &x, &mut dx, g, input_act).unwrap();
+        let (gx, gdy) = (ctx.upload("x", &x).unwrap(), ctx.upload("dy", &dy).unwrap());
+        let (gy, gdx) = (poisoned(ctx, "y", out_len), poisoned(ctx, "dx", x.len()));
+        let fwd = gpu::max_pool2d_forward(ctx, &gx, &gy, g).unwrap();
+        let bwd = gpu::max_pool2d_backward(ctx, (&gdy, &gx), &gdx, g, input_act).unwrap();
+        ctx.run(&[&fwd, &bwd]).unwrap();
+        let what = format!("max_pool {batch}x{c}x{h}x{w} k{k} s{s}");
+        worst = worst.max(assert_close(
+            &format!("{what} y"),
+            &ctx.read(&gy).unwrap(),
+            &y,
+            GPU_TOLERANCE,
+        ));
+        worst = worst.max(assert_close(
+            &format!("{what} dx"),
+            &ctx.read(&gdx).unwrap(),
+            &dx,
+            GPU_TOLERANCE,
+        ));
+    }
+    eprintln!("max_pool2d worst relative error: {worst:.3e}");
+}

@@ -154,6 +154,32 @@ fn dropout_and_mixed_activations_agree_between_backends_over_50_steps() {
 }
 
 #[test]
+fn cnns_agree_between_backends_over_30_steps() {
+    let _ = gpu_or_skip!();
+    let data = synthetic(600, 64, 4, "cnn data");
+    for (text, optimizer) in [
+        (
+            "1x8x8,conv4k3p1,relu,maxpool2,conv6k3,tanh,flatten,dense4",
+            Optimizer::sgd(0.05),
+        ),
+        (
+            "1x8x8,conv5k5p2,relu,maxpool3s2,flatten,dense8,relu,dropout0.2,dense4",
+            Optimizer::adam(1e-3),
+        ),
+        (
+            "4x4x4,conv3k2s2,sigmoid,conv2k1,flatten,dense4",
+            Optimizer::momentum(0.05, 0.9),
+        ),
+    ] {
+        let spec = NetworkSpec::parse(text, LossKind::SoftmaxCrossEntropy).unwrap();
+        let (loss_drift, param_drift) = compare_backends(&spec, optimizer, &data, 32, 30, 0.0);
+        eprintln!("{text} {optimizer:?}: 30 steps, loss drift {loss_drift:.2e}, parameter drift {param_drift:.2e}");
+        assert!(loss_drift <= 1e-4, "{text}: loss drift {loss_drift:e}");
+        assert!(param_drift <= 1e-5, "{text}: parameter drift {param_drift:e}");
+    }
+}
+
+#[test]
 fn a_mixed_activation_network_with_dropout_learns_on_both_backends() {
     let ctx = match ctx() {
         Some(c) => c,

@@ -1,7 +1,7 @@
 //! 2-D convolution over NCHW batches, as PyTorch's `nn.Conv2d` (zero padding): im2col per sample
 //! feeding gemm, samples in parallel. The bias and the activation after the layer are fused
 //! into the forward pass, the activation derivative of the layer *before* into the input
-//! gradient, as for dense layers. The GPU backend has no twin yet and refuses conv layers.
+//! gradient, as for dense layers. GPU twin: `src/gpu/conv.rs` (im2col + the matmul kernels).
 
 use rayon::prelude::*;
 

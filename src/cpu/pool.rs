@@ -1,6 +1,6 @@
 //! Max pooling over NCHW batches, as PyTorch's `nn.MaxPool2d` (no padding). The backward pass
 //! finds each window's maximum again from the stored input (the first one on ties), so no
-//! indices are kept. The GPU backend has no twin yet and refuses pooling layers.
+//! indices are kept. GPU twin: `max_pool_forward`/`max_pool_backward` in `shaders/conv.wgsl`.
 
 use rayon::prelude::*;
 

@@ -330,7 +330,21 @@ pub fn weight_grad(
     dw: Operand<'_>,
     db: Operand<'_>,
 ) -> Result<Dispatch> {
-    let call = Call::weight_grad(dims, dz, x, dw, db);
+    matmul_and_row_sums(ctx, MatmulForm::AtB, dims, dz, x, dw, db)
+}
+
+/// Prepares `C = op(A)·op(B)` and `row_sums[i] = Σ_k op(A)[i, k]` in one dispatch (an `m × 1`
+/// operand): a layer's weight and bias gradients (`dZ'·colsᵀ` and `Σ dZ'` for a conv).
+pub fn matmul_and_row_sums(
+    ctx: &GpuContext,
+    form: MatmulForm,
+    dims: MatmulDims,
+    a: Operand<'_>,
+    b: Operand<'_>,
+    c: Operand<'_>,
+    row_sums: Operand<'_>,
+) -> Result<Dispatch> {
+    let call = Call::with_row_sums(form, dims, [a, b, c], row_sums);
     prepare_call(ctx, pick(ctx, &call)?, call)
 }
 
@@ -344,7 +358,7 @@ pub fn weight_grad_with_kernel(
     dw: Operand<'_>,
     db: Operand<'_>,
 ) -> Result<Dispatch> {
-    prepare_call(ctx, kernel, Call::weight_grad(dims, dz, x, dw, db))
+    prepare_call(ctx, kernel, Call::with_row_sums(MatmulForm::AtB, dims, [dz, x, dw], db))
 }
 
 /// One matmul as the kernels see it: `C = epilogue(op(A)·op(B) (+ C))`, and with `bias_grad`
@@ -381,17 +395,11 @@ impl<'a> Call<'a> {
         }
     }
 
-    /// `dW = dZᵀ·X` with `db = Σ_rows dZ`.
-    fn weight_grad(dims: MatmulDims, dz: Operand<'a>, x: Operand<'a>, dw: Operand<'a>, db: Operand<'a>) -> Self {
+    /// A plain matmul that also writes `op(A)`'s row sums (a layer's bias gradient).
+    fn with_row_sums(form: MatmulForm, dims: MatmulDims, abc: [Operand<'a>; 3], sums: Operand<'a>) -> Self {
         Call {
-            form: MatmulForm::AtB,
-            dims,
-            a: dz,
-            b: x,
-            c: dw,
-            epilogue: Epilogue::None,
-            accumulate: false,
-            bias_grad: Some(db),
+            bias_grad: Some(sums),
+            ..Call::matmul(form, dims, abc, Epilogue::None, false)
         }
     }
 }

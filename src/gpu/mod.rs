@@ -6,6 +6,7 @@
 
 pub(crate) mod buffer;
 mod context;
+pub mod conv;
 pub mod data;
 mod dispatch;
 pub mod dropout;
@@ -20,12 +21,14 @@ mod uniforms;
 
 pub use buffer::{GpuBuffer, GpuView};
 pub use context::{AdapterRequest, GpuContext, list_adapters, parse_backend};
+pub use conv::{ConvScratch, ConvShape, conv2d_backward, conv2d_forward, max_pool2d_backward, max_pool2d_forward};
 pub use dispatch::Dispatch;
 pub use dropout::*;
 pub use elementwise::{activation_backward, activation_forward};
 pub use loss::{LossInputs, LossOutputs, MetricsFlags, MetricsTotals, loss_and_metrics};
 pub use matmul::{
-    MatmulKernel, Operand, matmul, matmul_strided, matmul_with_kernel, weight_grad, weight_grad_with_kernel,
+    MatmulKernel, Operand, matmul, matmul_and_row_sums, matmul_strided, matmul_with_kernel, weight_grad,
+    weight_grad_with_kernel,
 };
 pub use optim::*;
 pub use tuning::{ChoiceSource, MatmulChoice, ShapeClass};

@@ -77,6 +77,7 @@ pub(crate) struct MatmulParams {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gpu::conv::{CONV, ConvParams};
     use crate::gpu::dropout::{DROPOUT, DropoutParams};
     use crate::gpu::kernels::{DATA, ELEMENTWISE, LOSS, MATMUL, MATMUL_BLOCK, MATMUL_CPU, OPTIM, Shader};
     use crate::optimizer::OptimState;
@@ -218,6 +219,24 @@ mod tests {
             _pad
         });
         check(&MATMUL, "Params", matmul.clone());
+        check(
+            &CONV,
+            "ConvParams",
+            fields!(ConvParams {
+                batch,
+                channels,
+                height,
+                width,
+                out_channels,
+                kernel,
+                stride,
+                padding,
+                out_height,
+                out_width,
+                act,
+                threads_x
+            }),
+        );
         check(&MATMUL_BLOCK, "Params", matmul.clone());
         check(&MATMUL_CPU, "Params", matmul);
         check(

@@ -110,6 +110,7 @@ pub(crate) fn gpu_forward(
 ) -> Result<Dispatch> {
     match *at.layer {
         Layer::Dropout { rate } => gpu::dropout_forward(ctx, x, y, at.mask(rate), state),
+        Layer::MaxPool2d { kernel, stride } => gpu::max_pool2d_forward(ctx, x, y, pool_geometry(at, kernel, stride)),
         ref other => not_parameterless(other),
     }
 }
@@ -125,6 +126,9 @@ pub(crate) fn gpu_backward(
 ) -> Result<Dispatch> {
     match *at.layer {
         Layer::Dropout { rate } => gpu::dropout_backward(ctx, dy, x, dx, at.mask(rate), input_act, state),
+        Layer::MaxPool2d { kernel, stride } => {
+            gpu::max_pool2d_backward(ctx, (dy, x), dx, pool_geometry(at, kernel, stride), input_act)
+        }
         ref other => not_parameterless(other),
     }
 }

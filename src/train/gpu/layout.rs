@@ -7,7 +7,7 @@ use std::ops::Range;
 
 use crate::error::{Error, Result};
 use crate::gpu::{GpuBuffer, GpuContext, GpuView};
-use crate::model::NetworkSpec;
+use crate::model::{ConvGeometry, NetworkSpec};
 use crate::train::cpu_backend::EVAL_BATCH;
 use crate::train::params::{ALIGN, ParamLayout, ParamTensor};
 
@@ -22,6 +22,20 @@ pub(crate) struct DeviceLayout {
     /// segment, binding-sized, 256-byte aligned).
     pub update_chunks: Vec<Range<usize>>,
     pub eval_batch: usize,
+    /// The geometry of each layer with parameters that is a convolution.
+    pub convs: Vec<Option<ConvGeometry>>,
+}
+
+/// The widest per-sample buffer a layer with parameters binds: its input, its output, and for a
+/// conv its im2col columns (`C·k·k` per output position).
+fn per_sample(d: &crate::model::DenseShape) -> usize {
+    let widest = d.fan_in.max(d.output_len());
+    match d.conv {
+        Some(g) => widest
+            .max(d.fan_in * g.out_height * g.out_width)
+            .max(g.in_channels * g.height * g.width),
+        None => widest,
+    }
 }
 
 fn gcd(a: u64, b: u64) -> u64 {
@@ -54,6 +68,14 @@ impl DeviceLayout {
             let rows_per_chunk = (binding / row_bytes) / step * step;
             if weight_bytes <= binding {
                 weight_chunks.push(std::iter::once(0..fan_out).collect());
+            } else if d.conv.is_some() {
+                return Err(Error::LayerTooLarge {
+                    layer: l,
+                    what: "conv weight (conv weights are not split across bindings)",
+                    bytes: weight_bytes,
+                    limit: binding,
+                    limit_name: "max_storage_buffer_binding_size",
+                });
             } else if rows_per_chunk == 0 {
                 return Err(Error::LayerTooLarge {
                     layer: l,
@@ -67,11 +89,11 @@ impl DeviceLayout {
                 weight_chunks.push((0..fan_out).step_by(per).map(|s| s..(s + per).min(fan_out)).collect());
             }
             debug_assert_eq!(w.len(), fan_in * fan_out);
-            let activation_bytes = max_batch as u64 * fan_out.max(fan_in) as u64 * 4;
+            let activation_bytes = max_batch as u64 * per_sample(&d) as u64 * 4;
             if activation_bytes > binding {
                 return Err(Error::LayerTooLarge {
                     layer: l,
-                    what: "batch activations",
+                    what: "batch activations (with a conv's im2col matrix)",
                     bytes: activation_bytes,
                     limit: binding,
                     limit_name: "max_storage_buffer_binding_size",
@@ -99,7 +121,12 @@ impl DeviceLayout {
                     .map(move |c| c..(c + chunk_elems).min(s.end))
             })
             .collect();
-        let widest = spec.sizes().into_iter().max().expect("sizes") as u64;
+        let widest = spec
+            .sizes()
+            .into_iter()
+            .chain(spec.dense().map(|d| per_sample(&d)))
+            .max()
+            .expect("sizes") as u64;
         let fits = (binding / (4 * widest)) as usize;
         Ok(DeviceLayout {
             params,
@@ -107,6 +134,7 @@ impl DeviceLayout {
             weight_chunks,
             update_chunks,
             eval_batch: EVAL_BATCH.min(fits).max(max_batch),
+            convs: spec.dense().map(|d| d.conv).collect(),
         })
     }
 

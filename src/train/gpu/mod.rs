@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::gpu::data::DeviceDataset;
 use crate::gpu::profiler::PassTimer;
 use crate::gpu::{Dispatch, GpuBuffer, GpuContext};
-use crate::model::{Layer, Network, NetworkSpec, OptimizerSnapshot};
+use crate::model::{Network, NetworkSpec, OptimizerSnapshot};
 use crate::optimizer::{OptimProgress, OptimState, Optimizer};
 use layout::{DeviceLayout, FlatBuffers};
 use record::{Accumulators, Resources, Workspace};
@@ -33,25 +33,8 @@ const MAX_IN_FLIGHT: usize = 2;
 /// weight against `max_buffer_size`, its row chunks and batch activations against the binding
 /// size (see the layout), and the host copy of the parameters against host memory.
 pub(crate) fn check_model(ctx: &GpuContext, spec: &NetworkSpec, max_batch: usize) -> Result<()> {
-    check_layers(spec)?;
     DeviceLayout::plan(ctx, spec, max_batch)?;
     crate::memory::check_host(spec, 1, 0)
-}
-
-/// Refuses the layers without WGSL kernels yet (convolution and pooling run on the CPU backend).
-fn check_layers(spec: &NetworkSpec) -> Result<()> {
-    match spec
-        .layers
-        .iter()
-        .find(|l| matches!(l, Layer::Conv2d { .. } | Layer::MaxPool2d { .. }))
-    {
-        Some(layer) => Err(Error::UnsupportedLayer {
-            backend: "GPU",
-            layer: layer.to_string(),
-            instead: "the CPU backend (--backend cpu) for models with conv2d or maxpool layers",
-        }),
-        None => Ok(()),
-    }
 }
 
 /// Everything recorded for one (dataset, batch size, stage): built once, replayed every step.
@@ -96,7 +79,6 @@ impl GpuBackend {
     pub fn new(ctx: Arc<GpuContext>, network: &Network, config: &TrainConfig) -> Result<Self> {
         config.validate()?;
         network.spec.validate()?;
-        check_layers(&network.spec)?;
         let spec = network.spec.clone();
         let layout = DeviceLayout::plan(&ctx, &spec, config.batch_size)?;
         let flat = layout.params.flatten(&network.layers, |v| v);

@@ -5,7 +5,7 @@ use crate::data::Dataset;
 use crate::error::Result;
 use crate::gpu::data::{BatchTargets, DeviceDataset};
 use crate::gpu::{self, Dispatch, GpuBuffer, GpuContext, GpuView, Operand};
-use crate::model::NetworkSpec;
+use crate::model::{ConvGeometry, NetworkSpec};
 use crate::ops::{Epilogue, MatmulDims, MatmulForm};
 use crate::optimizer::{OptimState, Optimizer};
 use crate::train::layer_ops::{self, LayerAt};
@@ -25,6 +25,8 @@ pub(crate) struct Workspace {
     pub labels: GpuBuffer<u32>,
     pub targets: GpuBuffer<f32>,
     pub loss_rows: GpuBuffer<f32>,
+    /// Per layer with parameters that is a conv: its im2col and `Z'` scratch buffers.
+    pub conv: Vec<Option<(GpuBuffer<f32>, GpuBuffer<f32>)>>,
 }
 
 impl Workspace {
@@ -48,7 +50,28 @@ impl Workspace {
             labels: ctx.zeros("batch labels", rows)?,
             targets: ctx.zeros("batch targets", rows * spec.outputs())?,
             loss_rows: ctx.zeros("loss rows", rows)?,
+            conv: spec
+                .dense()
+                .map(|d| {
+                    d.conv
+                        .map(|geometry| {
+                            let s = conv_shape(geometry, d.fan_out, rows);
+                            let name = format!("conv {} ", d.index);
+                            Ok((
+                                ctx.zeros(&(name.clone() + "im2col"), s.cols_len())?,
+                                ctx.zeros(&(name + "rows"), s.rows_len())?,
+                            ))
+                        })
+                        .transpose()
+                })
+                .collect::<Result<_>>()?,
         })
+    }
+
+    /// Conv layer `dense`'s scratch buffers.
+    fn conv_scratch(&self, dense: usize) -> gpu::ConvScratch<'_> {
+        let (cols, rows) = self.conv[dense].as_ref().expect("a conv layer has scratch buffers");
+        gpu::ConvScratch { cols, rows }
     }
 
     fn grad(&self, t: usize) -> &GpuBuffer<f32> {
@@ -95,6 +118,14 @@ impl Resources<'_> {
             run_seed: self.run_seed,
             input: self.spec.shapes()[position],
         }
+    }
+}
+
+fn conv_shape(geometry: ConvGeometry, out_channels: usize, batch: usize) -> gpu::ConvShape {
+    gpu::ConvShape {
+        geometry,
+        out_channels,
+        batch,
     }
 }
 
@@ -146,8 +177,20 @@ fn record(r: &Resources<'_>, op: Op, ws: &Workspace, classes: bool, out: &mut Ve
             output,
             act,
         } => {
-            // One dispatch per weight chunk, each writing its block of output columns.
             let (w, b) = r.layout.params.layers[dense];
+            if let Some(geometry) = r.layout.convs[dense] {
+                out.extend(gpu::conv2d_forward(
+                    ctx,
+                    conv_shape(geometry, w.rows, rows),
+                    &ws.tensors[input],
+                    (r.params.tensor(w)?, r.params.tensor(b)?),
+                    ws.conv_scratch(dense),
+                    &ws.tensors[output],
+                    act,
+                )?);
+                return Ok(());
+            }
+            // One dispatch per weight chunk, each writing its block of output columns.
             let (fan_in, fan_out) = (w.cols, w.rows);
             for chunk in &r.layout.weight_chunks[dense] {
                 out.push(gpu::matmul_strided(
@@ -221,6 +264,18 @@ fn record(r: &Resources<'_>, op: Op, ws: &Workspace, classes: bool, out: &mut Ve
             let (fan_in, fan_out) = (w.cols, w.rows);
             let chunks = &r.layout.weight_chunks[dense];
             let dz = ws.grad(output);
+            if let Some(geometry) = r.layout.convs[dense] {
+                out.extend(gpu::conv2d_backward(
+                    ctx,
+                    conv_shape(geometry, fan_out, rows),
+                    dz,
+                    (&ws.tensors[input], r.params.tensor(w)?),
+                    (r.grads.tensor(w)?, r.grads.tensor(b)?),
+                    ws.conv_scratch(dense),
+                    input_grad.map(|act| (ws.grad(input), act)),
+                )?);
+                return Ok(());
+            }
             for chunk in chunks {
                 out.push(gpu::weight_grad(
                     ctx,
