@@ -9,7 +9,9 @@
 // pixels and applies the derivative of the activation that produced the input.
 //
 // One invocation per output element everywhere (each sums what it needs: no atomics, the same
-// order on every run). Launches may be 2-D: threads_x says how wide a row of the grid is.
+// order on every run), on 3-D grids whose axes are the tensors' own (position, channel, sample):
+// integer division has no vector instruction on CPU adapters (lavapipe runs it lane by lane), so
+// indices come from the grid and at most one division by a width remains per invocation.
 
 struct ConvParams {
     batch: u32,
@@ -23,7 +25,7 @@ struct ConvParams {
     out_height: u32,
     out_width: u32,
     act: u32,
-    threads_x: u32,
+    _pad: u32,
 }
 
 @group(0) @binding(0) var<storage, read> src: array<f32>;
@@ -31,105 +33,110 @@ struct ConvParams {
 @group(0) @binding(2) var<storage, read_write> dst: array<f32>;
 @group(0) @binding(3) var<uniform> cp: ConvParams;
 
-fn linear_index(gid: vec3<u32>) -> u32 {
-    return gid.y * cp.threads_x + gid.x;
-}
-
 fn positions() -> u32 {
     return cp.out_height * cp.out_width;
 }
 
-// cols[(c·k + ky)·k + kx][b·P + oy·OW + ox] = x[b][c][oy·s − pad + ky][ox·s − pad + kx], 0 in the
-// padding. src: x [B × C·H·W]; dst: cols.
-@compute @workgroup_size(256)
+// cols[r = (c·k + ky)·k + kx][b·P + oy·OW + ox] = x[b][c][oy·s − pad + ky][ox·s − pad + kx], 0 in
+// the padding. Grid: (output position, sample, patch row r). src: x [B × C·H·W]; dst: cols.
+@compute @workgroup_size(64)
 fn im2col(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let i = linear_index(gid);
-    let n = cp.batch * positions();
-    let patch_rows = cp.channels * cp.kernel * cp.kernel;
-    if i >= patch_rows * n {
+    let pos = gid.x;
+    if pos >= positions() {
         return;
     }
-    let r = i / n;
-    let col = i % n;
+    let b = gid.y;
+    let r = gid.z;
     let c = r / (cp.kernel * cp.kernel);
     let ky = (r / cp.kernel) % cp.kernel;
     let kx = r % cp.kernel;
-    let b = col / positions();
-    let pos = col % positions();
+    let oy = pos / cp.out_width;
+    let ox = pos - oy * cp.out_width;
     // Signed, so a position in the top/left padding is negative.
-    let iy = i32((pos / cp.out_width) * cp.stride + ky) - i32(cp.padding);
-    let ix = i32((pos % cp.out_width) * cp.stride + kx) - i32(cp.padding);
+    let iy = i32(oy * cp.stride + ky) - i32(cp.padding);
+    let ix = i32(ox * cp.stride + kx) - i32(cp.padding);
     var v = 0.0;
     if iy >= 0 && iy < i32(cp.height) && ix >= 0 && ix < i32(cp.width) {
         v = src[((b * cp.channels + c) * cp.height + u32(iy)) * cp.width + u32(ix)];
     }
-    dst[i] = v;
+    dst[(r * cp.batch + b) * positions() + pos] = v;
 }
 
-// y[b][o][p] = act(Z'[o][b·P + p] + bias[o]). src: Z' [O × B·P]; aux: bias [O]; dst: y.
-@compute @workgroup_size(256)
+// y[b][o][p] = act(Z'[o][b·P + p] + bias[o]). Grid: (position, channel o, sample). src: Z'
+// [O × B·P]; aux: bias [O]; dst: y.
+@compute @workgroup_size(64)
 fn conv_output(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let i = linear_index(gid);
-    let per_sample = cp.out_channels * positions();
-    if i >= cp.batch * per_sample {
+    let pos = gid.x;
+    if pos >= positions() {
         return;
     }
-    let b = i / per_sample;
-    let o = (i % per_sample) / positions();
-    let pos = i % positions();
-    dst[i] = act_forward(cp.act, src[(o * cp.batch + b) * positions() + pos] + aux[o]);
+    let o = gid.y;
+    let b = gid.z;
+    let v = src[(o * cp.batch + b) * positions() + pos] + aux[o];
+    dst[(b * cp.out_channels + o) * positions() + pos] = act_forward(cp.act, v);
 }
 
-// dZ'[o][b·P + p] = dZ[b][o][p]. src: dZ (NCHW); dst: dZ'.
-@compute @workgroup_size(256)
+// dZ'[o][b·P + p] = dZ[b][o][p]. Grid: (position, channel o, sample). src: dZ (NCHW); dst: dZ'.
+@compute @workgroup_size(64)
 fn conv_grad_rows(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let i = linear_index(gid);
-    let n = cp.batch * positions();
-    if i >= cp.out_channels * n {
+    let pos = gid.x;
+    if pos >= positions() {
         return;
     }
-    let o = i / n;
-    let b = (i % n) / positions();
-    let pos = i % positions();
-    dst[i] = src[(b * cp.out_channels + o) * positions() + pos];
+    let o = gid.y;
+    let b = gid.z;
+    dst[(o * cp.batch + b) * positions() + pos] = src[(b * cp.out_channels + o) * positions() + pos];
+}
+
+// Whether output row/column `o` = (i + pad − k)/stride exists for input row/column `i` (already
+// shifted by the padding) and kernel offset `k`, and which it is.
+fn window_of(i: u32, k: u32, count: u32) -> vec2<u32> {
+    if k > i {
+        return vec2<u32>(0u, 0u);
+    }
+    if cp.stride == 1u {
+        return vec2<u32>(u32(i - k < count), i - k);
+    }
+    let o = (i - k) / cp.stride;
+    return vec2<u32>(u32(o * cp.stride == i - k && o < count), o);
 }
 
 // dx[b][c][iy][ix] = act'(x) · Σ dcols[(c·k + ky)·k + kx][b·P + oy·OW + ox] over the (ky, kx)
-// whose window covers the pixel: oy·s + ky = iy + pad. src: dcols; aux: x (the stored input,
-// for the derivative of the activation fused into its producer); dst: dx.
-@compute @workgroup_size(256)
+// whose window covers the pixel: oy·s + ky = iy + pad. Grid: (pixel, channel, sample). src:
+// dcols; aux: x (the stored input, for the derivative of the activation fused into its producer);
+// dst: dx.
+@compute @workgroup_size(64)
 fn col2im(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let i = linear_index(gid);
-    let per_sample = cp.channels * cp.height * cp.width;
-    if i >= cp.batch * per_sample {
+    let pixel = gid.x;
+    if pixel >= cp.height * cp.width {
         return;
     }
-    let b = i / per_sample;
-    let c = (i % per_sample) / (cp.height * cp.width);
-    let iy = (i / cp.width) % cp.height + cp.padding;
-    let ix = i % cp.width + cp.padding;
-    let n = cp.batch * positions();
+    let c = gid.y;
+    let b = gid.z;
+    let y = pixel / cp.width;
+    let iy = y + cp.padding;
+    let ix = pixel - y * cp.width + cp.padding;
     var sum = 0.0;
     for (var ky = 0u; ky < cp.kernel; ky++) {
-        if ky > iy || (iy - ky) % cp.stride != 0u || (iy - ky) / cp.stride >= cp.out_height {
+        let oy = window_of(iy, ky, cp.out_height);
+        if oy.x == 0u {
             continue;
         }
-        let oy = (iy - ky) / cp.stride;
         for (var kx = 0u; kx < cp.kernel; kx++) {
-            if kx > ix || (ix - kx) % cp.stride != 0u || (ix - kx) / cp.stride >= cp.out_width {
+            let ox = window_of(ix, kx, cp.out_width);
+            if ox.x == 0u {
                 continue;
             }
-            let ox = (ix - kx) / cp.stride;
             let r = (c * cp.kernel + ky) * cp.kernel + kx;
-            sum += src[r * n + b * positions() + oy * cp.out_width + ox];
+            sum += src[(r * cp.batch + b) * positions() + oy.y * cp.out_width + ox.y];
         }
     }
+    let i = (b * cp.channels + c) * cp.height * cp.width + pixel;
     dst[i] = sum * act_derivative_from_output(cp.act, aux[i]);
 }
 
-// Index in x of the first maximum of window (b, c, oy, ox) (`kernel`×`kernel`, stride `stride`).
-fn window_argmax(b: u32, c: u32, oy: u32, ox: u32) -> u32 {
-    let plane = ((b * cp.channels + c) * cp.height) * cp.width;
+// Index in x of the first maximum of window (oy, ox) of plane `plane` (the offset of [b][c]).
+fn window_argmax(plane: u32, oy: u32, ox: u32) -> u32 {
     var best = plane + (oy * cp.stride) * cp.width + ox * cp.stride;
     var best_value = src[best];
     for (var ky = 0u; ky < cp.kernel; ky++) {
@@ -145,46 +152,55 @@ fn window_argmax(b: u32, c: u32, oy: u32, ox: u32) -> u32 {
     return best;
 }
 
-// y[b][c][oy][ox] = max over the window. src: x; dst: y.
-@compute @workgroup_size(256)
+// y[b][c][oy][ox] = max over the window. Grid: (output position, channel, sample). src: x;
+// dst: y.
+@compute @workgroup_size(64)
 fn max_pool_forward(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let i = linear_index(gid);
-    let per_sample = cp.channels * positions();
-    if i >= cp.batch * per_sample {
+    let pos = gid.x;
+    if pos >= positions() {
         return;
     }
-    let b = i / per_sample;
-    let c = (i % per_sample) / positions();
-    let pos = i % positions();
-    dst[i] = src[window_argmax(b, c, pos / cp.out_width, pos % cp.out_width)];
+    let plane = gid.z * cp.channels + gid.y;
+    let oy = pos / cp.out_width;
+    let best = window_argmax(plane * cp.height * cp.width, oy, pos - oy * cp.out_width);
+    dst[plane * positions() + pos] = src[best];
 }
 
 // dx[b][c][iy][ix] = act'(x) · Σ dy over the windows that cover the pixel and whose first maximum
-// it is. src: x; aux: dy; dst: dx.
-@compute @workgroup_size(256)
+// it is. Grid: (pixel, channel, sample). src: x; aux: dy; dst: dx.
+@compute @workgroup_size(64)
 fn max_pool_backward(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let i = linear_index(gid);
-    let per_sample = cp.channels * cp.height * cp.width;
-    if i >= cp.batch * per_sample {
+    let pixel = gid.x;
+    if pixel >= cp.height * cp.width {
         return;
     }
-    let b = i / per_sample;
-    let c = (i % per_sample) / (cp.height * cp.width);
-    let iy = (i / cp.width) % cp.height;
-    let ix = i % cp.width;
+    let plane = gid.z * cp.channels + gid.y;
+    let base = plane * cp.height * cp.width;
+    let iy = pixel / cp.width;
+    let ix = pixel - iy * cp.width;
+    let i = base + pixel;
     var sum = 0.0;
-    for (var ky = 0u; ky < cp.kernel; ky++) {
-        if ky > iy || (iy - ky) % cp.stride != 0u || (iy - ky) / cp.stride >= cp.out_height {
-            continue;
+    if cp.stride == cp.kernel {
+        // Windows that tile the image (the common case): the pixel's only window.
+        let oy = iy / cp.kernel;
+        let ox = ix / cp.kernel;
+        if oy < cp.out_height && ox < cp.out_width && window_argmax(base, oy, ox) == i {
+            sum = aux[plane * positions() + oy * cp.out_width + ox];
         }
-        let oy = (iy - ky) / cp.stride;
-        for (var kx = 0u; kx < cp.kernel; kx++) {
-            if kx > ix || (ix - kx) % cp.stride != 0u || (ix - kx) / cp.stride >= cp.out_width {
+    } else {
+        for (var ky = 0u; ky < cp.kernel; ky++) {
+            let oy = window_of(iy, ky, cp.out_height);
+            if oy.x == 0u {
                 continue;
             }
-            let ox = (ix - kx) / cp.stride;
-            if window_argmax(b, c, oy, ox) == i {
-                sum += aux[((b * cp.channels + c) * cp.out_height + oy) * cp.out_width + ox];
+            for (var kx = 0u; kx < cp.kernel; kx++) {
+                let ox = window_of(ix, kx, cp.out_width);
+                if ox.x == 0u {
+                    continue;
+                }
+                if window_argmax(base, oy.y, ox.y) == i {
+                    sum += aux[plane * positions() + oy.y * cp.out_width + ox.y];
+                }
             }
         }
     }

@@ -89,3 +89,50 @@ fn mnist_slice_trains_to_stated_accuracy_on_both_backends() {
         );
     }
 }
+
+/// The CNN preset on a slice of real MNIST, both backends: they must learn and agree (the GPU's
+/// kernels are the CPU's math, so the accuracies match to a few test images).
+#[test]
+fn lenet_preset_on_an_mnist_slice_agrees_between_backends() {
+    const TRAIN: usize = 3_072;
+    const TEST: usize = 1_000;
+    let Some(dir) = mnist_dir() else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must provide MNIST (set MNIST_DIR)"
+        );
+        eprintln!("skipped: no full MNIST (set MNIST_DIR)");
+        return;
+    };
+    let mnist = Mnist::load(&dir).unwrap();
+    let (train, test) = (mnist.train.take(TRAIN).unwrap(), mnist.test.take(TEST).unwrap());
+    let spec = NetworkSpec::preset("lenet", LossKind::SoftmaxCrossEntropy).unwrap();
+    let config = TrainConfig {
+        optimizer: Optimizer::adam(2e-3),
+        epochs: 1,
+        seed: 3,
+        ..TrainConfig::default()
+    };
+    let mut devices = vec![Device::Cpu];
+    if common::gpu().is_some() {
+        devices.push(Device::Gpu(Arc::new(GpuContext::new().unwrap())));
+    }
+    let mut accuracies = Vec::new();
+    for device in devices {
+        let started = Instant::now();
+        let mut trainer = Trainer::new(Network::init(&spec, 1), &device, config.clone()).unwrap();
+        let reports = trainer.fit(&train, Some(&test), |_| {}).unwrap();
+        let accuracy = reports.last().unwrap().test.unwrap().accuracy().unwrap();
+        eprintln!(
+            "lenet, {}: {TRAIN} train images → {:.2}% on {TEST} test images in {:.1} s",
+            trainer.backend_name(),
+            100.0 * accuracy,
+            started.elapsed().as_secs_f64()
+        );
+        assert!(accuracy >= 0.85, "{}: accuracy {accuracy}", trainer.backend_name());
+        accuracies.push(accuracy);
+    }
+    if let [cpu, gpu] = accuracies[..] {
+        assert!((cpu - gpu).abs() <= 0.003, "CPU {cpu} and GPU {gpu} disagree");
+    }
+}

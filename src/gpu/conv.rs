@@ -8,7 +8,6 @@ use crate::activation::Activation;
 use crate::cpu::PoolGeometry;
 use crate::error::{Error, Result, check_len, check_nonzero};
 use crate::gpu::buffer::Binding;
-use crate::gpu::dispatch::grid_1d;
 use crate::gpu::kernels::{Kernel, Shader, Slot};
 use crate::gpu::matmul::{Operand, matmul_and_row_sums, matmul_strided};
 use crate::gpu::{Dispatch, GpuBuffer, GpuContext, GpuView};
@@ -40,7 +39,7 @@ pub(crate) struct ConvParams {
     pub out_height: u32,
     pub out_width: u32,
     pub act: u32,
-    pub threads_x: u32,
+    pub _pad: u32,
 }
 
 const SLOTS: &[(u32, Slot)] = &[
@@ -49,7 +48,8 @@ const SLOTS: &[(u32, Slot)] = &[
     (2, Slot::ReadWrite),
     (3, Slot::Uniform),
 ];
-const WORKGROUP: u32 = 256;
+/// Lanes per workgroup, along the grid's x axis.
+const WORKGROUP: usize = 64;
 
 /// A convolution's shapes for a batch of `batch` samples.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,7 +93,7 @@ impl ConvShape {
         self.out_channels * self.columns()
     }
 
-    fn params(&self, act: Activation, threads_x: u32) -> ConvParams {
+    fn params(&self, act: Activation) -> ConvParams {
         let g = self.geometry;
         ConvParams {
             batch: self.batch as u32,
@@ -107,7 +107,7 @@ impl ConvShape {
             out_height: g.out_height as u32,
             out_width: g.out_width as u32,
             act: act.shader_code(),
-            threads_x,
+            _pad: 0,
         }
     }
 }
@@ -119,27 +119,22 @@ pub struct ConvScratch<'a> {
     pub rows: &'a GpuBuffer<f32>,
 }
 
-/// Launches `entry` over `threads` invocations with `params` filled in.
+/// Launches `entry` over a `[x, y, z]` grid of invocations (x: positions or pixels, y and z:
+/// channels and samples, as the kernel says).
 fn launch(
     ctx: &GpuContext,
     entry: &'static str,
     buffers: [Binding<'_>; 3],
-    threads: usize,
-    params: impl FnOnce(u32) -> ConvParams,
+    [x, y, z]: [usize; 3],
+    params: ConvParams,
 ) -> Result<Dispatch> {
-    let (groups, threads_x) = grid_1d(ctx, entry, threads, WORKGROUP)?;
     let kernel = Kernel {
         shader: &CONV,
         entry,
         slots: SLOTS,
     };
-    ctx.prepare(
-        &kernel,
-        &Vec::new(),
-        &buffers,
-        bytemuck::bytes_of(&params(threads_x)),
-        groups,
-    )
+    let groups = [x.div_ceil(WORKGROUP), y, z].map(|g| u32::try_from(g).unwrap_or(u32::MAX));
+    ctx.prepare(&kernel, &Vec::new(), &buffers, bytemuck::bytes_of(&params), groups)
 }
 
 fn check(
@@ -186,8 +181,8 @@ pub fn conv2d_forward(
         ctx,
         "im2col",
         [x.into(), ctx.placeholder_binding(), scratch.cols.into()],
-        s.cols_len(),
-        |t| s.params(identity, t),
+        [s.positions(), s.batch, s.patch()],
+        s.params(identity),
     )?;
     // Z' [O × B·P] = W [O × C·k·k] · cols [C·k·k × B·P].
     let matmul = matmul_strided(
@@ -208,8 +203,8 @@ pub fn conv2d_forward(
         ctx,
         "conv_output",
         [scratch.rows.into(), bias.binding(), y.into()],
-        s.output_len(),
-        |t| s.params(act, t),
+        [s.positions(), s.out_channels, s.batch],
+        s.params(act),
     )?;
     Ok(vec![im2col, matmul, output])
 }
@@ -246,8 +241,8 @@ pub fn conv2d_backward(
         ctx,
         "conv_grad_rows",
         [dz.into(), ctx.placeholder_binding(), scratch.rows.into()],
-        s.rows_len(),
-        |t| s.params(identity, t),
+        [s.positions(), s.out_channels, s.batch],
+        s.params(identity),
     )?];
     // dW [O × C·k·k] = dZ' [O × B·P] · colsᵀ, db = dZ''s row sums.
     out.push(matmul_and_row_sums(
@@ -288,15 +283,20 @@ pub fn conv2d_backward(
             ctx,
             "col2im",
             [scratch.cols.into(), x.into(), dx.into()],
-            s.input_len(),
-            |t| s.params(input_act, t),
+            [s.geometry.height * s.geometry.width, s.geometry.in_channels, s.batch],
+            s.params(input_act),
         )?);
     }
     Ok(out)
 }
 
+/// Output positions of one pooled channel.
+fn pool_positions(g: &PoolGeometry) -> usize {
+    ((g.height - g.kernel) / g.stride + 1) * ((g.width - g.kernel) / g.stride + 1)
+}
+
 /// The pooling shapes as the kernels' parameters, for `batch` samples.
-fn pool_params(g: &PoolGeometry, batch: usize, act: Activation, threads_x: u32) -> ConvParams {
+fn pool_params(g: &PoolGeometry, batch: usize, act: Activation) -> ConvParams {
     let out = |size: usize| ((size - g.kernel) / g.stride + 1) as u32;
     ConvParams {
         batch: batch as u32,
@@ -310,7 +310,7 @@ fn pool_params(g: &PoolGeometry, batch: usize, act: Activation, threads_x: u32) 
         out_height: out(g.height),
         out_width: out(g.width),
         act: act.shader_code(),
-        threads_x,
+        _pad: 0,
     }
 }
 
@@ -349,8 +349,8 @@ pub fn max_pool2d_forward(
         ctx,
         "max_pool_forward",
         [x.into(), ctx.placeholder_binding(), y.into()],
-        y.len(),
-        |t| pool_params(&g, batch, Activation::Identity, t),
+        [pool_positions(&g), g.channels, batch],
+        pool_params(&g, batch, Activation::Identity),
     )
 }
 
@@ -368,7 +368,7 @@ pub fn max_pool2d_backward(
         ctx,
         "max_pool_backward",
         [x.into(), dy.into(), dx.into()],
-        x.len(),
-        |t| pool_params(&g, batch, input_act, t),
+        [g.height * g.width, g.channels, batch],
+        pool_params(&g, batch, input_act),
     )
 }

@@ -234,7 +234,7 @@ mod tests {
                 out_height,
                 out_width,
                 act,
-                threads_x
+                _pad
             }),
         );
         check(&MATMUL_BLOCK, "Params", matmul.clone());
