@@ -14,7 +14,8 @@ pub fn available_host_memory() -> Option<u64> {
 }
 
 /// Checks that `copies` parameter-sized f32 buffers of `spec` (the parameters themselves, plus
-/// gradients and optimizer moments for training) and the batch activations of `batch` rows fit
+/// gradients and optimizer moments for training) and the activations of `batch` rows (at least
+/// the CPU's evaluation batch when `batch > 0`) fit
 /// in `limit` bytes; the error names the layer at which the running total passes the limit.
 pub fn check_fits(spec: &NetworkSpec, copies: u64, batch: usize, limit: u64, limit_name: &'static str) -> Result<()> {
     let too_big = |layer: usize, bytes: Option<u64>| Error::OutOfMemory {
@@ -24,14 +25,35 @@ pub fn check_fits(spec: &NetworkSpec, copies: u64, batch: usize, limit: u64, lim
         limit,
         limit_name,
     };
+    // Rows whose activations the host holds: the training batch, or the evaluation batch the
+    // CPU backend uses when it is larger.
+    let rows = if batch == 0 {
+        0
+    } else {
+        batch.max(crate::train::cpu_backend::EVAL_BATCH)
+    } as u64;
+    // Per-sample floats of the tensors after each layer with parameters: its output, the outputs
+    // of the parameterless layers up to the next one (pooling, dropout, activations), and for a
+    // conv the im2col matrix (C·k·k per output position).
+    let shapes = spec.shapes();
+    let params: Vec<_> = spec.dense().collect();
     let mut total: u64 = 0;
-    for d in spec.dense() {
+    for (i, d) in params.iter().enumerate() {
+        let end = params.get(i + 1).map_or(spec.layers.len(), |next| next.position);
+        let outputs = shapes[d.position + 1..=end]
+            .iter()
+            .try_fold(0u64, |sum, shape| sum.checked_add(shape.len() as u64));
+        let scratch = d.conv.map_or(Some(0), |g| {
+            (d.fan_in as u64).checked_mul((g.out_height as u64).checked_mul(g.out_width as u64)?)
+        });
         let per_copy = (d.fan_in as u64)
             .checked_mul(d.fan_out as u64)
             .and_then(|w| w.checked_add(d.fan_out as u64))
             .and_then(|n| n.checked_mul(4));
-        let activations = (batch as u64)
-            .checked_mul(d.fan_out as u64)
+        // Each tensor and its gradient, f32.
+        let activations = outputs
+            .and_then(|o| o.checked_add(scratch?))
+            .and_then(|n| n.checked_mul(rows))
             .and_then(|n| n.checked_mul(4 * 2));
         let layer = per_copy
             .and_then(|b| b.checked_mul(copies))
@@ -49,5 +71,29 @@ pub fn check_host(spec: &NetworkSpec, copies: u64, batch: usize) -> Result<()> {
     match available_host_memory() {
         Some(limit) => check_fits(spec, copies, batch, limit, "of available host memory"),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::LossKind;
+
+    #[test]
+    fn conv_activations_and_im2col_scratch_count() {
+        // 1.6 M parameters (6.4 MB), but per sample 64×224×224 floats after the conv (and again after its
+        // relu), 64×112×112 after pooling and 27 per output position of im2col: about 70 GB for
+        // 1,000 rows with their gradients.
+        let spec = NetworkSpec::parse(
+            "3x224x224,conv64k3p1,relu,maxpool2,flatten,dense2",
+            LossKind::MeanSquaredError,
+        )
+        .unwrap();
+        let gib = 1u64 << 30;
+        let err = check_fits(&spec, 3, 128, 16 * gib, "of a test limit").unwrap_err();
+        assert!(matches!(err, Error::OutOfMemory { layer: 0, .. }), "{err}");
+        check_fits(&spec, 3, 128, 128 * gib, "of a test limit").unwrap();
+        // Without a batch (the GPU backend's host side) only the parameters count.
+        check_fits(&spec, 1, 0, gib / 64, "of a test limit").unwrap();
     }
 }

@@ -194,6 +194,24 @@ fn cnn_models_parse_round_trip_and_count_parameters_like_pytorch() {
     let summary = Network::init(&spec, 0).summary();
     assert!(summary.contains("weight 64×32×3×3, bias 64) → 64x14x14"), "{summary}");
     assert!(summary.contains("total: 421,642 parameters"), "{summary}");
+    // The builder makes the same model.
+    let built = shadergrad::model::Model::image(1, 28, 28)
+        .conv2d(32, 3, 1, 1)
+        .relu()
+        .max_pool2d(2)
+        .conv2d(64, 3, 1, 1)
+        .relu()
+        .max_pool2d(2)
+        .flatten()
+        .dense(128)
+        .relu()
+        .dense(10)
+        .softmax_cross_entropy()
+        .unwrap();
+    assert_eq!(
+        built,
+        NetworkSpec::preset("lenet", LossKind::SoftmaxCrossEntropy).unwrap()
+    );
     // Stride, padding and pooling options, in any order, and their canonical text.
     let spec = NetworkSpec::parse(
         "3x17x9,conv5p2k5s2,tanh,maxpool3s2,flatten,dense4",
@@ -223,6 +241,21 @@ fn bad_cnn_models_are_refused_with_the_reason() {
         ("1x28x28,maxpool2p1,flatten,dense2", "unknown option 'p'"),
         ("2x3,dense4", "must start with the input width or image shape"),
         ("1x28x28x3,dense4", "must start with the input width or image shape"),
+        // Sizes whose arithmetic would overflow are refused, not wrapped.
+        (
+            "1x1x1,conv8k4294967296s4294967296p4294967295,flatten,dense2",
+            "at most 65536",
+        ),
+        (
+            "1x1x1,conv1k9223372036854775809p9223372036854775808,flatten,dense2",
+            "at most 65536",
+        ),
+        ("1x28x28,conv1073741825k1,flatten,dense2", "channels at most"),
+        (
+            "1000000x1000000x1000000,flatten,dense2",
+            "more than 1073741824 features per sample",
+        ),
+        ("1x28x28,maxpool70000,flatten,dense2", "at most 65536"),
     ];
     for (text, want) in cases {
         let err = NetworkSpec::parse(text, LossKind::SoftmaxCrossEntropy).unwrap_err();

@@ -16,11 +16,13 @@ use crate::ops::{MatmulDims, MatmulForm};
 /// size alone, so the sums (and so training) are the same on every run whatever the threads do.
 const GROUPS: usize = 16;
 
+/// Per-sample input and output lengths, the im2col rows (`C·k·k`) and the output positions
+/// (saturating: [`check`] refuses what does not add up).
 fn sizes(g: &ConvGeometry, out_channels: usize) -> (usize, usize, usize, usize) {
-    let in_len = g.in_channels * g.height * g.width;
-    let patch = g.in_channels * g.kernel * g.kernel;
-    let positions = g.out_height * g.out_width;
-    (in_len, out_channels * positions, patch, positions)
+    let in_len = g.in_channels.saturating_mul(g.height).saturating_mul(g.width);
+    let patch = g.in_channels.saturating_mul(g.kernel).saturating_mul(g.kernel);
+    let positions = g.out_height.saturating_mul(g.out_width);
+    (in_len, out_channels.saturating_mul(positions), patch, positions)
 }
 
 fn check(
@@ -36,8 +38,22 @@ fn check(
             ("rows", rows),
             ("out channels", out_channels),
             ("in channels", g.in_channels),
+            ("height", g.height),
+            ("width", g.width),
+            ("kernel", g.kernel),
+            ("stride", g.stride),
         ],
     )?;
+    let out = |size: usize| {
+        size.checked_add(2 * g.padding)
+            .and_then(|padded| padded.checked_sub(g.kernel))
+            .map(|span| span / g.stride + 1)
+    };
+    if out(g.height) != Some(g.out_height) || out(g.width) != Some(g.out_width) {
+        return Err(crate::Error::InvalidNetwork(format!(
+            "{op}: {g:?}: the output size does not follow from the input, kernel, stride and padding"
+        )));
+    }
     for (what, got, want) in lens {
         check_len(op, what, got, want)?;
     }

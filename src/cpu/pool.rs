@@ -42,12 +42,18 @@ impl PoolGeometry {
         best
     }
 
-    fn check(&self, op: &'static str, rows: usize, input: usize, output: usize) -> Result<()> {
+    /// Checks the window fits (before any size is computed from it) and the lengths; returns
+    /// the number of samples.
+    fn check(&self, op: &'static str, input: usize, output: usize) -> Result<usize> {
         check_nonzero(
             op,
-            &[("rows", rows), ("channels", self.channels), ("kernel", self.kernel)],
+            &[
+                ("channels", self.channels),
+                ("kernel", self.kernel),
+                ("stride", self.stride),
+            ],
         )?;
-        if self.kernel > self.height || self.kernel > self.width || self.stride == 0 {
+        if self.kernel > self.height || self.kernel > self.width {
             return Err(crate::Error::InvalidNetwork(format!(
                 "{op}: a {k}×{k} window (stride {s}) does not fit {h}×{w}",
                 k = self.kernel,
@@ -57,16 +63,18 @@ impl PoolGeometry {
             )));
         }
         let (in_len, out_len) = self.lens();
+        let rows = input / in_len;
+        check_nonzero(op, &[("rows", rows)])?;
         check_len(op, "input", input, rows * in_len)?;
-        check_len(op, "output", output, rows * out_len)
+        check_len(op, "output", output, rows * out_len)?;
+        Ok(rows)
     }
 }
 
 /// `y[c][oy][ox] = max of x[c] over the window at (oy·s, ox·s)`, for `rows` samples.
 pub fn max_pool2d_forward<T: Real>(x: &[T], y: &mut [T], g: PoolGeometry) -> Result<()> {
+    g.check("max_pool2d_forward", x.len(), y.len())?;
     let (in_len, out_len) = g.lens();
-    let rows = x.len() / in_len.max(1);
-    g.check("max_pool2d_forward", rows, x.len(), y.len())?;
     let (oh, ow) = (g.out(g.height), g.out(g.width));
     y.par_chunks_mut(out_len).zip(x.par_chunks(in_len)).for_each(|(y, x)| {
         for c in 0..g.channels {
@@ -89,9 +97,8 @@ pub fn max_pool2d_backward<T: Real>(
     g: PoolGeometry,
     input_act: Activation,
 ) -> Result<()> {
+    g.check("max_pool2d_backward", x.len(), dy.len())?;
     let (in_len, out_len) = g.lens();
-    let rows = x.len() / in_len.max(1);
-    g.check("max_pool2d_backward", rows, x.len(), dy.len())?;
     check_len("max_pool2d_backward", "input gradient", dx.len(), x.len())?;
     let (oh, ow) = (g.out(g.height), g.out(g.width));
     dx.par_chunks_mut(in_len)

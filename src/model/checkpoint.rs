@@ -6,7 +6,8 @@
 //! nn.Linear(...)])` named `layers` loads them unchanged; with
 //! an optimizer, its moments under PyTorch's names, `optimizer.{exp_avg|exp_avg_sq|
 //! momentum_buffer|square_avg}.layers.{i}.weight|bias`. Metadata: `format`, `layers` (the
-//! model's text form), `sizes` (dense widths), `loss`, `epoch`, `step`, `seed`, and with an
+//! model's text form), `sizes` (the input width, then the width after each layer with
+//! parameters), `loss`, `epoch`, `step`, `seed`, and with an
 //! optimizer `optimizer`, `optimizer.step`, `optimizer.beta1_power`, `optimizer.beta2_power`.
 //! Hyperparameters are not stored: a resumed run takes them from its configuration.
 //!

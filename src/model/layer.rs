@@ -129,6 +129,12 @@ fn option(token: &str, options: &[(char, usize)], letter: char) -> Result<Option
     Ok(options.iter().find(|(l, _)| *l == letter).map(|&(_, v)| v))
 }
 
+/// The largest kernel, stride (and so padding) a conv or pooling layer takes: far past any real
+/// network, and small enough that no shape arithmetic can overflow.
+pub const MAX_WINDOW: usize = 1 << 16;
+/// The most channels a conv layer takes (as dense widths: 2^30).
+pub const MAX_CHANNELS: usize = 1 << 30;
+
 impl Layer {
     /// Checks the layer's own settings (a dropout rate in `[0, 1)`, sizes of at least 1, a
     /// padding smaller than the kernel).
@@ -145,6 +151,10 @@ impl Layer {
             } => {
                 if out_channels == 0 || kernel == 0 || stride == 0 {
                     Err(format!("{self}: channels, kernel and stride must be at least 1"))
+                } else if kernel > MAX_WINDOW || stride > MAX_WINDOW || out_channels > MAX_CHANNELS {
+                    Err(format!(
+                        "{self}: kernel and stride must be at most {MAX_WINDOW}, channels at most {MAX_CHANNELS}"
+                    ))
                 } else if padding >= kernel {
                     Err(format!(
                         "{self}: padding {padding} must be smaller than the kernel {kernel}"
@@ -155,6 +165,9 @@ impl Layer {
             }
             Layer::MaxPool2d { kernel, stride } if kernel == 0 || stride == 0 => {
                 Err(format!("{self}: kernel and stride must be at least 1"))
+            }
+            Layer::MaxPool2d { kernel, stride } if kernel > MAX_WINDOW || stride > MAX_WINDOW => {
+                Err(format!("{self}: kernel and stride must be at most {MAX_WINDOW}"))
             }
             _ => Ok(()),
         }

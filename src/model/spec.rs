@@ -113,6 +113,9 @@ pub struct NetworkSpec {
 /// A model description; the same type as [`NetworkSpec`], named for the builder.
 pub type Model = NetworkSpec;
 
+/// The most features one sample may have at any layer (as the widths: 2^30).
+const MAX_FEATURES: usize = 1 << 30;
+
 /// One sample's tensor between layers: flat features or an image `[C × H × W]` (row-major, so
 /// its features are the flattened image, as in PyTorch's NCHW).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,15 +129,20 @@ pub enum SampleShape {
 }
 
 impl SampleShape {
-    /// Features per sample.
+    /// Features per sample (saturating: validation refuses shapes past 2^30 features).
     pub fn len(self) -> usize {
+        self.checked_len().unwrap_or(usize::MAX)
+    }
+
+    /// Features per sample, or `None` past `usize`.
+    pub fn checked_len(self) -> Option<usize> {
         match self {
-            SampleShape::Flat(n) => n,
+            SampleShape::Flat(n) => Some(n),
             SampleShape::Image {
                 channels,
                 height,
                 width,
-            } => channels * height * width,
+            } => channels.checked_mul(height)?.checked_mul(width),
         }
     }
 
@@ -200,10 +208,15 @@ impl DenseShape {
 /// The shape after `layer` for `input`, or why the layer cannot take that input.
 pub fn output_shape(layer: &Layer, input: SampleShape) -> std::result::Result<SampleShape, String> {
     let window = |size: usize, kernel: usize, stride: usize, padding: usize| {
-        (size + 2 * padding)
-            .checked_sub(kernel)
+        padding
+            .checked_mul(2)
+            .and_then(|p| size.checked_add(p))
+            .and_then(|padded| padded.checked_sub(kernel))
+            .filter(|_| stride > 0)
             .map(|span| span / stride + 1)
-            .ok_or_else(|| format!("{layer}: its {kernel}×{kernel} window does not fit a {input} input"))
+            .ok_or_else(|| {
+                format!("{layer}: its {kernel}×{kernel} window (stride {stride}) does not fit a {input} input")
+            })
     };
     match (*layer, input) {
         (Layer::Dense { units }, SampleShape::Flat(_)) => Ok(SampleShape::Flat(units)),
@@ -276,9 +289,13 @@ impl NetworkSpec {
         let mut shapes = vec![shape];
         for layer in &self.layers {
             match output_shape(layer, shape) {
-                Ok(next) => {
+                Ok(next) if next.checked_len().is_some_and(|n| n <= MAX_FEATURES) => {
                     shape = next;
                     shapes.push(shape);
+                }
+                Ok(next) => {
+                    let problem = format!("{layer} outputs {next}, more than {MAX_FEATURES} features per sample");
+                    return (shapes, Some(problem));
                 }
                 Err(e) => return (shapes, Some(e)),
             }
@@ -309,13 +326,13 @@ impl NetworkSpec {
     pub fn validate(&self) -> Result<()> {
         let spec = self;
         let inputs = self.inputs;
-        if let Some(image) = self.image
-            && image.iter().product::<usize>() != inputs
-        {
-            return Err(Error::InvalidNetwork(format!(
-                "input image {image:?} has {} values but the model takes {inputs} inputs",
-                image.iter().product::<usize>()
-            )));
+        if let Some(image) = self.image {
+            let values = image.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+            if values != Some(inputs) {
+                return Err(Error::InvalidNetwork(format!(
+                    "input image {image:?} does not hold the model's {inputs} inputs"
+                )));
+            }
         }
         for layer in &spec.layers {
             layer.validate().map_err(Error::InvalidNetwork)?;
@@ -390,6 +407,17 @@ impl NetworkSpec {
     pub fn input(inputs: usize) -> ModelBuilder {
         ModelBuilder {
             inputs,
+            image: None,
+            layers: Vec::new(),
+        }
+    }
+
+    /// Starts a model of `channels × height × width` images (row-major, as NCHW), for
+    /// convolutions: `Model::image(1, 28, 28).conv2d(32, 3, 1, 1).relu().max_pool2d(2).flatten()…`.
+    pub fn image(channels: usize, height: usize, width: usize) -> ModelBuilder {
+        ModelBuilder {
+            inputs: channels.saturating_mul(height).saturating_mul(width),
+            image: Some([channels, height, width]),
             layers: Vec::new(),
         }
     }
@@ -421,14 +449,7 @@ impl NetworkSpec {
         let layers = tokens
             .map(|t| Layer::parse(t).map_err(Error::InvalidNetwork))
             .collect::<Result<Vec<_>>>()?;
-        let spec = NetworkSpec {
-            inputs,
-            image,
-            layers,
-            loss,
-        };
-        spec.validate()?;
-        Ok(spec)
+        ModelBuilder { inputs, image, layers }.loss(loss)
     }
 
     /// The text form [`NetworkSpec::parse`] reads back (without the loss head).
@@ -453,12 +474,10 @@ impl NetworkSpec {
     /// The layers with parameters (dense and conv) in order, with their shapes.
     pub fn dense(&self) -> impl Iterator<Item = DenseShape> + '_ {
         let shapes = self.shapes();
+        let outputs: Vec<SampleShape> = shapes.iter().skip(1).copied().collect();
         let mut index = 0;
-        self.layers
-            .iter()
-            .zip(shapes)
-            .enumerate()
-            .filter_map(move |(position, (layer, input))| {
+        self.layers.iter().zip(shapes).zip(outputs).enumerate().filter_map(
+            move |(position, ((layer, input), output))| {
                 let (fan_in, fan_out, conv) = match (*layer, input) {
                     (Layer::Dense { units }, _) => (input.len(), units, None),
                     (
@@ -474,7 +493,16 @@ impl NetworkSpec {
                             width,
                         },
                     ) => {
-                        let out = |size: usize| (size + 2 * padding - kernel) / stride + 1;
+                        // The output the flow computed (a conv without one is past the first
+                        // invalid layer and has no shape).
+                        let SampleShape::Image {
+                            height: out_height,
+                            width: out_width,
+                            ..
+                        } = output
+                        else {
+                            return None;
+                        };
                         let geometry = ConvGeometry {
                             in_channels: channels,
                             height,
@@ -482,10 +510,11 @@ impl NetworkSpec {
                             kernel,
                             stride,
                             padding,
-                            out_height: out(height),
-                            out_width: out(width),
+                            out_height,
+                            out_width,
                         };
-                        (channels * kernel * kernel, out_channels, Some(geometry))
+                        let fan_in = channels.saturating_mul(kernel).saturating_mul(kernel);
+                        (fan_in, out_channels, Some(geometry))
                     }
                     _ => return None,
                 };
@@ -502,7 +531,8 @@ impl NetworkSpec {
                 };
                 index += 1;
                 Some(shape)
-            })
+            },
+        )
     }
 
     /// Number of dense layers (layers with parameters).
@@ -510,7 +540,8 @@ impl NetworkSpec {
         self.dense().count()
     }
 
-    /// `(fan_in, fan_out)` of dense layer `l`.
+    /// `(fan_in, fan_out)` of layer with parameters `l`: its weight matrix is `fan_out × fan_in`
+    /// (`in·k·k` columns for a conv).
     pub fn layer_shape(&self, l: usize) -> (usize, usize) {
         let d = self.dense().nth(l).expect("dense layer index in range");
         (d.fan_in, d.fan_out)
@@ -541,6 +572,7 @@ impl NetworkSpec {
 #[derive(Debug, Clone)]
 pub struct ModelBuilder {
     inputs: usize,
+    image: Option<[usize; 3]>,
     layers: Vec<Layer>,
 }
 
@@ -586,9 +618,36 @@ impl ModelBuilder {
         self.layer(Layer::Dropout { rate })
     }
 
+    /// Adds a 2-D convolution (`nn.Conv2d(in, out_channels, kernel, stride, padding)`).
+    pub fn conv2d(self, out_channels: usize, kernel: usize, stride: usize, padding: usize) -> Self {
+        self.layer(Layer::Conv2d {
+            out_channels,
+            kernel,
+            stride,
+            padding,
+        })
+    }
+
+    /// Adds max pooling with `kernel × kernel` windows and stride `kernel` (`nn.MaxPool2d(kernel)`).
+    pub fn max_pool2d(self, kernel: usize) -> Self {
+        self.layer(Layer::MaxPool2d { kernel, stride: kernel })
+    }
+
+    /// Adds `flatten` (`torch.flatten(x, 1)`), needed before a dense layer after an image.
+    pub fn flatten(self) -> Self {
+        self.layer(Layer::Flatten)
+    }
+
     /// Finishes with any loss head.
     pub fn loss(self, loss: LossKind) -> Result<NetworkSpec> {
-        NetworkSpec::from_layers(self.inputs, self.layers, loss)
+        let spec = NetworkSpec {
+            inputs: self.inputs,
+            image: self.image,
+            layers: self.layers,
+            loss,
+        };
+        spec.validate()?;
+        Ok(spec)
     }
 
     /// Finishes with softmax + cross-entropy against class labels.

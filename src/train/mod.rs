@@ -2,7 +2,7 @@
 //! executors (the CPU backend and the GPU backend), schedules and the loop.
 
 mod backend;
-mod cpu_backend;
+pub(crate) mod cpu_backend;
 mod cpu_exec;
 #[cfg(feature = "plot")]
 mod curves;
