@@ -485,3 +485,17 @@ fn learning_rate_schedules() {
     );
     assert!("linear".parse::<LrSchedule>().is_err());
 }
+
+#[test]
+fn conv_grids_past_the_device_limit_are_refused_at_planning() {
+    let Some(ctx) = ctx() else { return };
+    let limit = ctx.limits().max_compute_workgroups_per_dimension as usize;
+    let text = format!("1x4x4,conv{}k1,flatten,dense2", limit + 1);
+    let spec = NetworkSpec::parse(&text, LossKind::SoftmaxCrossEntropy).unwrap();
+    let config = TrainConfig {
+        batch_size: 1,
+        ..TrainConfig::default()
+    };
+    let err = Device::Gpu(ctx).check_model(&spec, &config).unwrap_err();
+    assert!(matches!(err, shadergrad::Error::DispatchTooLarge { .. }), "{err}");
+}

@@ -7,7 +7,7 @@ use std::ops::Range;
 
 use crate::error::{Error, Result};
 use crate::gpu::{GpuBuffer, GpuContext, GpuView};
-use crate::model::{ConvGeometry, NetworkSpec};
+use crate::model::{ConvGeometry, Layer, NetworkSpec, SampleShape};
 use crate::train::cpu_backend::EVAL_BATCH;
 use crate::train::params::{ALIGN, ParamLayout, ParamTensor};
 
@@ -128,12 +128,43 @@ impl DeviceLayout {
             .max()
             .expect("sizes") as u64;
         let fits = (binding / (4 * widest)) as usize;
+        let eval_batch = EVAL_BATCH.min(fits).max(max_batch);
+        // The conv kernels' grids put samples, channels and im2col rows on the y and z axes.
+        let limit = limits.max_compute_workgroups_per_dimension;
+        let image_layers = spec
+            .layers
+            .iter()
+            .zip(spec.shapes())
+            .filter(|(l, _)| matches!(l, Layer::Conv2d { .. } | Layer::MaxPool2d { .. }));
+        for (layer, input) in image_layers {
+            let channels = match input {
+                SampleShape::Image { channels, .. } => channels,
+                SampleShape::Flat(_) => continue,
+            };
+            let (kernel, patch) = match *layer {
+                Layer::Conv2d { kernel, .. } => ("im2col", channels.saturating_mul(kernel * kernel)),
+                _ => ("max_pool_forward", channels),
+            };
+            let out_channels = match *layer {
+                Layer::Conv2d { out_channels, .. } => out_channels,
+                _ => channels,
+            };
+            for extent in [eval_batch, patch, channels, out_channels] {
+                if extent > limit as usize {
+                    return Err(Error::DispatchTooLarge {
+                        kernel,
+                        workgroups: extent as u64,
+                        limit,
+                    });
+                }
+            }
+        }
         Ok(DeviceLayout {
             params,
             segments,
             weight_chunks,
             update_chunks,
-            eval_batch: EVAL_BATCH.min(fits).max(max_batch),
+            eval_batch,
             convs: spec.dense().map(|d| d.conv).collect(),
         })
     }
