@@ -1,15 +1,16 @@
 //! Lists every adapter wgpu sees, opens the one shadergrad would use, and shows which matmul
-//! kernel it picks for each shape of a 784-512-256-10 training step, and why.
+//! kernel it picks for each shape of a 784-512-256-10 training step, and the path each
+//! convolution of the CNN preset takes, and why.
 //!
-//! `cargo run --release --example adapters` (honours SHADERGRAD_BACKEND, SHADERGRAD_ADAPTER and
-//! SHADERGRAD_MATMUL). Exits non-zero when no adapter can be opened.
+//! `cargo run --release --example adapters` (honours SHADERGRAD_BACKEND, SHADERGRAD_ADAPTER,
+//! SHADERGRAD_MATMUL and SHADERGRAD_CONV). Exits non-zero when no adapter can be opened.
 
 use std::sync::Arc;
 
-use shadergrad::gpu::{ChoiceSource, GpuContext, list_adapters, tuning};
+use shadergrad::gpu::{ChoiceSource, ConvPath, GpuContext, ShapeClass, list_adapters, tuning};
 use shadergrad::model::{LossKind, Network, NetworkSpec};
 use shadergrad::train::{Device, TrainConfig, Trainer};
-use shadergrad::{Activation, data};
+use shadergrad::{Activation, MatmulDims, MatmulForm, data};
 
 fn main() {
     println!("adapters on this machine: {}", list_adapters());
@@ -79,6 +80,50 @@ fn show_matmul_choices(ctx: &Arc<GpuContext>) -> shadergrad::Result<()> {
             class.size_bucket * 3,
             if class.aligned { "vec4-aligned" } else { "unaligned" },
             choice.kernel.name()
+        );
+    }
+    show_conv_paths(ctx, config.batch_size)
+}
+
+/// The path each convolution of the CNN preset takes, and the matmul choice behind it.
+fn show_conv_paths(ctx: &GpuContext, batch: usize) -> shadergrad::Result<()> {
+    let lenet = NetworkSpec::preset("lenet", LossKind::SoftmaxCrossEntropy)?;
+    println!(
+        "
+convolutions of --preset lenet at batch {batch}:"
+    );
+    for d in lenet.dense() {
+        let Some(geometry) = d.conv else { continue };
+        let shape = shadergrad::gpu::ConvShape {
+            geometry,
+            out_channels: d.fan_out,
+            batch,
+        };
+        let path = ConvPath::choose(ctx, &shape)?;
+        let why = match ctx.forced_conv_path() {
+            Some(_) => "forced by SHADERGRAD_CONV".to_string(),
+            None => {
+                let class = ShapeClass::of(
+                    MatmulForm::AB,
+                    MatmulDims::new(d.fan_out, shape.patch(), shape.columns()),
+                    true,
+                );
+                let kernel = ctx
+                    .matmul_choices()
+                    .into_iter()
+                    .find(|(c, _)| *c == class)
+                    .map_or("?", |(_, choice)| choice.kernel.name());
+                format!("the matmul kernel chosen for its forward product is {kernel}")
+            }
+        };
+        println!(
+            "  layer {}: {} → {} channels, {}×{} kernel: {} ({why})",
+            d.index,
+            geometry.in_channels,
+            d.fan_out,
+            geometry.kernel,
+            geometry.kernel,
+            path.name()
         );
     }
     Ok(())

@@ -181,14 +181,34 @@ fn bench_conv(ctx: &GpuContext, timer: Option<&PassTimer>, quick: bool) -> Vec<R
         Some((&gdx, act)),
     )
     .unwrap();
-    ctx.run(&fwd.iter().chain(&bwd).collect::<Vec<_>>()).unwrap();
+    let implicit_fwd =
+        vec![gpu::conv2d_forward_implicit(ctx, shape, &gx, ((&gw).into(), (&gb).into()), &gy, act).unwrap()];
+    let implicit_bwd = gpu::conv2d_backward_implicit(
+        ctx,
+        shape,
+        &gdz,
+        (&gx, (&gw).into()),
+        ((&gdw).into(), (&gdb).into()),
+        Some((&gdx, act)),
+    )
+    .unwrap();
+    ctx.run(
+        &fwd.iter()
+            .chain(&bwd)
+            .chain(&implicit_fwd)
+            .chain(&implicit_bwd)
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
     ctx.wait().unwrap();
     let warmup_s = warm.elapsed().as_secs_f64();
     let macs = (o * patch * batch * size * size) as f64;
     let mut rows = Vec::new();
-    for (pass, dispatches, cpu_s, flops) in [
-        ("forward", &fwd, cpu_fwd, 2.0 * macs),
-        ("backward", &bwd, cpu_bwd, 4.0 * macs),
+    for (pass, dispatches, cpu_s, flops, path) in [
+        ("forward", &fwd, cpu_fwd, 2.0 * macs, "im2col + tuned matmul"),
+        ("forward", &implicit_fwd, cpu_fwd, 2.0 * macs, "implicit GEMM"),
+        ("backward", &bwd, cpu_bwd, 4.0 * macs, "im2col + tuned matmul"),
+        ("backward", &implicit_bwd, cpu_bwd, 4.0 * macs, "implicit GEMM"),
     ] {
         let list: Vec<_> = dispatches.iter().collect();
         let gpu_s = repeat(2, 30, budget, || {
@@ -204,7 +224,7 @@ fn bench_conv(ctx: &GpuContext, timer: Option<&PassTimer>, quick: bool) -> Vec<R
             gpu_s,
             gpu_kernel_s: timer.map(|t| repeat(2, 30, budget, || ctx.run_timed(&list, t).unwrap())),
             warmup_s,
-            extra: format!("{} dispatches (im2col + tuned matmul)", list.len()),
+            extra: format!("GPU: {path}, {} dispatches", list.len()),
         });
     }
     rows

@@ -911,6 +911,8 @@ const CONV_SHAPES: &[ConvCase] = &[
     (4, 2, 6, 6, 5, 1, 1, 0),
     (2, 4, 14, 14, 8, 3, 1, 1),
     (5, 1, 28, 28, 4, 3, 1, 1),
+    // More rows than one workgroup's 16 (channels and out channels) and a patch past 64 columns.
+    (2, 17, 5, 7, 19, 3, 1, 1),
 ];
 
 fn conv_geometry(c: usize, h: usize, w: usize, k: usize, s: usize, p: usize) -> shadergrad::model::ConvGeometry {
@@ -926,11 +928,18 @@ fn conv_geometry(c: usize, h: usize, w: usize, k: usize, s: usize, p: usize) -> 
     }
 }
 
-/// The GPU convolution (im2col, matmul, bias + activation into NCHW; backward with the fused row
-/// sums and col2im) against the CPU twin, every output NaN-poisoned, the scratch too.
+/// The GPU convolution on both paths (im2col, matmul, bias + activation into NCHW, backward with
+/// the fused row sums and col2im; and the implicit GEMMs) against the CPU twin, every output
+/// NaN-poisoned, the scratch too.
 #[test]
 fn conv2d_forward_and_backward_match_cpu() {
     let ctx = gpu_or_skip!();
+    for path in [gpu::ConvPath::Im2col, gpu::ConvPath::Implicit] {
+        conv2d_path_matches_cpu(ctx, path);
+    }
+}
+
+fn conv2d_path_matches_cpu(ctx: &gpu::GpuContext, path: gpu::ConvPath) {
     let mut r = rng("conv2d");
     let mut worst: f64 = 0.0;
     let acts = [
@@ -991,22 +1000,42 @@ fn conv2d_forward_and_backward_match_cpu() {
             cols: &cols,
             rows: &rows,
         };
-        let mut dispatches =
-            gpu::conv2d_forward(ctx, shape, &gx, ((&gw).into(), (&gb).into()), scratch(), &gy, act).unwrap();
-        dispatches.extend(
-            gpu::conv2d_backward(
-                ctx,
-                shape,
-                &gdz,
-                (&gx, (&gw).into()),
-                ((&gdw).into(), (&gdb).into()),
-                scratch(),
-                Some((&gdx, input_act)),
-            )
-            .unwrap(),
-        );
+        let (params, grads) = (((&gw).into(), (&gb).into()), ((&gdw).into(), (&gdb).into()));
+        let dispatches = match path {
+            gpu::ConvPath::Im2col => {
+                let mut d = gpu::conv2d_forward(ctx, shape, &gx, params, scratch(), &gy, act).unwrap();
+                d.extend(
+                    gpu::conv2d_backward(
+                        ctx,
+                        shape,
+                        &gdz,
+                        (&gx, (&gw).into()),
+                        grads,
+                        scratch(),
+                        Some((&gdx, input_act)),
+                    )
+                    .unwrap(),
+                );
+                d
+            }
+            gpu::ConvPath::Implicit => {
+                let mut d = vec![gpu::conv2d_forward_implicit(ctx, shape, &gx, params, &gy, act).unwrap()];
+                d.extend(
+                    gpu::conv2d_backward_implicit(
+                        ctx,
+                        shape,
+                        &gdz,
+                        (&gx, (&gw).into()),
+                        grads,
+                        Some((&gdx, input_act)),
+                    )
+                    .unwrap(),
+                );
+                d
+            }
+        };
         ctx.run(&dispatches.iter().collect::<Vec<_>>()).unwrap();
-        let what = format!("conv {batch}x{c}x{h}x{w} → {o} k{k} s{s} p{p} {act:?}/{input_act:?}");
+        let what = format!("{path:?} conv {batch}x{c}x{h}x{w} → {o} k{k} s{s} p{p} {act:?}/{input_act:?}");
         for (name, got, want) in [
             ("y", &gy, &y),
             ("dweight", &gdw, &dw),
@@ -1021,7 +1050,7 @@ fn conv2d_forward_and_backward_match_cpu() {
             ));
         }
     }
-    eprintln!("conv2d worst relative error: {worst:.3e}");
+    eprintln!("conv2d {path:?} worst relative error: {worst:.3e}");
 }
 
 /// Max pooling forward and backward (overlapping windows included) against the CPU twin.

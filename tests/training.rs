@@ -57,7 +57,19 @@ fn compare_backends(
     steps: usize,
     clip: f32,
 ) -> (f64, f64) {
-    let ctx = ctx().expect("gpu");
+    compare_backends_on(ctx().expect("gpu"), spec, optimizer, data, batch, steps, clip)
+}
+
+/// [`compare_backends`] on a given device.
+fn compare_backends_on(
+    ctx: Arc<GpuContext>,
+    spec: &NetworkSpec,
+    optimizer: Optimizer,
+    data: &Dataset,
+    batch: usize,
+    steps: usize,
+    clip: f32,
+) -> (f64, f64) {
     let network = Network::init(spec, 7);
     let mut cpu = CpuBackend::new(network.clone(), &common::config(optimizer, batch, clip)).unwrap();
     let mut gpu = GpuBackend::new(ctx, &network, &common::config(optimizer, batch, clip)).unwrap();
@@ -153,9 +165,21 @@ fn dropout_and_mixed_activations_agree_between_backends_over_50_steps() {
     }
 }
 
+/// Both GPU convolution paths (im2col + matmul, implicit GEMM), forced in turn, train three CNNs
+/// as the CPU does.
 #[test]
 fn cnns_agree_between_backends_over_30_steps() {
     let _ = gpu_or_skip!();
+    for path in shadergrad::gpu::ConvPath::ALL {
+        let request = shadergrad::gpu::AdapterRequest {
+            conv_path: Some(path),
+            ..shadergrad::gpu::AdapterRequest::from_env().unwrap()
+        };
+        cnns_agree_on(Arc::new(GpuContext::with_request(&request).unwrap()), path);
+    }
+}
+
+fn cnns_agree_on(ctx: Arc<GpuContext>, path: shadergrad::gpu::ConvPath) {
     let data = synthetic(600, 64, 4, "cnn data");
     for (text, optimizer) in [
         (
@@ -172,8 +196,10 @@ fn cnns_agree_between_backends_over_30_steps() {
         ),
     ] {
         let spec = NetworkSpec::parse(text, LossKind::SoftmaxCrossEntropy).unwrap();
-        let (loss_drift, param_drift) = compare_backends(&spec, optimizer, &data, 32, 30, 0.0);
-        eprintln!("{text} {optimizer:?}: 30 steps, loss drift {loss_drift:.2e}, parameter drift {param_drift:.2e}");
+        let (loss_drift, param_drift) = compare_backends_on(Arc::clone(&ctx), &spec, optimizer, &data, 32, 30, 0.0);
+        eprintln!(
+            "{path:?} {text} {optimizer:?}: 30 steps, loss drift {loss_drift:.2e}, parameter drift {param_drift:.2e}"
+        );
         assert!(loss_drift <= 1e-4, "{text}: loss drift {loss_drift:e}");
         assert!(param_drift <= 1e-5, "{text}: parameter drift {param_drift:e}");
     }

@@ -104,3 +104,63 @@ fn kernel_names_round_trip() {
     }
     assert_eq!(MatmulKernel::from_name("fastest"), None);
 }
+
+/// A convolution's path follows the device's timed matmul choice for its forward product: the
+/// implicit GEMMs where the row-block kernel wins (measured so on lavapipe), im2col otherwise;
+/// the request forces either.
+#[test]
+fn conv_path_follows_the_measured_matmul_choice() {
+    let shared = gpu_or_skip!();
+    let dir = std::env::temp_dir().join(format!("shadergrad-conv-path-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    // The preset's second convolution at batch 128.
+    let shape = gpu::ConvShape {
+        geometry: shadergrad::model::ConvGeometry {
+            in_channels: 32,
+            height: 14,
+            width: 14,
+            kernel: 3,
+            stride: 1,
+            padding: 1,
+            out_height: 14,
+            out_width: 14,
+        },
+        out_channels: 64,
+        batch: 128,
+    };
+    let ctx = GpuContext::with_request(&AdapterRequest {
+        matmul_kernel: None,
+        conv_path: None,
+        kernel_cache_dir: Some(dir.clone()),
+        ..AdapterRequest::from_env().unwrap()
+    })
+    .unwrap();
+    let path = gpu::ConvPath::choose(&ctx, &shape).unwrap();
+    let choices = ctx.matmul_choices();
+    let (class, choice) = choices
+        .iter()
+        .find(|(c, _)| c.form == MatmulForm::AB)
+        .expect("the forward product's class was chosen");
+    assert!(class.aligned);
+    assert_eq!(choice.source, ChoiceSource::Measured, "{choice:?}");
+    let want = if choice.kernel == MatmulKernel::RowBlock {
+        gpu::ConvPath::Implicit
+    } else {
+        gpu::ConvPath::Im2col
+    };
+    assert_eq!(path, want, "{choice:?}");
+    if shared.adapter_info().name.contains("llvmpipe") {
+        assert_eq!(path, gpu::ConvPath::Implicit, "{choice:?}");
+    }
+    for forced in gpu::ConvPath::ALL {
+        let ctx = GpuContext::with_request(&AdapterRequest {
+            conv_path: Some(forced),
+            kernel_cache_dir: None,
+            ..AdapterRequest::from_env().unwrap()
+        })
+        .unwrap();
+        assert_eq!(gpu::ConvPath::choose(&ctx, &shape).unwrap(), forced);
+        assert!(ctx.matmul_choices().is_empty(), "a forced path times nothing");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

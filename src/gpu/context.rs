@@ -9,7 +9,8 @@ use crate::gpu::kernels::PipelineCache;
 ///
 /// [`AdapterRequest::from_env`] reads `SHADERGRAD_BACKEND` (`vulkan|metal|dx12|gl`),
 /// `SHADERGRAD_ADAPTER` (a case-insensitive substring of the adapter name), `SHADERGRAD_MATMUL`
-/// (`auto|block|tiled|rows`) and `SHADERGRAD_CACHE_DIR`.
+/// (`auto|block|tiled|rows`), `SHADERGRAD_CONV` (`auto|im2col|implicit`) and
+/// `SHADERGRAD_CACHE_DIR`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AdapterRequest {
     /// Only adapters of this backend.
@@ -25,6 +26,8 @@ pub struct AdapterRequest {
     pub matmul_kernel: Option<crate::gpu::matmul::MatmulKernel>,
     /// The folder where timed kernel choices are kept between runs; `None`: not kept.
     pub kernel_cache_dir: Option<std::path::PathBuf>,
+    /// Run every convolution on this path instead of following the matmul choice.
+    pub conv_path: Option<crate::gpu::ConvPath>,
 }
 
 impl AdapterRequest {
@@ -47,10 +50,19 @@ impl AdapterRequest {
                 })?,
             ),
         };
+        let conv_path = match std::env::var("SHADERGRAD_CONV").ok().as_deref().map(str::trim) {
+            None | Some("") | Some("auto") => None,
+            Some(name) => Some(crate::gpu::ConvPath::from_name(name).ok_or_else(|| Error::BadEnvVar {
+                var: "SHADERGRAD_CONV",
+                value: name.to_string(),
+                expected: "auto, im2col or implicit",
+            })?),
+        };
         Ok(AdapterRequest {
             backend,
             name_contains,
             matmul_kernel,
+            conv_path,
             kernel_cache_dir: crate::gpu::tuning::cache_dir(),
             ..AdapterRequest::default()
         })
@@ -132,6 +144,8 @@ pub struct GpuContext {
     scratch: wgpu::Buffer,
     /// Which matmul kernel each shape class runs, chosen by timing (see `gpu/tuning.rs`).
     pub(crate) tuner: crate::gpu::tuning::Tuner,
+    /// The convolution path `SHADERGRAD_CONV` forces, if any.
+    conv_path: Option<crate::gpu::ConvPath>,
     /// Bind groups (and uniform buffers) created so far: a steady training loop creates none.
     pub(crate) prepared: std::sync::atomic::AtomicU64,
     /// wgpu errors raised outside an error scope, kept until the next check.
@@ -231,6 +245,7 @@ impl GpuContext {
             placeholder,
             scratch,
             tuner,
+            conv_path: request.conv_path,
             prepared: std::sync::atomic::AtomicU64::new(0),
             uncaptured,
             lost,
@@ -251,6 +266,11 @@ impl GpuContext {
     /// The matmul kernel each shape class met so far runs, and how it was chosen.
     pub fn matmul_choices(&self) -> Vec<(crate::gpu::ShapeClass, crate::gpu::MatmulChoice)> {
         self.tuner.choices()
+    }
+
+    /// The convolution path `SHADERGRAD_CONV` forces on this device, if it names one.
+    pub fn forced_conv_path(&self) -> Option<crate::gpu::ConvPath> {
+        self.conv_path
     }
 
     /// The matmul kernel `SHADERGRAD_MATMUL` forces on this device, if it names one.

@@ -60,7 +60,7 @@ pub struct ConvShape {
 }
 
 impl ConvShape {
-    fn positions(&self) -> usize {
+    pub(crate) fn positions(&self) -> usize {
         self.geometry.out_height * self.geometry.out_width
     }
 
@@ -84,16 +84,16 @@ impl ConvShape {
         self.out_channels * self.columns()
     }
 
-    fn input_len(&self) -> usize {
+    pub(crate) fn input_len(&self) -> usize {
         let g = self.geometry;
         self.batch * g.in_channels * g.height * g.width
     }
 
-    fn output_len(&self) -> usize {
+    pub(crate) fn output_len(&self) -> usize {
         self.out_channels * self.columns()
     }
 
-    fn params(&self, act: Activation) -> ConvParams {
+    pub(crate) fn params(&self, act: Activation) -> ConvParams {
         let g = self.geometry;
         ConvParams {
             batch: self.batch as u32,

@@ -224,6 +224,32 @@ fn pick(ctx: &GpuContext, call: &Call<'_>) -> Result<MatmulKernel> {
     ctx.tuner.choose(class, |kernel| time_call(ctx, kernel, call))
 }
 
+/// The kernel the device runs for a plain `form` product of `dims` with dense, vec4-aligned
+/// operands (timing the candidates first if the class is new). Other kernel families ask it
+/// which register blocking suits the device: the convolution's path follows it.
+pub(crate) fn chosen_kernel(ctx: &GpuContext, form: MatmulForm, dims: MatmulDims) -> Result<MatmulKernel> {
+    let MatmulDims { m, k, n } = dims;
+    let (a_cols, b_cols) = (
+        if form.transposes_a() { m } else { k },
+        if form.transposes_b() { k } else { n },
+    );
+    let probe = ctx.zeros::<f32>("matmul probe", 4)?;
+    let aligned = |cols: usize| Operand {
+        view: (&probe).into(),
+        offset: 0,
+        ld: cols.next_multiple_of(4),
+    };
+    let call = Call::matmul(
+        form,
+        dims,
+        [aligned(a_cols), aligned(b_cols), aligned(n)],
+        Epilogue::None,
+        false,
+    );
+    let class = ShapeClass::of(form, dims, true);
+    ctx.tuner.choose(class, |kernel| time_call(ctx, kernel, &call))
+}
+
 /// The largest operands (A + B + C, in floats) the tuner copies to time a call: beyond it the
 /// shape takes the nearest measured class's kernel (64 MiB of scratch).
 const MAX_TIMED_FLOATS: usize = 16 << 20;

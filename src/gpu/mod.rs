@@ -7,6 +7,8 @@
 pub(crate) mod buffer;
 mod context;
 pub mod conv;
+pub mod conv_implicit;
+pub mod conv_path;
 pub mod data;
 mod dispatch;
 pub mod dropout;
@@ -22,6 +24,8 @@ mod uniforms;
 pub use buffer::{GpuBuffer, GpuView};
 pub use context::{AdapterRequest, GpuContext, list_adapters, parse_backend};
 pub use conv::{ConvScratch, ConvShape, conv2d_backward, conv2d_forward, max_pool2d_backward, max_pool2d_forward};
+pub use conv_implicit::{conv2d_backward_implicit, conv2d_forward_implicit};
+pub use conv_path::{ConvPath, ConvWork};
 pub use dispatch::Dispatch;
 pub use dropout::*;
 pub use elementwise::{activation_backward, activation_forward};

@@ -25,8 +25,8 @@ pub(crate) struct Workspace {
     pub labels: GpuBuffer<u32>,
     pub targets: GpuBuffer<f32>,
     pub loss_rows: GpuBuffer<f32>,
-    /// Per layer with parameters that is a conv: its im2col and `Z'` scratch buffers.
-    pub conv: Vec<Option<(GpuBuffer<f32>, GpuBuffer<f32>)>>,
+    /// Per layer with parameters that is a conv: its path, with the im2col scratch if it needs it.
+    pub conv: Vec<Option<gpu::ConvWork>>,
 }
 
 impl Workspace {
@@ -56,11 +56,7 @@ impl Workspace {
                     d.conv
                         .map(|geometry| {
                             let s = conv_shape(geometry, d.fan_out, rows);
-                            let name = format!("conv {} ", d.index);
-                            Ok((
-                                ctx.zeros(&(name.clone() + "im2col"), s.cols_len())?,
-                                ctx.zeros(&(name + "rows"), s.rows_len())?,
-                            ))
+                            gpu::ConvWork::new(ctx, &s, &format!("conv {}", d.index))
                         })
                         .transpose()
                 })
@@ -68,10 +64,9 @@ impl Workspace {
         })
     }
 
-    /// Conv layer `dense`'s scratch buffers.
-    fn conv_scratch(&self, dense: usize) -> gpu::ConvScratch<'_> {
-        let (cols, rows) = self.conv[dense].as_ref().expect("a conv layer has scratch buffers");
-        gpu::ConvScratch { cols, rows }
+    /// Conv layer `dense`'s path and scratch.
+    fn conv_work(&self, dense: usize) -> &gpu::ConvWork {
+        self.conv[dense].as_ref().expect("a conv layer has its path")
     }
 
     fn grad(&self, t: usize) -> &GpuBuffer<f32> {
@@ -179,12 +174,11 @@ fn record(r: &Resources<'_>, op: Op, ws: &Workspace, classes: bool, out: &mut Ve
         } => {
             let (w, b) = r.layout.params.layers[dense];
             if let Some(geometry) = r.layout.convs[dense] {
-                out.extend(gpu::conv2d_forward(
+                out.extend(ws.conv_work(dense).forward(
                     ctx,
                     conv_shape(geometry, w.rows, rows),
                     &ws.tensors[input],
                     (r.params.tensor(w)?, r.params.tensor(b)?),
-                    ws.conv_scratch(dense),
                     &ws.tensors[output],
                     act,
                 )?);
@@ -265,13 +259,12 @@ fn record(r: &Resources<'_>, op: Op, ws: &Workspace, classes: bool, out: &mut Ve
             let chunks = &r.layout.weight_chunks[dense];
             let dz = ws.grad(output);
             if let Some(geometry) = r.layout.convs[dense] {
-                out.extend(gpu::conv2d_backward(
+                out.extend(ws.conv_work(dense).backward(
                     ctx,
                     conv_shape(geometry, fan_out, rows),
                     dz,
                     (&ws.tensors[input], r.params.tensor(w)?),
                     (r.grads.tensor(w)?, r.grads.tensor(b)?),
-                    ws.conv_scratch(dense),
                     input_grad.map(|act| (ws.grad(input), act)),
                 )?);
                 return Ok(());
