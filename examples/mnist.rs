@@ -54,7 +54,8 @@ struct Args {
     /// sgd, momentum, adam, adamw or rmsprop.
     #[arg(long, default_value = "adam")]
     optimizer: String,
-    /// Learning rate (default: 1e-3 for adam/adamw/rmsprop, 0.05 for momentum, 0.1 for sgd).
+    /// Learning rate (default: 1e-3 for adam/adamw/rmsprop, 0.05 for momentum, 0.1 for sgd;
+    /// with --preset and adam, the preset's: 2e-3 for lenet).
     #[arg(long, allow_negative_numbers = true)]
     lr: Option<f32>,
     /// Decoupled weight decay.
@@ -166,10 +167,18 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             loss,
         )?),
     };
+    // A preset brings the Adam learning rate it was measured with, unless --lr says otherwise.
+    let preset_lr = match &args.preset {
+        Some(name) if ["adam", "adamw"].contains(&args.optimizer.to_ascii_lowercase().as_str()) => {
+            Some(NetworkSpec::find_preset(name)?.adam_lr)
+        }
+        _ => None,
+    };
+    let lr = args.lr.or(preset_lr);
     // The output folder (metrics.csv, curves.svg, the default checkpoint) exists before training.
     let log = MetricsLog::open(&args.out)?;
     let config = TrainConfig {
-        optimizer: Optimizer::from_name(&args.optimizer, args.lr, args.weight_decay)?,
+        optimizer: Optimizer::from_name(&args.optimizer, lr, args.weight_decay)?,
         schedule: args.schedule,
         epochs: args.epochs,
         batch_size: args.batch,

@@ -10,4 +10,6 @@ pub use checkpoint::{Checkpoint, OptimizerSnapshot, Progress};
 pub use layer::Layer;
 pub(crate) use network::check_shapes;
 pub use network::{DenseLayer, Network, group_thousands};
-pub use spec::{ConvGeometry, DenseShape, LossKind, Model, ModelBuilder, NetworkSpec, SampleShape, output_shape};
+pub use spec::{
+    ConvGeometry, DenseShape, LossKind, Model, ModelBuilder, NetworkSpec, Preset, SampleShape, output_shape,
+};
