@@ -13,9 +13,12 @@ use shadergrad::{Activation, Error, Optimizer};
 
 /// A learnable synthetic problem: class = argmax of a fixed random projection of the input.
 fn synthetic(samples: usize, dim: usize, classes: usize, seed: &str) -> Dataset {
-    let mut r = common::rng(seed);
-    let projection = common::random_vec(&mut r, dim * classes, 1.0);
-    let features = common::random_vec(&mut r, samples * dim, 1.0);
+    synthetic_from(&mut common::rng(seed), samples, dim, classes)
+}
+
+fn synthetic_from(r: &mut rand::rngs::StdRng, samples: usize, dim: usize, classes: usize) -> Dataset {
+    let projection = common::random_vec(r, dim * classes, 1.0);
+    let features = common::random_vec(r, samples * dim, 1.0);
     let labels = features
         .chunks(dim)
         .map(|x| {
@@ -183,7 +186,10 @@ fn cnns_agree_between_backends_over_30_steps() {
 }
 
 fn cnns_agree_on(ctx: Arc<GpuContext>, path: shadergrad::gpu::ConvPath) {
-    let data = synthetic(600, 64, 4, "cnn data");
+    // Fixed data: on fresh random data about one run in six met a max-pool window whose two
+    // largest values the backends order differently by rounding, which moves a parameter by
+    // ~1e-3 (a tie broken differently, not an error).
+    let data = synthetic_from(&mut rand::SeedableRng::seed_from_u64(20261122), 600, 64, 4);
     for (text, optimizer) in [
         (
             "1x8x8,conv4k3p1,relu,maxpool2,conv6k3,tanh,flatten,dense4",
@@ -527,4 +533,32 @@ fn conv_grids_past_the_device_limit_are_refused_at_planning() {
     };
     let err = Device::Gpu(ctx).check_model(&spec, &config).unwrap_err();
     assert!(matches!(err, shadergrad::Error::DispatchTooLarge { .. }), "{err}");
+}
+
+/// Training is reproducible bit for bit on each backend: the same CNN trained twice gives the
+/// same parameters, whatever the threads (CPU) did. (Between backends only closeness holds.)
+#[test]
+fn cnn_training_is_bitwise_reproducible_on_each_backend() {
+    let data = synthetic(600, 64, 4, "cnn data");
+    let spec = NetworkSpec::parse(
+        "1x8x8,conv4k3p1,relu,maxpool2,conv6k3,tanh,flatten,dense8,relu,dropout0.2,dense4",
+        LossKind::SoftmaxCrossEntropy,
+    )
+    .unwrap();
+    let network = Network::init(&spec, 7);
+    let config = common::config(Optimizer::adam(1e-3), 32, 0.0);
+    let order = epoch_order(data.len(), 3, 0, true);
+    let all: Vec<&[u32]> = batches(&order, 32, false).take(15).collect();
+    let train = |backend: &mut dyn Backend| {
+        for b in &all {
+            backend.train_batches(&data, &[b]).unwrap();
+        }
+        backend.network().unwrap()
+    };
+    let cpu = || train(&mut CpuBackend::new(network.clone(), &config).unwrap());
+    assert_eq!(cpu(), cpu(), "CPU");
+    if let Some(ctx) = ctx() {
+        let gpu = || train(&mut GpuBackend::new(Arc::clone(&ctx), &network, &config).unwrap());
+        assert_eq!(gpu(), gpu(), "GPU");
+    }
 }
