@@ -12,21 +12,7 @@
 // order on every run), on 3-D grids whose axes are the tensors' own (position, channel, sample):
 // integer division has no vector instruction on CPU adapters (lavapipe runs it lane by lane), so
 // indices come from the grid and at most one division by a width remains per invocation.
-
-struct ConvParams {
-    batch: u32,
-    channels: u32,
-    height: u32,
-    width: u32,
-    out_channels: u32,
-    kernel: u32,
-    stride: u32,
-    padding: u32,
-    out_height: u32,
-    out_width: u32,
-    act: u32,
-    _pad: u32,
-}
+// Needs conv_params.wgsl before it.
 
 @group(0) @binding(0) var<storage, read> src: array<f32>;
 @group(0) @binding(1) var<storage, read> aux: array<f32>;

@@ -4,7 +4,8 @@
 // im2col + matmul computes (src/gpu/conv.rs), with each patch element read from the image where
 // the product needs it instead of from a materialised im2col matrix, and the passes around them
 // fused in (bias + activation + NCHW store; the bias gradient; col2im and the derivative of the
-// activation before the layer). Needs activation.wgsl before it. CPU twin: src/cpu/conv.rs.
+// activation before the layer). Needs activation.wgsl and conv_params.wgsl before it. CPU twin:
+// src/cpu/conv.rs.
 //
 // Blocking as in matmul_cpu.wgsl, for CPU adapters: a workgroup of 8 lanes owns 16 rows of the
 // product (the same in every lane, so their loads are uniform) and each lane owns 8 consecutive
@@ -13,21 +14,6 @@
 // src/gpu/conv_implicit.rs).
 //
 // Patch index r = (c·k + ky)·k + kx; P = OH·OW output positions per sample.
-
-struct ConvParams {
-    batch: u32,
-    channels: u32,
-    height: u32,
-    width: u32,
-    out_channels: u32,
-    kernel: u32,
-    stride: u32,
-    padding: u32,
-    out_height: u32,
-    out_width: u32,
-    act: u32,
-    _pad: u32,
-}
 
 // Inputs in0..in2 and outputs out0, out1, as each kernel says.
 @group(0) @binding(0) var<storage, read> in0: array<f32>;

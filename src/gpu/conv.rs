@@ -19,6 +19,7 @@ pub(crate) static CONV: Shader = Shader {
     name: "conv.wgsl",
     source: concat!(
         include_str!("../../shaders/activation.wgsl"),
+        include_str!("../../shaders/conv_params.wgsl"),
         include_str!("../../shaders/conv.wgsl")
     ),
     trusted: false,
@@ -137,19 +138,48 @@ fn launch(
     ctx.prepare(&kernel, &Vec::new(), &buffers, bytemuck::bytes_of(&params), groups)
 }
 
-fn check(
-    op: &'static str,
-    s: &ConvShape,
-    scratch: &ConvScratch<'_>,
-    lens: &[(&'static str, usize, usize)],
-) -> Result<()> {
-    check_nonzero(op, &[("batch", s.batch), ("out channels", s.out_channels)])?;
-    check_len(op, "im2col scratch", scratch.cols.len(), s.cols_len())?;
-    check_len(op, "row scratch", scratch.rows.len(), s.rows_len())?;
-    for &(what, got, want) in lens {
-        check_len(op, what, got, want)?;
+impl ConvShape {
+    /// Checks the shape is not empty and a forward pass's `[input, weight, bias, output]`
+    /// lengths are its own.
+    pub(crate) fn check_forward(&self, op: &'static str, [x, weight, bias, y]: [usize; 4]) -> Result<()> {
+        self.check_lens(
+            op,
+            &[
+                ("input", x, self.input_len()),
+                ("weight", weight, self.out_channels * self.patch()),
+                ("bias", bias, self.out_channels),
+                ("output", y, self.output_len()),
+            ],
+        )
     }
-    Ok(())
+
+    /// Checks the shape is not empty and a backward pass's `[output gradient, input, weight,
+    /// weight gradient, bias gradient]` lengths are its own.
+    pub(crate) fn check_backward(&self, op: &'static str, [dz, x, weight, dweight, dbias]: [usize; 5]) -> Result<()> {
+        self.check_lens(
+            op,
+            &[
+                ("output gradient", dz, self.output_len()),
+                ("input", x, self.input_len()),
+                ("weight", weight, self.out_channels * self.patch()),
+                ("weight gradient", dweight, self.out_channels * self.patch()),
+                ("bias gradient", dbias, self.out_channels),
+            ],
+        )
+    }
+
+    fn check_lens(&self, op: &'static str, lens: &[(&'static str, usize, usize)]) -> Result<()> {
+        check_nonzero(op, &[("batch", self.batch), ("out channels", self.out_channels)])?;
+        for &(what, got, want) in lens {
+            check_len(op, what, got, want)?;
+        }
+        Ok(())
+    }
+}
+
+fn check_scratch(op: &'static str, s: &ConvShape, scratch: &ConvScratch<'_>) -> Result<()> {
+    check_len(op, "im2col scratch", scratch.cols.len(), s.cols_len())?;
+    check_len(op, "row scratch", scratch.rows.len(), s.rows_len())
 }
 
 /// Prepares `y = act(conv(x, weight) + bias)`: im2col, one matmul, then bias + activation into
@@ -165,17 +195,8 @@ pub fn conv2d_forward(
     act: Activation,
 ) -> Result<Vec<Dispatch>> {
     const OP: &str = "conv2d_forward";
-    check(
-        OP,
-        &s,
-        &scratch,
-        &[
-            ("input", x.len(), s.input_len()),
-            ("weight", weight.len(), s.out_channels * s.patch()),
-            ("bias", bias.len(), s.out_channels),
-            ("output", y.len(), s.output_len()),
-        ],
-    )?;
+    s.check_forward(OP, [x.len(), weight.len(), bias.len(), y.len()])?;
+    check_scratch(OP, &s, &scratch)?;
     let identity = Activation::Identity;
     let im2col = launch(
         ctx,
@@ -224,18 +245,8 @@ pub fn conv2d_backward(
     dx: Option<(&GpuBuffer<f32>, Activation)>,
 ) -> Result<Vec<Dispatch>> {
     const OP: &str = "conv2d_backward";
-    check(
-        OP,
-        &s,
-        &scratch,
-        &[
-            ("output gradient", dz.len(), s.output_len()),
-            ("input", x.len(), s.input_len()),
-            ("weight", weight.len(), s.out_channels * s.patch()),
-            ("weight gradient", dweight.len(), s.out_channels * s.patch()),
-            ("bias gradient", dbias.len(), s.out_channels),
-        ],
-    )?;
+    s.check_backward(OP, [dz.len(), x.len(), weight.len(), dweight.len(), dbias.len()])?;
+    check_scratch(OP, &s, &scratch)?;
     let identity = Activation::Identity;
     let mut out = vec![launch(
         ctx,

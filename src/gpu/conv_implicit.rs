@@ -5,7 +5,7 @@
 //! which a layer runs. CPU twin: [`crate::cpu::conv2d_forward`] and [`crate::cpu::conv2d_backward`].
 
 use crate::activation::Activation;
-use crate::error::{Result, check_len, check_nonzero};
+use crate::error::{Result, check_len};
 use crate::gpu::conv::ConvShape;
 use crate::gpu::kernels::{Kernel, Shader, Slot};
 use crate::gpu::{Dispatch, GpuBuffer, GpuContext, GpuView};
@@ -18,6 +18,7 @@ pub(crate) static CONV_IMPLICIT: Shader = Shader {
     name: "conv_implicit.wgsl",
     source: concat!(
         include_str!("../../shaders/activation.wgsl"),
+        include_str!("../../shaders/conv_params.wgsl"),
         include_str!("../../shaders/conv_implicit.wgsl")
     ),
     trusted: true,
@@ -34,14 +35,6 @@ const SLOTS: &[(u32, Slot)] = &[
 /// Rows of the product per workgroup and columns per workgroup (8 lanes × 8 columns).
 const ROWS: usize = 16;
 const COLUMNS: usize = 64;
-
-fn check(op: &'static str, s: &ConvShape, lens: &[(&'static str, usize, usize)]) -> Result<()> {
-    check_nonzero(op, &[("batch", s.batch), ("out channels", s.out_channels)])?;
-    for &(what, got, want) in lens {
-        check_len(op, what, got, want)?;
-    }
-    Ok(())
-}
 
 /// Launches `entry` with `rows` rows and `columns` columns of product.
 fn launch(
@@ -77,16 +70,7 @@ pub fn conv2d_forward_implicit(
     y: &GpuBuffer<f32>,
     act: Activation,
 ) -> Result<Dispatch> {
-    check(
-        "conv2d_forward_implicit",
-        &s,
-        &[
-            ("input", x.len(), s.input_len()),
-            ("weight", weight.len(), s.out_channels * s.patch()),
-            ("bias", bias.len(), s.out_channels),
-            ("output", y.len(), s.output_len()),
-        ],
-    )?;
+    s.check_forward("conv2d_forward_implicit", [x.len(), weight.len(), bias.len(), y.len()])?;
     launch(
         ctx,
         "conv_forward",
@@ -115,17 +99,7 @@ pub fn conv2d_backward_implicit(
     dx: Option<(&GpuBuffer<f32>, Activation)>,
 ) -> Result<Vec<Dispatch>> {
     const OP: &str = "conv2d_backward_implicit";
-    check(
-        OP,
-        &s,
-        &[
-            ("output gradient", dz.len(), s.output_len()),
-            ("input", x.len(), s.input_len()),
-            ("weight", weight.len(), s.out_channels * s.patch()),
-            ("weight gradient", dweight.len(), s.out_channels * s.patch()),
-            ("bias gradient", dbias.len(), s.out_channels),
-        ],
-    )?;
+    s.check_backward(OP, [dz.len(), x.len(), weight.len(), dweight.len(), dbias.len()])?;
     let identity = Activation::Identity;
     // Columns: the patch plus one whose sums are the bias gradient.
     let mut out = vec![launch(

@@ -78,6 +78,7 @@ pub(crate) struct MatmulParams {
 mod tests {
     use super::*;
     use crate::gpu::conv::{CONV, ConvParams};
+    use crate::gpu::conv_implicit::CONV_IMPLICIT;
     use crate::gpu::dropout::{DROPOUT, DropoutParams};
     use crate::gpu::kernels::{DATA, ELEMENTWISE, LOSS, MATMUL, MATMUL_BLOCK, MATMUL_CPU, OPTIM, Shader};
     use crate::optimizer::OptimState;
@@ -219,24 +220,22 @@ mod tests {
             _pad
         });
         check(&MATMUL, "Params", matmul.clone());
-        check(
-            &CONV,
-            "ConvParams",
-            fields!(ConvParams {
-                batch,
-                channels,
-                height,
-                width,
-                out_channels,
-                kernel,
-                stride,
-                padding,
-                out_height,
-                out_width,
-                act,
-                _pad
-            }),
-        );
+        let conv = fields!(ConvParams {
+            batch,
+            channels,
+            height,
+            width,
+            out_channels,
+            kernel,
+            stride,
+            padding,
+            out_height,
+            out_width,
+            act,
+            _pad
+        });
+        check(&CONV, "ConvParams", conv.clone());
+        check(&CONV_IMPLICIT, "ConvParams", conv);
         check(&MATMUL_BLOCK, "Params", matmul.clone());
         check(&MATMUL_CPU, "Params", matmul);
         check(
