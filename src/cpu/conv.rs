@@ -60,6 +60,18 @@ fn check(
     Ok(())
 }
 
+/// The output columns `ox` whose input column `ox·s − p + kx` lies inside the image (the others
+/// read the padding).
+fn inside_columns(g: &ConvGeometry, kx: usize) -> std::ops::Range<usize> {
+    let start = g.padding.saturating_sub(kx).div_ceil(g.stride);
+    // The last inside column is the largest ox with ox·s + kx ≤ width − 1 + p.
+    let end = match (g.width - 1 + g.padding).checked_sub(kx) {
+        Some(span) => (span / g.stride + 1).min(g.out_width),
+        None => 0,
+    };
+    start.min(end)..end
+}
+
 /// im2col of one sample: `cols[(c·k + ky)·k + kx][oy·OW + ox] = x[c][oy·s − p + ky][ox·s − p + kx]`
 /// (0 in the padding).
 fn im2col<T: Real>(x: &[T], g: &ConvGeometry, cols: &mut [T]) {
@@ -76,13 +88,21 @@ fn im2col<T: Real>(x: &[T], g: &ConvGeometry, cols: &mut [T]) {
                         continue;
                     }
                     let src = &x[(c * g.height + iy as usize) * g.width..][..g.width];
-                    for (ox, d) in dst.iter_mut().enumerate() {
-                        let ix = (ox * g.stride + kx) as isize - g.padding as isize;
-                        *d = if ix >= 0 && (ix as usize) < g.width {
-                            src[ix as usize]
-                        } else {
-                            T::zero()
-                        };
+                    // Columns left and right of `inside` read the padding.
+                    let inside = inside_columns(g, kx);
+                    dst[..inside.start].fill(T::zero());
+                    dst[inside.end..].fill(T::zero());
+                    if inside.is_empty() {
+                        continue;
+                    }
+                    let first = inside.start * g.stride + kx - g.padding;
+                    let dst = &mut dst[inside];
+                    if g.stride == 1 {
+                        dst.copy_from_slice(&src[first..first + dst.len()]);
+                    } else {
+                        dst.iter_mut()
+                            .zip(src[first..].iter().step_by(g.stride))
+                            .for_each(|(d, &v)| *d = v);
                     }
                 }
             }
@@ -103,11 +123,24 @@ fn col2im_add<T: Real>(cols: &[T], g: &ConvGeometry, dx: &mut [T]) {
                         continue;
                     }
                     let dst = &mut dx[(c * g.height + iy as usize) * g.width..][..g.width];
-                    for (ox, &v) in row[oy * g.out_width..][..g.out_width].iter().enumerate() {
-                        let ix = (ox * g.stride + kx) as isize - g.padding as isize;
-                        if ix >= 0 && (ix as usize) < g.width {
-                            dst[ix as usize] = dst[ix as usize] + v;
-                        }
+                    let inside = inside_columns(g, kx);
+                    if inside.is_empty() {
+                        continue;
+                    }
+                    let first = inside.start * g.stride + kx - g.padding;
+                    let src = &row[oy * g.out_width..][inside];
+                    // Each output column lands on its own pixel, so the sums keep their order.
+                    if g.stride == 1 {
+                        dst[first..first + src.len()]
+                            .iter_mut()
+                            .zip(src)
+                            .for_each(|(d, &v)| *d = *d + v);
+                    } else {
+                        dst[first..]
+                            .iter_mut()
+                            .step_by(g.stride)
+                            .zip(src)
+                            .for_each(|(d, &v)| *d = *d + v);
                     }
                 }
             }
@@ -231,4 +264,47 @@ pub fn conv2d_backward<T: Real>(
             );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `inside_columns` is exactly the set of output columns whose input column is in the image,
+    /// for every small width, kernel, stride and padding (windows larger than the image included).
+    #[test]
+    fn inside_columns_match_their_definition() {
+        for width in 1usize..9 {
+            for kernel in 1..6 {
+                for stride in 1..4 {
+                    for padding in 0..4 {
+                        let Some(span) = (width + 2 * padding).checked_sub(kernel) else {
+                            continue;
+                        };
+                        let out_width = span / stride + 1;
+                        let g = ConvGeometry {
+                            in_channels: 1,
+                            height: 1,
+                            width,
+                            kernel,
+                            stride,
+                            padding,
+                            out_height: 1,
+                            out_width,
+                        };
+                        for kx in 0..kernel {
+                            let want: Vec<usize> = (0..out_width)
+                                .filter(|&ox| {
+                                    let ix = (ox * stride + kx) as isize - padding as isize;
+                                    ix >= 0 && (ix as usize) < width
+                                })
+                                .collect();
+                            let got: Vec<usize> = inside_columns(&g, kx).collect();
+                            assert_eq!(got, want, "{g:?} kx {kx}");
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
