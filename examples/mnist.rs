@@ -1,8 +1,9 @@
-//! Train an MLP on MNIST (or Fashion-MNIST) on the GPU or the CPU and print the test accuracy.
+//! Train an MLP or a CNN on MNIST (or Fashion-MNIST) on the GPU or the CPU and print the test accuracy.
 //!
 //! `cargo run --release --example mnist -- [--data DIR] [--backend gpu|cpu] [--layers 784,512,256,10]
-//!  [--activation relu] [--model 784,dense512,relu,dropout0.2,dense10] [--optimizer adam] [--lr X] [--epochs N] [--batch B] [--seed S] [--out DIR]
-//!  [--save FILE] [--resume FILE] [--download]`
+//!  [--activation relu] [--model 784,dense512,relu,dropout0.2,dense10] [--preset mlp|lenet] [--optimizer adam]
+//!  [--lr X] [--epochs N] [--batch B] [--seed S] [--out DIR] [--save FILE] [--resume FILE] [--download]`
+//!  (`--help` lists every flag).
 //!
 //! Data: `--data`, else `$MNIST_DIR`, else `./data/mnist`, else the sample bundled in
 //! `examples/data/mnist-sample` (10,000 training and 2,000 test images).
