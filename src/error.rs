@@ -145,7 +145,7 @@ pub enum Error {
     ZeroSizedLayer { position: usize, sizes: Vec<usize> },
 
     /// A batch size of 0, or a batch larger than the backend was built for.
-    #[error("batch of {got} samples: batches hold 1 to {}", if *max == usize::MAX { "any number".to_string() } else { max.to_string() })]
+    #[error("batch of {got} samples: {}", if *max == usize::MAX { "a batch holds at least 1 sample".to_string() } else { format!("batches hold 1 to {max}") })]
     InvalidBatchSize { got: usize, max: usize },
 
     /// The training loss or gradients became NaN or infinite.
