@@ -160,12 +160,27 @@ fn dropout_and_mixed_activations_agree_between_backends_over_50_steps() {
             Optimizer::rmsprop(1e-3),
         ),
     ] {
-        let spec = NetworkSpec::parse(text, LossKind::SoftmaxCrossEntropy).unwrap();
-        let (loss_drift, param_drift) = compare_backends(&spec, optimizer, &data, 32, 50, 0.0);
-        eprintln!("{text} {optimizer:?}: 50 steps, loss drift {loss_drift:.2e}, parameter drift {param_drift:.2e}");
-        assert!(loss_drift <= 1e-4, "{text}: loss drift {loss_drift:e}");
-        assert!(param_drift <= 1e-5, "{text}: parameter drift {param_drift:e}");
+        assert_model_agrees(ctx().expect("gpu"), "", text, optimizer, &data, 50);
     }
+}
+
+/// Trains the model `text` for `steps` batches of 32 on both backends and asserts the losses
+/// (1e-4) and final parameters (1e-5) agree; `label` names the run in the messages.
+fn assert_model_agrees(
+    ctx: Arc<GpuContext>,
+    label: &str,
+    text: &str,
+    optimizer: Optimizer,
+    data: &Dataset,
+    steps: usize,
+) {
+    let spec = NetworkSpec::parse(text, LossKind::SoftmaxCrossEntropy).unwrap();
+    let (loss_drift, param_drift) = compare_backends_on(ctx, &spec, optimizer, data, 32, steps, 0.0);
+    eprintln!(
+        "{label}{text} {optimizer:?}: {steps} steps, loss drift {loss_drift:.2e}, parameter drift {param_drift:.2e}"
+    );
+    assert!(loss_drift <= 1e-4, "{label}{text}: loss drift {loss_drift:e}");
+    assert!(param_drift <= 1e-5, "{label}{text}: parameter drift {param_drift:e}");
 }
 
 /// Both GPU convolution paths (im2col + matmul, implicit GEMM), forced in turn, train three CNNs
@@ -204,13 +219,7 @@ fn cnns_agree_on(ctx: Arc<GpuContext>, path: shadergrad::gpu::ConvPath) {
             Optimizer::momentum(0.05, 0.9),
         ),
     ] {
-        let spec = NetworkSpec::parse(text, LossKind::SoftmaxCrossEntropy).unwrap();
-        let (loss_drift, param_drift) = compare_backends_on(Arc::clone(&ctx), &spec, optimizer, &data, 32, 30, 0.0);
-        eprintln!(
-            "{path:?} {text} {optimizer:?}: 30 steps, loss drift {loss_drift:.2e}, parameter drift {param_drift:.2e}"
-        );
-        assert!(loss_drift <= 1e-4, "{text}: loss drift {loss_drift:e}");
-        assert!(param_drift <= 1e-5, "{text}: parameter drift {param_drift:e}");
+        assert_model_agrees(Arc::clone(&ctx), &format!("{path:?} "), text, optimizer, &data, 30);
     }
 }
 

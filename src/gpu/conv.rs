@@ -210,11 +210,7 @@ pub fn conv2d_forward(
         ctx,
         MatmulForm::AB,
         MatmulDims::new(s.out_channels, s.patch(), s.columns()),
-        Operand {
-            view: weight,
-            offset: 0,
-            ld: s.patch(),
-        },
+        Operand::at_start(weight, s.patch()),
         Operand::dense(scratch.cols, s.columns()),
         Operand::dense(scratch.rows, s.columns()),
         Epilogue::None,
@@ -262,16 +258,8 @@ pub fn conv2d_backward(
         MatmulDims::new(s.out_channels, s.columns(), s.patch()),
         Operand::dense(scratch.rows, s.columns()),
         Operand::dense(scratch.cols, s.columns()),
-        Operand {
-            view: dweight,
-            offset: 0,
-            ld: s.patch(),
-        },
-        Operand {
-            view: dbias,
-            offset: 0,
-            ld: 1,
-        },
+        Operand::at_start(dweight, s.patch()),
+        Operand::at_start(dbias, 1),
     )?);
     if let Some((dx, input_act)) = dx {
         check_len(OP, "input gradient", dx.len(), s.input_len())?;
@@ -280,11 +268,7 @@ pub fn conv2d_backward(
             ctx,
             MatmulForm::AtB,
             MatmulDims::new(s.patch(), s.out_channels, s.columns()),
-            Operand {
-                view: weight,
-                offset: 0,
-                ld: s.patch(),
-            },
+            Operand::at_start(weight, s.patch()),
             Operand::dense(scratch.rows, s.columns()),
             Operand::dense(scratch.cols, s.columns()),
             Epilogue::None,

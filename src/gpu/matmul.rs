@@ -135,6 +135,12 @@ impl<'a> Operand<'a> {
         }
     }
 
+    /// A row-major matrix with leading dimension `ld` starting at the view's first element (a
+    /// parameter tensor inside the flat buffer, say).
+    pub fn at_start(view: GpuView<'a, f32>, ld: usize) -> Self {
+        Operand { view, offset: 0, ld }
+    }
+
     /// Checks that a `rows × cols` matrix at this operand lies inside its view.
     fn check(&self, what: &'static str, rows: usize, cols: usize) -> Result<()> {
         let extent = self.offset + (rows - 1) * self.ld + cols;
