@@ -60,6 +60,7 @@ fn show_matmul_choices(ctx: &Arc<GpuContext>) -> shadergrad::Result<()> {
         let why = match choice.source {
             ChoiceSource::Forced => "forced".to_string(),
             ChoiceSource::Unmeasured => "timing budget spent: nearest measured class".to_string(),
+            ChoiceSource::AdapterType => "adapter type".to_string(),
             ChoiceSource::Measured | ChoiceSource::Cached => {
                 let times: Vec<String> = choice
                     .timings
@@ -80,6 +81,27 @@ fn show_matmul_choices(ctx: &Arc<GpuContext>) -> shadergrad::Result<()> {
             class.size_bucket * 3,
             if class.aligned { "vec4-aligned" } else { "unaligned" },
             choice.kernel.name()
+        );
+    }
+    let pairings = ctx.pairing_choices();
+    if !pairings.is_empty() {
+        println!("\na dense layer's weight and input gradients, one launch or two (timed on first use, cached):");
+    }
+    for (class, pairing, source) in pairings {
+        let g = class.weight_grad;
+        println!(
+            "  dW work ≈ 2^{} ({}), {}: {} ({})",
+            g.size_bucket * 3,
+            if g.aligned { "vec4-aligned" } else { "unaligned" },
+            class.kernel.name(),
+            pairing.name(),
+            match source {
+                ChoiceSource::Forced => "forced by SHADERGRAD_PAIRING",
+                ChoiceSource::Measured => "measured now",
+                ChoiceSource::Cached => "cached",
+                ChoiceSource::Unmeasured => "timing budget spent",
+                ChoiceSource::AdapterType => "CPU adapter: a launch saves nothing there, not timed",
+            }
         );
     }
     show_conv_paths(ctx, config.batch_size)

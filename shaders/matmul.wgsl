@@ -1,5 +1,6 @@
 // Matmul for GPUs (discrete, integrated): tiles of invocations along both axes, so a warp's
-// loads of B are coalesced along columns. Needs activation.wgsl + matmul_common.wgsl before it.
+// loads of B are coalesced along columns. Needs activation.wgsl, matmul_params.wgsl and
+// matmul_common.wgsl before it.
 //
 // Register blocking: each invocation owns a 4×4 block of C, a workgroup of 8×8 invocations a
 // 32×32 tile. Rows and columns past the edge are clamped for loading and skipped for storing,

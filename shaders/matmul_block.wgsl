@@ -1,7 +1,8 @@
 // Matmul for GPUs through workgroup memory: the classic 2-D block tiling (S. Boehm, "How to
 // Optimize a CUDA Matmul Kernel for cuBLAS-like Performance", kernel 5 "2D blocktiling"; the
 // same structure in WGSL is what Z. Nussbaum's "Optimizing a WebGPU Matmul Kernel for 1TFLOP+
-// Performance" measures on an Apple M2). Needs activation.wgsl + matmul_common.wgsl before it.
+// Performance" measures on an Apple M2). Needs activation.wgsl, matmul_params.wgsl and
+// matmul_common.wgsl before it.
 //
 // A workgroup of 16×16 invocations owns a 64×64 block of C. For each 16-wide step of k it stages
 // op(A)[64×16] and op(B)[16×64] in workgroup memory (one vec4 global load per invocation and

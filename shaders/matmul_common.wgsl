@@ -1,6 +1,6 @@
 // Shared by the matmul kernels (matmul.wgsl for GPUs, matmul_cpu.wgsl for CPU adapters):
 // C[m×n] = epilogue(op(A)[m×k] · op(B)[k×n] (+ C)), row-major, any sizes ≥ 1.
-// CPU twin: src/cpu/matmul.rs. Needs the activation prelude (activation.wgsl) before it.
+// CPU twin: src/cpu/matmul.rs. Needs activation.wgsl and matmul_params.wgsl before it.
 //
 // Operands are strided views: element (i, j) of a view is at offset + i·ld + j, so a kernel can
 // read a column block of a wider matrix or write into one (layers split across bindings).
@@ -13,25 +13,6 @@
 // gradient's dispatch (dW = dZᵀ·X, db = Σ_rows dZ), summed in the CPU twin's order. NO_GROUP: none.
 // The epilogue and its activation are uniforms, not pipeline constants: they run once per output,
 // and every pipeline variant costs up to a second of compilation on a CPU adapter.
-
-struct Params {
-    m: u32,
-    k: u32,
-    n: u32,
-    accumulate: u32,
-    lda: u32,
-    ldb: u32,
-    ldc: u32,
-    epilogue: u32,
-    a_offset: u32,
-    b_offset: u32,
-    c_offset: u32,
-    extra_offset: u32,
-    act: u32,
-    bias_group: u32,
-    db_offset: u32,
-    _pad: u32,
-}
 
 @group(0) @binding(0) var<storage, read> a: array<f32>;
 @group(0) @binding(1) var<storage, read> b: array<f32>;

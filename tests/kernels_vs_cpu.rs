@@ -207,6 +207,93 @@ fn weight_grad_with_fused_bias_grad_matches_cpu() {
     eprintln!("weight_grad worst relative error: {worst:.3e}");
 }
 
+/// A dense layer's three gradients in one launch of each kernel's paired form (`dW`, `db` and
+/// `dX = (dZ·W) ⊙ act'(X)`), against the CPU twin's separate products, NaN-poisoned, with `db`
+/// at an offset.
+#[test]
+fn dense_grads_in_one_launch_match_cpu() {
+    let ctx = gpu_or_skip!();
+    let mut r = rng("dense_grads");
+    let mut worst: f64 = 0.0;
+    const DB_OFFSET: usize = 3;
+    for (i, &(units, rows, inputs)) in MATMUL_SHAPES.iter().enumerate() {
+        let act = [Activation::Relu, Activation::Tanh, Activation::Sigmoid][i % 3];
+        let d = MatmulDims::new(units, rows, inputs);
+        let dz = random_vec(&mut r, rows * units, 1.0);
+        let x: Vec<f32> = random_vec(&mut r, rows * inputs, 1.0)
+            .into_iter()
+            .map(|v| act.forward(v))
+            .collect();
+        let w = random_vec(&mut r, units * inputs, 1.0);
+        let mut dw = vec![0.0f32; units * inputs];
+        cpu::matmul(MatmulForm::AtB, d, &dz, &x, &mut dw, Epilogue::None).unwrap();
+        let mut db = vec![0.0f32; units];
+        cpu::bias_grad(&dz, &mut db, rows, units).unwrap();
+        let mut dx = vec![0.0f32; rows * inputs];
+        let input_dims = MatmulDims::new(rows, units, inputs);
+        let act_grad = Epilogue::ActGrad {
+            act_output: &x[..],
+            act,
+        };
+        cpu::matmul(MatmulForm::AB, input_dims, &dz, &w, &mut dx, act_grad).unwrap();
+
+        let (gdz, gx, gw) = (
+            ctx.upload("dz", &dz).unwrap(),
+            ctx.upload("x", &x).unwrap(),
+            ctx.upload("w", &w).unwrap(),
+        );
+        for kernel in MatmulKernel::ALL {
+            let gdw = poisoned(ctx, "dw", units * inputs);
+            let gdb = poisoned(ctx, "db", DB_OFFSET + units + 2);
+            let gdx = poisoned(ctx, "dx", rows * inputs);
+            let grads = gpu::DenseGrads {
+                dims: d,
+                dz: Operand::dense(&gdz, units),
+                input: Operand::dense(&gx, inputs),
+                weights: Operand::dense(&gw, inputs),
+                weight_grad: Operand::dense(&gdw, inputs),
+                bias_grad: Operand {
+                    view: (&gdb).into(),
+                    offset: DB_OFFSET,
+                    ld: 1,
+                },
+                input_grad: Operand::dense(&gdx, inputs),
+                act,
+            };
+            let dispatch = gpu::dense_grads_with_kernel(ctx, kernel, &grads).unwrap();
+            // Every device here binds the 14 storage buffers a pair needs.
+            assert_eq!(dispatch.parts(), 1, "{kernel:?} {d:?}: one launch");
+            ctx.run(&[&dispatch]).unwrap();
+            let what = format!("dense_grads {kernel:?} {d:?} {act:?}");
+            worst = worst.max(assert_close(
+                &format!("{what} dW"),
+                &ctx.read(&gdw).unwrap(),
+                &dw,
+                GPU_TOLERANCE,
+            ));
+            worst = worst.max(assert_close(
+                &format!("{what} dX"),
+                &ctx.read(&gdx).unwrap(),
+                &dx,
+                GPU_TOLERANCE,
+            ));
+            let got_db = ctx.read(&gdb).unwrap();
+            worst = worst.max(assert_close(
+                &format!("{what} db"),
+                &got_db[DB_OFFSET..DB_OFFSET + units],
+                &db,
+                GPU_TOLERANCE,
+            ));
+            let outside = got_db[..DB_OFFSET].iter().chain(&got_db[DB_OFFSET + units..]);
+            assert!(
+                outside.copied().all(f32::is_nan),
+                "{what}: db written outside its range"
+            );
+        }
+    }
+    eprintln!("dense_grads worst relative error: {worst:.3e}");
+}
+
 #[test]
 fn elementwise_kernels_match_cpu() {
     let ctx = gpu_or_skip!();

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use rand::RngExt;
 use shadergrad::data::{Dataset, batches, epoch_order};
-use shadergrad::gpu::GpuContext;
+use shadergrad::gpu::{AdapterRequest, GpuContext, Pairing, PairingRequest};
 use shadergrad::model::{LossKind, Network, NetworkSpec};
 use shadergrad::train::{Backend, CpuBackend, Device, GpuBackend, LrSchedule, TrainConfig, Trainer};
 use shadergrad::{Activation, Error, Optimizer};
@@ -507,6 +507,71 @@ fn steady_training_creates_no_pipelines_or_bind_groups() {
         dispatches,
         "bind groups created after warm-up"
     );
+}
+
+/// The step's launch budget: paired, one forward and one backward dispatch per dense layer (a
+/// layer's weight and input gradients share one launch), plus the gather, the loss and the
+/// update; separate, one more per layer that has an input gradient.
+#[test]
+fn a_paired_training_step_takes_two_dispatches_per_dense_layer_and_three_more() {
+    let _ = gpu_or_skip!();
+    let data = synthetic(100, 30, 4, "dispatch_budget");
+    for pairing in Pairing::ALL {
+        let request = AdapterRequest {
+            pairing: PairingRequest::Forced(pairing),
+            ..AdapterRequest::from_env().unwrap()
+        };
+        let ctx = Arc::new(GpuContext::with_request(&request).unwrap());
+        for widths in [&[30, 4][..], &[30, 40, 4], &[30, 64, 40, 4], &[30, 64, 64, 40, 4]] {
+            let spec = NetworkSpec::new(widths, Activation::Relu, LossKind::SoftmaxCrossEntropy).unwrap();
+            for optimizer in [Optimizer::sgd(0.1), Optimizer::adam(1e-3)] {
+                let config = common::config(optimizer, 32, 0.0);
+                let mut gpu = GpuBackend::new(Arc::clone(&ctx), &Network::init(&spec, 0), &config).unwrap();
+                let order: Vec<u32> = (0..32).collect();
+                gpu.train_batches(&data, &[&order]).unwrap();
+                let layers = widths.len() - 1;
+                let expected = match pairing {
+                    Pairing::Paired => 2 * layers + 3,
+                    Pairing::Separate => 3 * layers + 2,
+                };
+                assert_eq!(
+                    gpu.dispatches_per_step(),
+                    Some(expected),
+                    "{pairing:?} {widths:?} {optimizer:?}"
+                );
+            }
+        }
+    }
+}
+
+/// Each dense layer's gradients paired in one launch or run as two, forced in turn: training
+/// follows the CPU either way (the default on a CPU adapter is separate, so the paired form is
+/// exercised here).
+#[test]
+fn paired_and_separate_layer_gradients_agree_with_the_cpu() {
+    let _ = gpu_or_skip!();
+    let data = synthetic(300, 17, 5, "pairing");
+    for pairing in Pairing::ALL {
+        let request = AdapterRequest {
+            pairing: PairingRequest::Forced(pairing),
+            ..AdapterRequest::from_env().unwrap()
+        };
+        let ctx = Arc::new(GpuContext::with_request(&request).unwrap());
+        for (sizes, act, optimizer) in [
+            (&[17, 33, 5][..], Activation::Relu, Optimizer::sgd(0.1)),
+            (&[17, 31, 9, 5], Activation::Sigmoid, Optimizer::adam(3e-3)),
+            (&[17, 64, 3, 5], Activation::Tanh, Optimizer::momentum(0.05, 0.9)),
+        ] {
+            let spec = NetworkSpec::new(sizes, act, LossKind::SoftmaxCrossEntropy).unwrap();
+            let (loss_drift, param_drift) = compare_backends_on(Arc::clone(&ctx), &spec, optimizer, &data, 32, 12, 0.0);
+            eprintln!("{pairing:?} {sizes:?}: loss drift {loss_drift:.2e}, params {param_drift:.2e}");
+            assert!(loss_drift <= 1e-4, "{pairing:?} {sizes:?}: loss drift {loss_drift:e}");
+            assert!(
+                param_drift <= 1e-4,
+                "{pairing:?} {sizes:?}: parameter drift {param_drift:e}"
+            );
+        }
+    }
 }
 
 #[test]

@@ -164,3 +164,69 @@ fn conv_path_follows_the_measured_matmul_choice() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Runs a 256-unit layer's backward products through `gpu::dense_grads` (the device decides
+/// whether they share a launch) and returns the device's pairing decisions.
+fn layer_grads(ctx: &GpuContext) -> Vec<(gpu::PairClass, gpu::Pairing, ChoiceSource)> {
+    let (units, rows, inputs) = (256, 128, 512);
+    let z = |n: usize| ctx.zeros::<f32>("grads", n).unwrap();
+    let (dz, x, w, dw, db, dx) = (
+        z(rows * units),
+        z(rows * inputs),
+        z(units * inputs),
+        z(units * inputs),
+        z(units),
+        z(rows * inputs),
+    );
+    let grads = gpu::DenseGrads {
+        dims: MatmulDims::new(units, rows, inputs),
+        dz: gpu::Operand::dense(&dz, units),
+        input: gpu::Operand::dense(&x, inputs),
+        weights: gpu::Operand::dense(&w, inputs),
+        weight_grad: gpu::Operand::dense(&dw, inputs),
+        bias_grad: gpu::Operand::dense(&db, 1),
+        input_grad: gpu::Operand::dense(&dx, inputs),
+        act: shadergrad::Activation::Relu,
+    };
+    let dispatch = gpu::dense_grads(ctx, &grads).unwrap();
+    ctx.run(&[&dispatch]).unwrap();
+    ctx.pairing_choices()
+}
+
+#[test]
+fn pairing_is_timed_then_cached_except_on_cpu_adapters_and_can_be_forced() {
+    let shared = gpu_or_skip!();
+    let dir = std::env::temp_dir().join(format!("shadergrad-pairing-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let with = |pairing| {
+        GpuContext::with_request(&AdapterRequest {
+            pairing,
+            kernel_cache_dir: Some(dir.clone()),
+            ..AdapterRequest::from_env().unwrap()
+        })
+        .unwrap()
+    };
+    let auto = layer_grads(&with(gpu::PairingRequest::Auto));
+    assert_eq!(auto.len(), 1, "{auto:?}");
+    if shared.adapter_info().device_type == wgpu::DeviceType::Cpu {
+        assert_eq!(auto[0].1, gpu::Pairing::Separate);
+        assert_eq!(auto[0].2, ChoiceSource::AdapterType);
+    } else {
+        assert_eq!(auto[0].2, ChoiceSource::Measured);
+    }
+    // Timed on any adapter; the next device reads the decision from the cache file.
+    let _ = std::fs::remove_dir_all(&dir);
+    let timed = layer_grads(&with(gpu::PairingRequest::Timed));
+    assert_eq!(timed[0].2, ChoiceSource::Measured, "{timed:?}");
+    let cached = layer_grads(&with(gpu::PairingRequest::Timed));
+    assert_eq!(cached[0].2, ChoiceSource::Cached, "{cached:?}");
+    assert_eq!(cached[0].1, timed[0].1);
+    let text = std::fs::read_to_string(cache_file(&dir)).unwrap();
+    assert!(text.contains("\"pair "), "{text}");
+    for pairing in gpu::Pairing::ALL {
+        let forced = layer_grads(&with(gpu::PairingRequest::Forced(pairing)));
+        assert_eq!(forced[0].1, pairing);
+        assert_eq!(forced[0].2, ChoiceSource::Forced);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -9,8 +9,8 @@ use crate::gpu::kernels::PipelineCache;
 ///
 /// [`AdapterRequest::from_env`] reads `SHADERGRAD_BACKEND` (`vulkan|metal|dx12|gl`),
 /// `SHADERGRAD_ADAPTER` (a case-insensitive substring of the adapter name), `SHADERGRAD_MATMUL`
-/// (`auto|block|tiled|rows`), `SHADERGRAD_CONV` (`auto|im2col|implicit`) and
-/// `SHADERGRAD_CACHE_DIR`.
+/// (`auto|block|tiled|rows`), `SHADERGRAD_CONV` (`auto|im2col|implicit`),
+/// `SHADERGRAD_PAIRING` (`auto|timed|paired|separate`) and `SHADERGRAD_CACHE_DIR`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AdapterRequest {
     /// Only adapters of this backend.
@@ -28,6 +28,9 @@ pub struct AdapterRequest {
     pub kernel_cache_dir: Option<std::path::PathBuf>,
     /// Run every convolution on this path instead of following the matmul choice.
     pub conv_path: Option<crate::gpu::ConvPath>,
+    /// Whether a dense layer's weight and input gradients share one launch: timed (except on a
+    /// CPU adapter), timed everywhere, or forced.
+    pub pairing: crate::gpu::PairingRequest,
 }
 
 impl AdapterRequest {
@@ -58,11 +61,20 @@ impl AdapterRequest {
                 expected: "auto, im2col or implicit",
             })?),
         };
+        let pairing = match std::env::var("SHADERGRAD_PAIRING").ok().as_deref().map(str::trim) {
+            None | Some("") => crate::gpu::PairingRequest::Auto,
+            Some(name) => crate::gpu::PairingRequest::from_name(name).ok_or_else(|| Error::BadEnvVar {
+                var: "SHADERGRAD_PAIRING",
+                value: name.to_string(),
+                expected: "auto, timed, paired or separate",
+            })?,
+        };
         Ok(AdapterRequest {
             backend,
             name_contains,
             matmul_kernel,
             conv_path,
+            pairing,
             kernel_cache_dir: crate::gpu::tuning::cache_dir(),
             ..AdapterRequest::default()
         })
@@ -235,7 +247,11 @@ impl GpuContext {
             usage: wgpu::BufferUsages::STORAGE,
             mapped_at_creation: false,
         });
-        let tuner = crate::gpu::tuning::Tuner::new(&info, request.matmul_kernel, request.kernel_cache_dir.as_deref());
+        let tuner = crate::gpu::tuning::Tuner::new(
+            &info,
+            (request.matmul_kernel, request.pairing),
+            request.kernel_cache_dir.as_deref(),
+        );
         Ok(GpuContext {
             device,
             queue,
@@ -266,6 +282,11 @@ impl GpuContext {
     /// The matmul kernel each shape class met so far runs, and how it was chosen.
     pub fn matmul_choices(&self) -> Vec<(crate::gpu::ShapeClass, crate::gpu::MatmulChoice)> {
         self.tuner.choices()
+    }
+
+    /// Whether each dense layer's gradients met so far share one launch, and how that was chosen.
+    pub fn pairing_choices(&self) -> Vec<(crate::gpu::PairClass, crate::gpu::Pairing, crate::gpu::ChoiceSource)> {
+        self.tuner.pairings()
     }
 
     /// The convolution path `SHADERGRAD_CONV` forces on this device, if it names one.

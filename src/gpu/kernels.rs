@@ -19,6 +19,7 @@ pub(crate) static MATMUL: Shader = Shader {
     name: "matmul.wgsl",
     source: concat!(
         include_str!("../../shaders/activation.wgsl"),
+        include_str!("../../shaders/matmul_params.wgsl"),
         include_str!("../../shaders/matmul_common.wgsl"),
         include_str!("../../shaders/matmul.wgsl")
     ),
@@ -28,6 +29,7 @@ pub(crate) static MATMUL_BLOCK: Shader = Shader {
     name: "matmul_block.wgsl",
     source: concat!(
         include_str!("../../shaders/activation.wgsl"),
+        include_str!("../../shaders/matmul_params.wgsl"),
         include_str!("../../shaders/matmul_common.wgsl"),
         include_str!("../../shaders/matmul_block.wgsl")
     ),
@@ -37,6 +39,7 @@ pub(crate) static MATMUL_CPU: Shader = Shader {
     name: "matmul_cpu.wgsl",
     source: concat!(
         include_str!("../../shaders/activation.wgsl"),
+        include_str!("../../shaders/matmul_params.wgsl"),
         include_str!("../../shaders/matmul_common.wgsl"),
         include_str!("../../shaders/matmul_cpu.wgsl")
     ),

@@ -1,10 +1,15 @@
 //! Matrix multiply in the three backprop forms with fused epilogues. Kernel:
 //! `shaders/matmul.wgsl`; CPU twin: [`crate::cpu::matmul()`].
 
+use std::sync::LazyLock;
+
+use crate::activation::Activation;
 use crate::error::{Error, Result};
-use crate::gpu::kernels::{Kernel, MATMUL, MATMUL_BLOCK, MATMUL_CPU, Slot};
-use crate::gpu::tuning::ShapeClass;
-use crate::gpu::uniforms::MatmulParams;
+use crate::gpu::buffer::Binding;
+use crate::gpu::kernels::{Constants, Kernel, MATMUL, MATMUL_BLOCK, MATMUL_CPU, Slot};
+use crate::gpu::matmul_pair::{SECOND_JOB_BINDINGS, job_constant, pair_kernel};
+use crate::gpu::tuning::{PairClass, Pairing, ShapeClass};
+use crate::gpu::uniforms::{MatmulParams, PairParams};
 use crate::gpu::{Dispatch, GpuBuffer, GpuContext, GpuView};
 use crate::ops::{Epilogue, MatmulDims, MatmulForm};
 
@@ -42,6 +47,13 @@ const VEC4_SLOTS: &[(u32, Slot)] = &[
     (7, Slot::ReadWrite),
 ];
 
+// Each kernel's paired form (two jobs per launch), generated from its WGSL on first use.
+static TILED_PAIR: LazyLock<Kernel> = LazyLock::new(|| pair_kernel(&TILED, include_str!("../../shaders/matmul.wgsl")));
+static BLOCK_TILED_PAIR: LazyLock<Kernel> =
+    LazyLock::new(|| pair_kernel(&BLOCK_TILED, include_str!("../../shaders/matmul_block.wgsl")));
+static ROW_BLOCK_PAIR: LazyLock<Kernel> =
+    LazyLock::new(|| pair_kernel(&ROW_BLOCK, include_str!("../../shaders/matmul_cpu.wgsl")));
+
 /// `NO_GROUP` in `shaders/matmul_common.wgsl`: no workgroup computes a bias gradient.
 const NO_GROUP: u32 = u32::MAX;
 
@@ -62,7 +74,7 @@ struct KernelShape {
 
 /// Which matmul kernel a device runs: what is fast on a GPU and on a CPU adapter differs (see
 /// the shaders named below and `docs/performance.md`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum MatmulKernel {
     /// `shaders/matmul_block.wgsl`: 64×64 blocks staged through workgroup memory, 4×4 outputs
     /// per invocation: the classic design for discrete and integrated GPUs.
@@ -91,6 +103,15 @@ impl MatmulKernel {
     /// The kernel called `name` (see [`MatmulKernel::name`]).
     pub fn from_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// The kernel's paired form: two independent jobs in one launch (`gpu/matmul_pair.rs`).
+    pub(crate) fn pair_kernel(self) -> &'static Kernel {
+        match self {
+            MatmulKernel::BlockTiled => &BLOCK_TILED_PAIR,
+            MatmulKernel::Tiled => &TILED_PAIR,
+            MatmulKernel::RowBlock => &ROW_BLOCK_PAIR,
+        }
     }
 
     fn shape(self) -> KernelShape {
@@ -261,9 +282,32 @@ pub(crate) fn chosen_kernel(ctx: &GpuContext, form: MatmulForm, dims: MatmulDims
 const MAX_TIMED_FLOATS: usize = 16 << 20;
 
 /// Kernel seconds of one run of `call` with `kernel`, on zeroed scratch operands of the same
-/// shapes and strides (the call's own buffers are never written). The first run compiles the
-/// pipeline and is not counted.
+/// shapes and strides (the call's own buffers are never written).
 fn time_call(ctx: &GpuContext, kernel: MatmulKernel, call: &Call<'_>) -> Result<f64> {
+    with_scratch(ctx, call, |scratch| {
+        time_dispatch(ctx, &prepare_call(ctx, kernel, scratch)?)
+    })
+}
+
+/// Kernel seconds of one run of `dispatch`. The first run compiles its pipelines and is not
+/// counted.
+fn time_dispatch(ctx: &GpuContext, dispatch: &Dispatch) -> Result<f64> {
+    ctx.run(&[dispatch])?;
+    match crate::gpu::profiler::PassTimer::new(ctx) {
+        Some(timer) => ctx.run_timed(&[dispatch], &timer),
+        None => {
+            ctx.wait()?;
+            let start = std::time::Instant::now();
+            ctx.run(&[dispatch])?;
+            ctx.wait()?;
+            Ok(start.elapsed().as_secs_f64())
+        }
+    }
+}
+
+/// Runs `f` on a copy of `call` whose operands are zeroed scratch buffers of the same shapes and
+/// strides; infinite seconds, without running `f`, when they would exceed `MAX_TIMED_FLOATS`.
+fn with_scratch(ctx: &GpuContext, call: &Call<'_>, f: impl FnOnce(Call<'_>) -> Result<f64>) -> Result<f64> {
     let MatmulDims { m, k, n } = call.dims;
     let (a_rows, a_cols) = if call.form.transposes_a() { (k, m) } else { (m, k) };
     let (b_rows, b_cols) = if call.form.transposes_b() { (n, k) } else { (k, n) };
@@ -295,7 +339,7 @@ fn time_call(ctx: &GpuContext, kernel: MatmulKernel, call: &Call<'_>) -> Result<
             act,
         },
     };
-    let scratch = Call {
+    f(Call {
         form: call.form,
         dims: call.dims,
         a: Operand {
@@ -313,19 +357,7 @@ fn time_call(ctx: &GpuContext, kernel: MatmulKernel, call: &Call<'_>) -> Result<
         epilogue,
         accumulate: call.accumulate,
         bias_grad: call.bias_grad.map(|_| Operand::dense(&db, 1)),
-    };
-    let dispatch = prepare_call(ctx, kernel, scratch)?;
-    ctx.run(&[&dispatch])?;
-    match crate::gpu::profiler::PassTimer::new(ctx) {
-        Some(timer) => ctx.run_timed(&[&dispatch], &timer),
-        None => {
-            ctx.wait()?;
-            let start = std::time::Instant::now();
-            ctx.run(&[&dispatch])?;
-            ctx.wait()?;
-            Ok(start.elapsed().as_secs_f64())
-        }
-    }
+    })
 }
 
 /// Whether an operand's rows can be read as whole vec4s: 16-byte aligned start and stride.
@@ -393,6 +425,153 @@ pub fn weight_grad_with_kernel(
     prepare_call(ctx, kernel, Call::with_row_sums(MatmulForm::AtB, dims, [dz, x, dw], db))
 }
 
+/// The operands of a dense layer's backward pass, `dims` = (units, batch rows, inputs): reads
+/// `dz` (`rows × units`), `input` (`rows × inputs`) and `weights` (`units × inputs`); writes
+/// `dW = dzᵀ·input` into `weight_grad`, `db = Σ_rows dz` into `bias_grad` (`units` values) and
+/// `grad[input] = (dz·W) ⊙ act'(input)` into `input_grad`.
+pub struct DenseGrads<'a> {
+    pub dims: MatmulDims,
+    pub dz: Operand<'a>,
+    pub input: Operand<'a>,
+    pub weights: Operand<'a>,
+    pub weight_grad: Operand<'a>,
+    pub bias_grad: Operand<'a>,
+    pub input_grad: Operand<'a>,
+    /// The activation that produced `input`, whose derivative the input gradient applies.
+    pub act: Activation,
+}
+
+impl<'a> DenseGrads<'a> {
+    fn calls(&self) -> [Call<'a>; 2] {
+        let MatmulDims {
+            m: units,
+            k: rows,
+            n: inputs,
+        } = self.dims;
+        [
+            Call::with_row_sums(
+                MatmulForm::AtB,
+                self.dims,
+                [self.dz, self.input, self.weight_grad],
+                self.bias_grad,
+            ),
+            Call::matmul(
+                MatmulForm::AB,
+                MatmulDims::new(rows, units, inputs),
+                [self.dz, self.weights, self.input_grad],
+                Epilogue::ActGrad {
+                    act_output: self.input,
+                    act: self.act,
+                },
+                false,
+            ),
+        ]
+    }
+}
+
+/// Prepares a dense layer's weight, bias and input gradients: one launch of the paired kernel
+/// where the device runs the same kernel for both products, the pair fits one launch, and
+/// timing on this device found it faster than two launches (see `gpu/tuning.rs`); two
+/// launches otherwise.
+pub fn dense_grads(ctx: &GpuContext, grads: &DenseGrads<'_>) -> Result<Dispatch> {
+    let [weight, input] = grads.calls();
+    let kernels = [pick(ctx, &weight)?, pick(ctx, &input)?];
+    let [kernel, input_kernel] = kernels;
+    if kernel == input_kernel && pairable(ctx, kernel, &weight, &input) {
+        let class = PairClass {
+            kernel,
+            weight_grad: class_of(&weight),
+            input_grad: class_of(&input),
+        };
+        let pairing = ctx.tuner.choose_pairing(class, |pairing| {
+            with_scratch(ctx, &weight, |w| {
+                with_scratch(ctx, &input, |i| {
+                    let dispatch = match pairing {
+                        Pairing::Paired => prepare_paired(ctx, kernel, [w, i])?,
+                        Pairing::Separate => prepare_separate(ctx, kernels, [w, i])?,
+                    };
+                    time_dispatch(ctx, &dispatch)
+                })
+            })
+        })?;
+        if pairing == Pairing::Paired {
+            return prepare_paired(ctx, kernel, [weight, input]);
+        }
+    }
+    prepare_separate(ctx, kernels, [weight, input])
+}
+
+/// [`dense_grads`] as one launch of `kernel`'s paired form, so tests can check every kernel's
+/// pair on one device (two launches only where the pair cannot be one: see [`dense_grads`]).
+pub fn dense_grads_with_kernel(ctx: &GpuContext, kernel: MatmulKernel, grads: &DenseGrads<'_>) -> Result<Dispatch> {
+    let [weight, input] = grads.calls();
+    if pairable(ctx, kernel, &weight, &input) {
+        prepare_paired(ctx, kernel, [weight, input])
+    } else {
+        prepare_separate(ctx, [kernel; 2], [weight, input])
+    }
+}
+
+fn class_of(call: &Call<'_>) -> ShapeClass {
+    ShapeClass::of(call.form, call.dims, vec4_aligned(&call.a) && vec4_aligned(&call.b))
+}
+
+/// Whether two calls can share one launch of `kernel`'s paired form: each fits one launch of the
+/// work budget, and the device binds both jobs' storage buffers.
+fn pairable(ctx: &GpuContext, kernel: MatmulKernel, first: &Call<'_>, second: &Call<'_>) -> bool {
+    let storage = kernel
+        .pair_kernel()
+        .slots
+        .iter()
+        .filter(|(_, s)| *s != Slot::Uniform)
+        .count();
+    let one_part = |call: &Call<'_>| {
+        let MatmulDims { m, k, n } = call.dims;
+        (m * k * n) as u64 <= MAX_MACS_PER_DISPATCH
+    };
+    one_part(first) && one_part(second) && ctx.limits().max_storage_buffers_per_shader_stage as usize >= storage
+}
+
+/// Two calls as launches of their own kernels, in order.
+fn prepare_separate(ctx: &GpuContext, kernels: [MatmulKernel; 2], calls: [Call<'_>; 2]) -> Result<Dispatch> {
+    let mut parts = Vec::new();
+    for (kernel, call) in kernels.into_iter().zip(calls) {
+        for launch in launches(ctx, kernel, call)? {
+            parts.push(launch.prepare(ctx, kernel.shape().kernel)?);
+        }
+    }
+    Ok(Dispatch::merge(parts))
+}
+
+/// Two [`pairable`] calls as one launch of `kernel`'s paired form: workgroups `x < split` run
+/// the first, the others the second (see `gpu/matmul_pair.rs`).
+fn prepare_paired(ctx: &GpuContext, kernel: MatmulKernel, [first, second]: [Call<'_>; 2]) -> Result<Dispatch> {
+    let (mut l0, mut l1) = (launches(ctx, kernel, first)?, launches(ctx, kernel, second)?);
+    assert!(l0.len() == 1 && l1.len() == 1, "a pairable call is one launch");
+    let (first, second) = (l0.remove(0), l1.remove(0));
+    let pair = kernel.pair_kernel();
+    let constants = [(&first, 0), (&second, 1)]
+        .into_iter()
+        .flat_map(|(l, job)| l.constants.iter().map(move |&(name, v)| (job_constant(name, job), v)))
+        .collect();
+    let bindings: Vec<_> = first.bindings.iter().chain(&second.bindings).copied().collect();
+    debug_assert!(pair.slots.iter().all(|(b, _)| *b < 2 * SECOND_JOB_BINDINGS));
+    let params = PairParams {
+        job0: first.params,
+        job1: second.params,
+        split: first.groups[0],
+        rows0: first.groups[1],
+        rows1: second.groups[1],
+        _pad: 0,
+    };
+    let groups = [
+        first.groups[0] + second.groups[0],
+        first.groups[1].max(second.groups[1]),
+        1,
+    ];
+    ctx.prepare(pair, &constants, &bindings, bytemuck::bytes_of(&params), groups)
+}
+
 /// One matmul as the kernels see it: `C = epilogue(op(A)·op(B) (+ C))`, and with `bias_grad`
 /// also `bias_grad[i] = Σ_kk op(A)[i, kk]` (an `m × 1` operand).
 struct Call<'a> {
@@ -437,6 +616,16 @@ impl<'a> Call<'a> {
 }
 
 fn prepare_call(ctx: &GpuContext, kernel: MatmulKernel, call: Call<'_>) -> Result<Dispatch> {
+    let parts = launches(ctx, kernel, call)?
+        .iter()
+        .map(|l| l.prepare(ctx, kernel.shape().kernel))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Dispatch::merge(parts))
+}
+
+/// The launches of a call: validates its operands and splits it into parts that each stay
+/// within the work budget.
+fn launches<'a>(ctx: &'a GpuContext, kernel: MatmulKernel, call: Call<'a>) -> Result<Vec<Launch<'a>>> {
     let Call {
         form,
         dims,
@@ -524,10 +713,10 @@ fn prepare_call(ctx: &GpuContext, kernel: MatmulKernel, call: Call<'_>) -> Resul
                 extra: (extra, extra_part),
                 db: db_part,
             };
-            parts.push(prepare_part(ctx, kernel, form, part, &epilogue, accumulate)?);
+            parts.push(launch_of_part(ctx, kernel, form, part, &epilogue, accumulate));
         }
     }
-    Ok(Dispatch::merge(parts))
+    Ok(parts)
 }
 
 /// One dispatch's share of a [`Call`]: operands shifted to its block of C.
@@ -536,19 +725,39 @@ struct Part<'a> {
     a: Operand<'a>,
     b: Operand<'a>,
     c: Operand<'a>,
-    extra: (crate::gpu::buffer::Binding<'a>, usize),
+    extra: (Binding<'a>, usize),
     db: Option<Operand<'a>>,
 }
 
-/// One dispatch of a (possibly split) matmul.
-fn prepare_part(
-    ctx: &GpuContext,
+/// What one launch of a matmul kernel binds and sets.
+struct Launch<'a> {
+    constants: Constants,
+    bindings: Vec<Binding<'a>>,
+    params: MatmulParams,
+    groups: [u32; 3],
+}
+
+impl Launch<'_> {
+    fn prepare(&self, ctx: &GpuContext, kernel: &Kernel) -> Result<Dispatch> {
+        ctx.prepare(
+            kernel,
+            &self.constants,
+            &self.bindings,
+            bytemuck::bytes_of(&self.params),
+            self.groups,
+        )
+    }
+}
+
+/// The launch of one part of a (possibly split) matmul.
+fn launch_of_part<'a>(
+    ctx: &'a GpuContext,
     kernel: MatmulKernel,
     form: MatmulForm,
-    part: Part<'_>,
+    part: Part<'a>,
     epilogue: &Epilogue<Operand<'_>>,
     accumulate: bool,
-) -> Result<Dispatch> {
+) -> Launch<'a> {
     let Part {
         dims,
         a,
@@ -606,5 +815,10 @@ fn prepare_part(
         params.bias_group = col_groups;
     }
     let groups = [col_groups + u32::from(db.is_some()), m.div_ceil(shape.rows) as u32, 1];
-    ctx.prepare(shape.kernel, &constants, &bindings, bytemuck::bytes_of(&params), groups)
+    Launch {
+        constants,
+        bindings,
+        params,
+        groups,
+    }
 }

@@ -16,6 +16,7 @@ pub mod elementwise;
 pub(crate) mod kernels;
 pub mod loss;
 pub mod matmul;
+mod matmul_pair;
 pub mod optim;
 pub mod profiler;
 pub mod tuning;
@@ -31,11 +32,11 @@ pub use dropout::*;
 pub use elementwise::{activation_backward, activation_forward};
 pub use loss::{LossInputs, LossOutputs, MetricsFlags, MetricsTotals, loss_and_metrics};
 pub use matmul::{
-    MatmulKernel, Operand, matmul, matmul_and_row_sums, matmul_strided, matmul_with_kernel, weight_grad,
-    weight_grad_with_kernel,
+    DenseGrads, MatmulKernel, Operand, dense_grads, dense_grads_with_kernel, matmul, matmul_and_row_sums,
+    matmul_strided, matmul_with_kernel, weight_grad, weight_grad_with_kernel,
 };
 pub use optim::*;
-pub use tuning::{ChoiceSource, MatmulChoice, ShapeClass};
+pub use tuning::{ChoiceSource, MatmulChoice, PairClass, Pairing, PairingRequest, ShapeClass};
 
 impl GpuContext {
     /// How many specialised pipelines this device has compiled so far.

@@ -66,6 +66,101 @@ impl ShapeClass {
     }
 }
 
+/// A dense layer's backward products as the pairing decision sees them: the kernel both run,
+/// and the shape classes of `dW = dZᵀ·X` and `dX = dZ·W`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PairClass {
+    pub kernel: MatmulKernel,
+    pub weight_grad: ShapeClass,
+    pub input_grad: ShapeClass,
+}
+
+impl PairClass {
+    fn key(self) -> String {
+        format!(
+            "pair {} | {} | {}",
+            self.kernel.name(),
+            self.weight_grad.key(),
+            self.input_grad.key()
+        )
+    }
+}
+
+/// Whether a layer's weight and input gradients run as one launch of the paired kernel
+/// (`gpu/matmul_pair.rs`) or as two.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Pairing {
+    Paired,
+    Separate,
+}
+
+impl Pairing {
+    pub const ALL: [Pairing; 2] = [Pairing::Paired, Pairing::Separate];
+
+    /// The name `SHADERGRAD_PAIRING` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Pairing::Paired => "paired",
+            Pairing::Separate => "separate",
+        }
+    }
+
+    /// The pairing called `name`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Pairing::ALL.into_iter().find(|p| p.name() == name)
+    }
+}
+
+/// How a device decides [`Pairing`] (`SHADERGRAD_PAIRING`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PairingRequest {
+    /// Timed on first use, except on a CPU adapter, where it is [`Pairing::Separate`].
+    #[default]
+    Auto,
+    /// Timed on first use on every adapter, CPU ones included.
+    Timed,
+    /// Always this.
+    Forced(Pairing),
+}
+
+impl PairingRequest {
+    /// The request `SHADERGRAD_PAIRING` names: `auto`, `timed`, `paired` or `separate`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "auto" => Some(PairingRequest::Auto),
+            "timed" => Some(PairingRequest::Timed),
+            _ => Pairing::from_name(name).map(PairingRequest::Forced),
+        }
+    }
+}
+
+/// A decision: the pick, where it came from, and each candidate's timing, fastest first.
+type Decision<C> = (C, ChoiceSource, Vec<(C, f64)>);
+
+/// What the tuner chooses between, named in the cache file.
+trait Candidate: Copy + PartialEq {
+    fn name(self) -> &'static str;
+    fn from_name(name: &str) -> Option<Self>;
+}
+
+impl Candidate for MatmulKernel {
+    fn name(self) -> &'static str {
+        MatmulKernel::name(self)
+    }
+    fn from_name(name: &str) -> Option<Self> {
+        MatmulKernel::from_name(name)
+    }
+}
+
+impl Candidate for Pairing {
+    fn name(self) -> &'static str {
+        Pairing::name(self)
+    }
+    fn from_name(name: &str) -> Option<Self> {
+        Pairing::from_name(name)
+    }
+}
+
 /// Where a choice came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChoiceSource {
@@ -77,6 +172,9 @@ pub enum ChoiceSource {
     Cached,
     /// The timing budget was spent: the nearest measured class's kernel, or the adapter default.
     Unmeasured,
+    /// Not timed, decided by the adapter's type: on a CPU adapter (lavapipe, WARP) a layer's
+    /// gradients run as two launches (see [`Tuner::choose_pairing`]).
+    AdapterType,
 }
 
 /// The kernel a shape class runs, and the kernel seconds each candidate took when timed.
@@ -91,6 +189,9 @@ pub struct MatmulChoice {
 /// One device's choices.
 pub(crate) struct Tuner {
     forced: Option<MatmulKernel>,
+    pairing: PairingRequest,
+    /// Whether the adapter is a CPU (each invocation a SIMD lane, a launch a function call).
+    cpu_adapter: bool,
     default: MatmulKernel,
     /// Identifies adapter, driver and crate version in the cache file.
     device_key: String,
@@ -101,6 +202,7 @@ pub(crate) struct Tuner {
 #[derive(Default)]
 struct TunerState {
     choices: BTreeMap<ShapeClass, MatmulChoice>,
+    pairings: BTreeMap<PairClass, (Pairing, ChoiceSource)>,
     /// Measured choices of this device read from (and written back to) the cache file.
     cached: Option<HashMap<String, CachedChoice>>,
     spent_seconds: f64,
@@ -134,7 +236,11 @@ impl CachedChoice {
 impl Tuner {
     /// The tuner of an adapter: `forced` runs one kernel everywhere; choices are cached in
     /// `cache_dir` if given.
-    pub fn new(info: &wgpu::AdapterInfo, forced: Option<MatmulKernel>, cache_dir: Option<&Path>) -> Self {
+    pub fn new(
+        info: &wgpu::AdapterInfo,
+        (forced, pairing): (Option<MatmulKernel>, PairingRequest),
+        cache_dir: Option<&Path>,
+    ) -> Self {
         let default = if info.device_type == wgpu::DeviceType::Cpu {
             MatmulKernel::RowBlock
         } else {
@@ -142,6 +248,8 @@ impl Tuner {
         };
         Tuner {
             forced,
+            pairing,
+            cpu_adapter: info.device_type == wgpu::DeviceType::Cpu,
             default,
             device_key: format!(
                 "{} | {:?} | {} {} | shadergrad {}",
@@ -163,20 +271,61 @@ impl Tuner {
 
     /// The kernel for `class`: forced, chosen before, cached, or timed now with `time` (which
     /// returns one run's kernel seconds).
-    pub fn choose(&self, class: ShapeClass, mut time: impl FnMut(MatmulKernel) -> Result<f64>) -> Result<MatmulKernel> {
+    pub fn choose(&self, class: ShapeClass, time: impl FnMut(MatmulKernel) -> Result<f64>) -> Result<MatmulKernel> {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(choice) = state.choices.get(&class) {
             return Ok(choice.kernel);
         }
-        if let Some(kernel) = self.forced {
-            let choice = MatmulChoice {
-                kernel,
-                source: ChoiceSource::Forced,
-                timings: Vec::new(),
-            };
-            state.choices.insert(class, choice);
-            return Ok(kernel);
+        let (kernel, source, timings) = match self.forced {
+            Some(kernel) => (kernel, ChoiceSource::Forced, Vec::new()),
+            None => {
+                let fallback = self.nearest(&state, class);
+                self.decide(&mut state, class.key(), &class.candidates(), fallback, time)?
+            }
+        };
+        let choice = MatmulChoice {
+            kernel,
+            source,
+            timings,
+        };
+        state.choices.insert(class, choice);
+        Ok(kernel)
+    }
+
+    /// Whether a dense layer's weight and input gradients of `class` share one launch: forced,
+    /// chosen before, cached, or timed now with `time` (kernel seconds of both gradients, paired
+    /// or not). Unmeasured (budget spent) means separate launches, the form every adapter runs
+    /// well. A CPU adapter is not timed: there a launch is a function call, so pairing saves
+    /// nothing, and llvmpipe runs the job branch under an execution mask: the pair measured
+    /// 1.2–1.9× slower than two launches on lavapipe (`docs/performance.md`), and timing it
+    /// would cost seconds of compilation on a first run.
+    pub fn choose_pairing(&self, class: PairClass, time: impl FnMut(Pairing) -> Result<f64>) -> Result<Pairing> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(&(pairing, _)) = state.pairings.get(&class) {
+            return Ok(pairing);
         }
+        let (pairing, source, _) = match self.pairing {
+            PairingRequest::Forced(pairing) => (pairing, ChoiceSource::Forced, Vec::new()),
+            PairingRequest::Auto if self.cpu_adapter => (Pairing::Separate, ChoiceSource::AdapterType, Vec::new()),
+            PairingRequest::Auto | PairingRequest::Timed => {
+                self.decide(&mut state, class.key(), &Pairing::ALL, Pairing::Separate, time)?
+            }
+        };
+        state.pairings.insert(class, (pairing, source));
+        Ok(pairing)
+    }
+
+    /// One timed decision among `candidates`, under the cache-file key `key`: cached, or timed
+    /// now within the budget, else `fallback` (unmeasured). Returns the pick, where it came from
+    /// and the timings, fastest first.
+    fn decide<C: Candidate>(
+        &self,
+        state: &mut TunerState,
+        key: String,
+        candidates: &[C],
+        fallback: C,
+        mut time: impl FnMut(C) -> Result<f64>,
+    ) -> Result<Decision<C>> {
         if state.cached.is_none() {
             let devices = self.read_cache();
             let mine = devices.get(&self.device_key).and_then(Value::as_object);
@@ -187,59 +336,46 @@ impl Tuner {
                     .collect(),
             );
         }
-        let cached = state.cached.as_ref().and_then(|c| c.get(&class.key())).and_then(|c| {
-            let kernel = MatmulKernel::from_name(&c.kernel).filter(|k| class.candidates().contains(k))?;
+        let cached = state.cached.as_ref().and_then(|c| c.get(&key)).and_then(|c| {
+            let pick = C::from_name(&c.kernel).filter(|k| candidates.contains(k))?;
             let mut timings: Vec<_> = c
                 .seconds
                 .iter()
-                .filter_map(|(name, s)| Some((MatmulKernel::from_name(name)?, *s)))
+                .filter_map(|(name, s)| Some((C::from_name(name)?, *s)))
                 .collect();
             timings.sort_by(|a, b| a.1.total_cmp(&b.1));
-            Some(MatmulChoice {
-                kernel,
-                source: ChoiceSource::Cached,
-                timings,
-            })
+            Some((pick, ChoiceSource::Cached, timings))
         });
-        let choice = match cached {
-            Some(choice) => choice,
-            None if state.spent_seconds >= TIMING_BUDGET_SECONDS => MatmulChoice {
-                kernel: self.nearest(&state, class),
-                source: ChoiceSource::Unmeasured,
-                timings: Vec::new(),
-            },
-            None => {
-                let mut timings = Vec::new();
-                for kernel in class.candidates() {
-                    // Infinite: the shape was too large to time on scratch copies.
-                    let seconds = time(kernel)?;
-                    if seconds.is_finite() {
-                        state.spent_seconds += seconds;
-                        timings.push((kernel, seconds));
-                    }
-                }
-                timings.sort_by(|a, b| a.1.total_cmp(&b.1));
-                match timings.first() {
-                    Some(&(kernel, _)) => {
-                        let choice = MatmulChoice {
-                            kernel,
-                            source: ChoiceSource::Measured,
-                            timings,
-                        };
-                        self.remember(&mut state, class, &choice);
-                        choice
-                    }
-                    None => MatmulChoice {
-                        kernel: self.nearest(&state, class),
-                        source: ChoiceSource::Unmeasured,
-                        timings,
-                    },
-                }
+        if let Some(found) = cached {
+            return Ok(found);
+        }
+        if state.spent_seconds >= TIMING_BUDGET_SECONDS {
+            return Ok((fallback, ChoiceSource::Unmeasured, Vec::new()));
+        }
+        let mut timings = Vec::new();
+        for &candidate in candidates {
+            // Infinite: the shape was too large to time on scratch copies.
+            let seconds = time(candidate)?;
+            if seconds.is_finite() {
+                state.spent_seconds += seconds;
+                timings.push((candidate, seconds));
             }
-        };
-        let kernel = choice.kernel;
-        state.choices.insert(class, choice);
-        Ok(kernel)
+        }
+        timings.sort_by(|a, b| a.1.total_cmp(&b.1));
+        Ok(match timings.first() {
+            Some(&(pick, _)) => {
+                let seconds = timings.iter().map(|(k, s)| (k.name().to_string(), *s)).collect();
+                self.remember(state, key, pick.name(), seconds);
+                (pick, ChoiceSource::Measured, timings)
+            }
+            None => (fallback, ChoiceSource::Unmeasured, timings),
+        })
+    }
+
+    /// Every pairing decision made on this device so far.
+    pub fn pairings(&self) -> Vec<(PairClass, Pairing, ChoiceSource)> {
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.pairings.iter().map(|(c, &(p, s))| (*c, p, s)).collect()
     }
 
     /// Every choice made on this device so far, by class.
@@ -280,13 +416,13 @@ impl Tuner {
 
     /// Adds a measured choice to the cache file (other devices' entries kept). A cache that
     /// cannot be written costs only the timing on the next run, so failures are ignored.
-    fn remember(&self, state: &mut TunerState, class: ShapeClass, choice: &MatmulChoice) {
+    fn remember(&self, state: &mut TunerState, key: String, pick: &str, seconds: BTreeMap<String, f64>) {
         let entry = CachedChoice {
-            kernel: choice.kernel.name().to_string(),
-            seconds: choice.timings.iter().map(|(k, s)| (k.name().to_string(), *s)).collect(),
+            kernel: pick.to_string(),
+            seconds,
         };
         let mine = state.cached.get_or_insert_with(HashMap::new);
-        mine.insert(class.key(), entry);
+        mine.insert(key, entry);
         let Some(path) = &self.cache_path else { return };
         let mut devices = self.read_cache();
         let mine: serde_json::Map<String, Value> = mine.iter().map(|(k, c)| (k.clone(), c.to_json())).collect();
@@ -332,5 +468,16 @@ mod tests {
         assert_eq!(class(128, 512, 256), 8);
         let unaligned = ShapeClass::of(MatmulForm::AB, MatmulDims::new(128, 10, 256), false);
         assert!(!unaligned.candidates().contains(&MatmulKernel::RowBlock));
+    }
+
+    #[test]
+    fn pairing_requests_and_decisions_have_names() {
+        assert_eq!(PairingRequest::from_name("auto"), Some(PairingRequest::Auto));
+        assert_eq!(PairingRequest::from_name("timed"), Some(PairingRequest::Timed));
+        for p in Pairing::ALL {
+            assert_eq!(PairingRequest::from_name(p.name()), Some(PairingRequest::Forced(p)));
+            assert_eq!(<Pairing as Candidate>::from_name(Candidate::name(p)), Some(p));
+        }
+        assert_eq!(PairingRequest::from_name("fused"), None);
     }
 }

@@ -52,7 +52,7 @@ pub(crate) struct GatherParams {
     pub targets_mode: u32,
 }
 
-/// `Params` in `shaders/matmul_common.wgsl`.
+/// `Params` in `shaders/matmul_params.wgsl`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Pod, Zeroable)]
 pub(crate) struct MatmulParams {
@@ -71,6 +71,21 @@ pub(crate) struct MatmulParams {
     pub act: u32,
     pub bias_group: u32,
     pub db_offset: u32,
+    pub _pad: u32,
+}
+
+/// `PairParams` in the paired matmul modules (`gpu/matmul_pair.rs`): two jobs' parameters and
+/// how they share the grid.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Pod, Zeroable)]
+pub(crate) struct PairParams {
+    pub job0: MatmulParams,
+    pub job1: MatmulParams,
+    /// Workgroups with `x < split` run job 0.
+    pub split: u32,
+    /// Rows of workgroups each job uses (the grid has the larger).
+    pub rows0: u32,
+    pub rows1: u32,
     pub _pad: u32,
 }
 
@@ -238,6 +253,17 @@ mod tests {
         check(&CONV_IMPLICIT, "ConvParams", conv);
         check(&MATMUL_BLOCK, "Params", matmul.clone());
         check(&MATMUL_CPU, "Params", matmul);
+        let pair = fields!(PairParams {
+            job0,
+            job1,
+            split,
+            rows0,
+            rows1,
+            _pad
+        });
+        for kernel in crate::gpu::MatmulKernel::ALL {
+            check(kernel.pair_kernel().shader, "PairParams", pair.clone());
+        }
         check(
             &DROPOUT,
             "DropoutParams",

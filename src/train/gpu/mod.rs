@@ -140,7 +140,7 @@ impl GpuBackend {
         self.programs
             .iter()
             .find(|(k, _)| k.2 == Stage::Train)
-            .map(|(_, p)| p.gathers[0].len() + p.body.len())
+            .map(|(_, p)| p.gathers[0].iter().chain(&p.body).map(|d| d.parts()).sum())
     }
 
     fn resources<'a>(&'a self, totals: &'a Accumulators) -> Resources<'a> {

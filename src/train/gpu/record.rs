@@ -269,6 +269,23 @@ fn record(r: &Resources<'_>, op: Op, ws: &Workspace, classes: bool, out: &mut Ve
                 )?);
                 return Ok(());
             }
+            if let ([whole], Some(act)) = (chunks.as_slice(), input_grad) {
+                // An unsplit layer: both gradients in one launch where the kernels allow.
+                out.push(gpu::dense_grads(
+                    ctx,
+                    &gpu::DenseGrads {
+                        dims: MatmulDims::new(fan_out, rows, fan_in),
+                        dz: operand(dz.into(), 0, fan_out),
+                        input: operand((&ws.tensors[input]).into(), 0, fan_in),
+                        weights: operand(r.params.rows(w, whole)?, 0, fan_in),
+                        weight_grad: operand(r.grads.rows(w, whole)?, 0, fan_in),
+                        bias_grad: operand(r.grads.tensor(b)?, 0, 1),
+                        input_grad: operand(ws.grad(input).into(), 0, fan_in),
+                        act,
+                    },
+                )?);
+                return Ok(());
+            }
             for chunk in chunks {
                 out.push(gpu::weight_grad(
                     ctx,
