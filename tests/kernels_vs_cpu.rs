@@ -5,7 +5,7 @@ mod common;
 
 use common::{GPU_TOLERANCE, assert_close, poisoned, random_labels, random_vec, rng};
 use rand::RngExt;
-use shadergrad::gpu::{GpuBuffer, MatmulKernel, Operand};
+use shadergrad::gpu::{GpuBuffer, Operand};
 use shadergrad::model::LossKind;
 use shadergrad::{Activation, Epilogue, MatmulDims, MatmulForm, OptimState, Optimizer, cpu, gpu};
 
@@ -72,7 +72,7 @@ fn run_matmul(form: MatmulForm, d: MatmulDims, epilogue_kind: u8, act: Activatio
     };
     // Every kernel variant, not only the one this adapter would pick.
     let mut worst: f64 = 0.0;
-    for kernel in MatmulKernel::ALL {
+    for kernel in ctx.matmul_kernels() {
         let epilogue = match gpu_epilogue {
             Epilogue::None => Epilogue::None,
             Epilogue::BiasAct { bias, act } => Epilogue::BiasAct {
@@ -165,7 +165,7 @@ fn weight_grad_with_fused_bias_grad_matches_cpu() {
         cpu::bias_grad(&dz, &mut db, rows, units).unwrap();
 
         let (gdz, gx) = (ctx.upload("dz", &dz).unwrap(), ctx.upload("x", &x).unwrap());
-        for kernel in MatmulKernel::ALL {
+        for kernel in ctx.matmul_kernels() {
             let gdw = poisoned(ctx, "dw", units * inputs);
             let gdb = poisoned(ctx, "db", DB_OFFSET + units + 2);
             let dispatch = gpu::weight_grad_with_kernel(
@@ -242,7 +242,7 @@ fn dense_grads_in_one_launch_match_cpu() {
             ctx.upload("x", &x).unwrap(),
             ctx.upload("w", &w).unwrap(),
         );
-        for kernel in MatmulKernel::ALL {
+        for kernel in ctx.matmul_kernels() {
             let gdw = poisoned(ctx, "dw", units * inputs);
             let gdb = poisoned(ctx, "db", DB_OFFSET + units + 2);
             let gdx = poisoned(ctx, "dx", rows * inputs);
@@ -881,7 +881,7 @@ fn matmuls_over_the_work_budget_are_split_and_still_correct() {
                 },
             };
             cpu::matmul(form, d, &a, &b, &mut want, cpu_epilogue).unwrap();
-            for kernel in MatmulKernel::ALL {
+            for kernel in ctx.matmul_kernels() {
                 let epilogue = match epilogue_kind {
                     0 => Epilogue::None,
                     1 => Epilogue::BiasAct {

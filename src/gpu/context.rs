@@ -211,7 +211,26 @@ impl GpuContext {
         if let Some(bytes) = request.max_buffer_bytes {
             limits.max_buffer_size = limits.max_buffer_size.min(bytes);
         }
-        let features = adapter.features() & wgpu::Features::TIMESTAMP_QUERY;
+        let features = adapter.features() & (wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SUBGROUP);
+        // The subgroup matmul needs a workgroup of 8 lanes to be one subgroup.
+        let subgroups = features.contains(wgpu::Features::SUBGROUP) && info.subgroup_min_size >= 8;
+        if let Some(kernel) = request.matmul_kernel.filter(|k| k.needs_subgroups() && !subgroups) {
+            return Err(Error::DeviceRequest {
+                adapter: info.name.clone(),
+                reason: format!(
+                    "the matmul kernel {} needs subgroups of at least 8 lanes; this adapter has {}",
+                    kernel.name(),
+                    if features.contains(wgpu::Features::SUBGROUP) {
+                        format!(
+                            "subgroups of {} to {} lanes",
+                            info.subgroup_min_size, info.subgroup_max_size
+                        )
+                    } else {
+                        "none".to_string()
+                    }
+                ),
+            });
+        }
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("shadergrad"),
             required_features: features,
@@ -249,6 +268,7 @@ impl GpuContext {
         });
         let tuner = crate::gpu::tuning::Tuner::new(
             &info,
+            subgroups,
             (request.matmul_kernel, request.pairing),
             request.kernel_cache_dir.as_deref(),
         );
@@ -277,6 +297,19 @@ impl GpuContext {
     /// The scratch buffer bound where a kernel variant does not write a writable slot.
     pub(crate) fn scratch_binding(&self) -> crate::gpu::buffer::Binding<'_> {
         (&self.scratch).into()
+    }
+
+    /// Whether this device runs `kernel` (the subgroup kernel needs subgroups of 8+ lanes).
+    pub fn runs(&self, kernel: crate::gpu::MatmulKernel) -> bool {
+        self.tuner.runs(kernel)
+    }
+
+    /// The matmul kernels this device runs: the candidates its timing chooses from.
+    pub fn matmul_kernels(&self) -> Vec<crate::gpu::MatmulKernel> {
+        crate::gpu::MatmulKernel::ALL
+            .into_iter()
+            .filter(|&k| self.runs(k))
+            .collect()
     }
 
     /// The matmul kernel each shape class met so far runs, and how it was chosen.

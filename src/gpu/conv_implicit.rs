@@ -8,7 +8,7 @@ use crate::activation::Activation;
 use crate::error::{Result, check_len};
 use crate::gpu::conv::ConvShape;
 use crate::gpu::kernels::{Kernel, Shader, Slot};
-use crate::gpu::{Dispatch, GpuBuffer, GpuContext, GpuView};
+use crate::gpu::{Dispatch, GpuBuffer, GpuContext, GpuView, MatmulKernel};
 
 /// The kernels' source with its prelude. Built without runtime bounds checks: every index is
 /// clamped (rows and columns past the end) or selected to 0 (padding) in the shader, so it stays
@@ -20,6 +20,18 @@ pub(crate) static CONV_IMPLICIT: Shader = Shader {
         include_str!("../../shaders/activation.wgsl"),
         include_str!("../../shaders/conv_params.wgsl"),
         include_str!("../../shaders/conv_implicit.wgsl")
+    ),
+    trusted: true,
+};
+
+/// [`CONV_IMPLICIT`] sharing each step's row values through `subgroupBroadcast` (generated with
+/// `--subgroup`): on devices with subgroups of at least 8 lanes, the same checks apply.
+pub(crate) static CONV_IMPLICIT_SUBGROUP: Shader = Shader {
+    name: "conv_implicit_subgroup.wgsl",
+    source: concat!(
+        include_str!("../../shaders/activation.wgsl"),
+        include_str!("../../shaders/conv_params.wgsl"),
+        include_str!("../../shaders/conv_implicit_subgroup.wgsl")
     ),
     trusted: true,
 };
@@ -45,8 +57,14 @@ fn launch(
     buffers: [crate::gpu::buffer::Binding<'_>; 5],
     (rows, columns): (usize, usize),
 ) -> Result<Dispatch> {
+    // The subgroup kernels wherever the device runs the subgroup matmul (same blocking).
+    let shader = if ctx.runs(MatmulKernel::RowBlockSubgroup) {
+        &CONV_IMPLICIT_SUBGROUP
+    } else {
+        &CONV_IMPLICIT
+    };
     let kernel = Kernel {
-        shader: &CONV_IMPLICIT,
+        shader,
         entry,
         slots: SLOTS,
     };

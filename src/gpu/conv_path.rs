@@ -15,7 +15,7 @@ use crate::activation::Activation;
 use crate::error::Result;
 use crate::gpu::conv::{ConvScratch, ConvShape, conv2d_backward, conv2d_forward};
 use crate::gpu::conv_implicit::{conv2d_backward_implicit, conv2d_forward_implicit};
-use crate::gpu::matmul::{MatmulKernel, chosen_kernel};
+use crate::gpu::matmul::chosen_kernel;
 use crate::gpu::{Dispatch, GpuBuffer, GpuContext, GpuView};
 use crate::ops::{MatmulDims, MatmulForm};
 
@@ -55,9 +55,10 @@ impl ConvPath {
             return Ok(path);
         }
         let dims = MatmulDims::new(s.out_channels, s.patch(), s.columns());
-        Ok(match chosen_kernel(ctx, MatmulForm::AB, dims)? {
-            MatmulKernel::RowBlock => ConvPath::Implicit,
-            _ => ConvPath::Im2col,
+        Ok(if chosen_kernel(ctx, MatmulForm::AB, dims)?.is_row_block() {
+            ConvPath::Implicit
+        } else {
+            ConvPath::Im2col
         })
     }
 }

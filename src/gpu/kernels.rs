@@ -45,6 +45,18 @@ pub(crate) static MATMUL_CPU: Shader = Shader {
     ),
     trusted: false,
 };
+/// [`MATMUL_CPU`] sharing A through `subgroupBroadcast`: only on devices with subgroups of at
+/// least 8 lanes (the module does not validate without `Features::SUBGROUP`).
+pub(crate) static MATMUL_CPU_SUBGROUP: Shader = Shader {
+    name: "matmul_cpu_subgroup.wgsl",
+    source: concat!(
+        include_str!("../../shaders/activation.wgsl"),
+        include_str!("../../shaders/matmul_params.wgsl"),
+        include_str!("../../shaders/matmul_common.wgsl"),
+        include_str!("../../shaders/matmul_cpu_subgroup.wgsl")
+    ),
+    trusted: false,
+};
 pub(crate) static ELEMENTWISE: Shader = Shader {
     name: "elementwise.wgsl",
     source: concat!(

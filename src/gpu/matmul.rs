@@ -6,7 +6,7 @@ use std::sync::LazyLock;
 use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::gpu::buffer::Binding;
-use crate::gpu::kernels::{Constants, Kernel, MATMUL, MATMUL_BLOCK, MATMUL_CPU, Slot};
+use crate::gpu::kernels::{Constants, Kernel, MATMUL, MATMUL_BLOCK, MATMUL_CPU, MATMUL_CPU_SUBGROUP, Slot};
 use crate::gpu::matmul_pair::{SECOND_JOB_BINDINGS, job_constant, pair_kernel};
 use crate::gpu::tuning::{PairClass, Pairing, ShapeClass};
 use crate::gpu::uniforms::{MatmulParams, PairParams};
@@ -35,6 +35,11 @@ const ROW_BLOCK: Kernel = Kernel {
     entry: "matmul_rows",
     slots: VEC4_SLOTS,
 };
+const ROW_BLOCK_SUBGROUP: Kernel = Kernel {
+    shader: &MATMUL_CPU_SUBGROUP,
+    entry: "matmul_rows_subgroup",
+    slots: VEC4_SLOTS,
+};
 /// The slots of the kernels that read A and B through vec4 aliases too (bindings 5 and 6).
 const VEC4_SLOTS: &[(u32, Slot)] = &[
     (0, Slot::Read),
@@ -53,6 +58,12 @@ static BLOCK_TILED_PAIR: LazyLock<Kernel> =
     LazyLock::new(|| pair_kernel(&BLOCK_TILED, include_str!("../../shaders/matmul_block.wgsl")));
 static ROW_BLOCK_PAIR: LazyLock<Kernel> =
     LazyLock::new(|| pair_kernel(&ROW_BLOCK, include_str!("../../shaders/matmul_cpu.wgsl")));
+static ROW_BLOCK_SUBGROUP_PAIR: LazyLock<Kernel> = LazyLock::new(|| {
+    pair_kernel(
+        &ROW_BLOCK_SUBGROUP,
+        include_str!("../../shaders/matmul_cpu_subgroup.wgsl"),
+    )
+});
 
 /// `NO_GROUP` in `shaders/matmul_common.wgsl`: no workgroup computes a bias gradient.
 const NO_GROUP: u32 = u32::MAX;
@@ -85,11 +96,20 @@ pub enum MatmulKernel {
     /// `shaders/matmul_cpu.wgsl`: 16 shared rows per 8-lane workgroup, 8 columns per lane, vec4
     /// loads: for CPU adapters (lavapipe, WARP), where each invocation is a SIMD lane.
     RowBlock,
+    /// `shaders/matmul_cpu_subgroup.wgsl`: [`MatmulKernel::RowBlock`] with each lane loading 2
+    /// of the 16 shared A rows and `subgroupBroadcast` handing them to the others. Only where the
+    /// device has subgroups of at least 8 lanes (lavapipe: 8).
+    RowBlockSubgroup,
 }
 
 impl MatmulKernel {
     /// Every kernel, for tests and for the empirical choice.
-    pub const ALL: [MatmulKernel; 3] = [MatmulKernel::BlockTiled, MatmulKernel::Tiled, MatmulKernel::RowBlock];
+    pub const ALL: [MatmulKernel; 4] = [
+        MatmulKernel::BlockTiled,
+        MatmulKernel::Tiled,
+        MatmulKernel::RowBlock,
+        MatmulKernel::RowBlockSubgroup,
+    ];
 
     /// The name `SHADERGRAD_MATMUL` takes.
     pub fn name(self) -> &'static str {
@@ -97,7 +117,19 @@ impl MatmulKernel {
             MatmulKernel::BlockTiled => "block",
             MatmulKernel::Tiled => "tiled",
             MatmulKernel::RowBlock => "rows",
+            MatmulKernel::RowBlockSubgroup => "rows-subgroup",
         }
+    }
+
+    /// Whether the kernel needs subgroups of at least 8 lanes (see [`GpuContext::runs`]).
+    pub fn needs_subgroups(self) -> bool {
+        self == MatmulKernel::RowBlockSubgroup
+    }
+
+    /// Whether the kernel is the row-block design for CPU adapters (with or without subgroups),
+    /// whose register blocking the implicit-GEMM convolution shares.
+    pub fn is_row_block(self) -> bool {
+        matches!(self, MatmulKernel::RowBlock | MatmulKernel::RowBlockSubgroup)
     }
 
     /// The kernel called `name` (see [`MatmulKernel::name`]).
@@ -111,6 +143,7 @@ impl MatmulKernel {
             MatmulKernel::BlockTiled => &BLOCK_TILED_PAIR,
             MatmulKernel::Tiled => &TILED_PAIR,
             MatmulKernel::RowBlock => &ROW_BLOCK_PAIR,
+            MatmulKernel::RowBlockSubgroup => &ROW_BLOCK_SUBGROUP_PAIR,
         }
     }
 
@@ -130,6 +163,12 @@ impl MatmulKernel {
             },
             MatmulKernel::RowBlock => KernelShape {
                 kernel: &ROW_BLOCK,
+                rows: 16,
+                cols: 64,
+                vec4_loads: true,
+            },
+            MatmulKernel::RowBlockSubgroup => KernelShape {
+                kernel: &ROW_BLOCK_SUBGROUP,
                 rows: 16,
                 cols: 64,
                 vec4_loads: true,
@@ -469,15 +508,15 @@ impl<'a> DenseGrads<'a> {
     }
 }
 
-/// Prepares a dense layer's weight, bias and input gradients: one launch of the paired kernel
-/// where the device runs the same kernel for both products, the pair fits one launch, and
-/// timing on this device found it faster than two launches (see `gpu/tuning.rs`); two
-/// launches otherwise.
+/// Prepares a dense layer's weight, bias and input gradients: one launch of the weight gradient
+/// kernel's paired form where the pair fits one launch and timing on this device found it faster
+/// than two launches of each product's own kernel (see `gpu/tuning.rs`); two launches otherwise.
 pub fn dense_grads(ctx: &GpuContext, grads: &DenseGrads<'_>) -> Result<Dispatch> {
     let [weight, input] = grads.calls();
     let kernels = [pick(ctx, &weight)?, pick(ctx, &input)?];
-    let [kernel, input_kernel] = kernels;
-    if kernel == input_kernel && pairable(ctx, kernel, &weight, &input) {
+    // Paired, both products run the weight gradient's kernel (the same work as the other).
+    let kernel = kernels[0];
+    if pairable(ctx, kernel, &weight, &input) {
         let class = PairClass {
             kernel,
             weight_grad: class_of(&weight),

@@ -115,6 +115,18 @@ pub(crate) fn pair_source(prelude: &str, kernel: &str, entry: &str) -> String {
     let e = found.expect("two copies");
     assert_eq!(e.name, entry, "the kernel's entry point");
     let [x, y, z] = e.size;
+    // The wrapper takes the builtins the kernel takes (and the local id to derive a global one).
+    let uses = |b: &str| e.builtins.iter().any(|(builtin, _)| builtin == b);
+    let mut params = vec!["@builtin(workgroup_id) pair_wid: vec3<u32>".to_string()];
+    if uses("local_invocation_id") || uses("global_invocation_id") {
+        params.push("@builtin(local_invocation_id) pair_lid: vec3<u32>".into());
+    }
+    if uses("local_invocation_index") {
+        params.push("@builtin(local_invocation_index) pair_index: u32".into());
+    }
+    if uses("subgroup_invocation_id") {
+        params.push("@builtin(subgroup_invocation_id) pair_sid: u32".into());
+    }
     let call = |w: &str| {
         e.builtins
             .iter()
@@ -122,6 +134,7 @@ pub(crate) fn pair_source(prelude: &str, kernel: &str, entry: &str) -> String {
                 "workgroup_id" => w.to_string(),
                 "local_invocation_id" => "pair_lid".to_string(),
                 "local_invocation_index" => "pair_index".to_string(),
+                "subgroup_invocation_id" => "pair_sid".to_string(),
                 "global_invocation_id" => format!("{w} * vec3<u32>({x}u, {y}u, {z}u) + pair_lid"),
                 other => unreachable!("matmul kernels take no builtin {other}"),
             })
@@ -133,19 +146,22 @@ pub(crate) fn pair_source(prelude: &str, kernel: &str, entry: &str) -> String {
         "
 @compute @workgroup_size({x}, {y}, {z})
 fn {pair}(
-    @builtin(workgroup_id) pair_wid: vec3<u32>,
-    @builtin(local_invocation_id) pair_lid: vec3<u32>,
-    @builtin(local_invocation_index) pair_index: u32,
+    {params},
 ) {{
     if pair_wid.x < pp.split {{
-        {entry}_0({first});
+        if pair_wid.y < pp.rows0 {{
+            {entry}_0({first});
+        }}
     }} else {{
         let w = vec3<u32>(pair_wid.x - pp.split, pair_wid.y, pair_wid.z);
-        {entry}_1({second});
+        if w.y < pp.rows1 {{
+            {entry}_1({second});
+        }}
     }}
 }}
 ",
         pair = pair_entry(entry),
+        params = params.join(",\n    "),
         first = call("pair_wid"),
         second = call("w"),
     );

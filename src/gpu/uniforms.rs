@@ -93,7 +93,7 @@ pub(crate) struct PairParams {
 mod tests {
     use super::*;
     use crate::gpu::conv::{CONV, ConvParams};
-    use crate::gpu::conv_implicit::CONV_IMPLICIT;
+    use crate::gpu::conv_implicit::{CONV_IMPLICIT, CONV_IMPLICIT_SUBGROUP};
     use crate::gpu::dropout::{DROPOUT, DropoutParams};
     use crate::gpu::kernels::{DATA, ELEMENTWISE, LOSS, MATMUL, MATMUL_BLOCK, MATMUL_CPU, OPTIM, Shader};
     use crate::optimizer::OptimState;
@@ -250,7 +250,8 @@ mod tests {
             _pad
         });
         check(&CONV, "ConvParams", conv.clone());
-        check(&CONV_IMPLICIT, "ConvParams", conv);
+        check(&CONV_IMPLICIT, "ConvParams", conv.clone());
+        check(&CONV_IMPLICIT_SUBGROUP, "ConvParams", conv);
         check(&MATMUL_BLOCK, "Params", matmul.clone());
         check(&MATMUL_CPU, "Params", matmul);
         let pair = fields!(PairParams {
