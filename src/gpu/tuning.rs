@@ -52,12 +52,21 @@ impl ShapeClass {
 
     /// The candidates for this class on a device with (`subgroups`) or without subgroups of 8+
     /// lanes. The row-block kernels run only on aligned operands: on others they would need a
-    /// second large scalar variant, seconds of compilation on lavapipe.
+    /// second large scalar variant, seconds of compilation on lavapipe. With subgroups the plain
+    /// row-block kernel is not timed: the subgroup one beat it on every aligned class of the
+    /// default network on lavapipe (1.1–1.8×), and each candidate costs a compilation (about
+    /// 2 s per row-block variant with a cold shader cache). It can still be forced.
     pub fn candidates(self, subgroups: bool) -> Vec<MatmulKernel> {
         MatmulKernel::ALL
             .into_iter()
             .filter(|k| self.aligned || !k.is_row_block())
-            .filter(|k| subgroups || !k.needs_subgroups())
+            .filter(|k| {
+                if subgroups {
+                    *k != MatmulKernel::RowBlock
+                } else {
+                    !k.needs_subgroups()
+                }
+            })
             .collect()
     }
 
@@ -512,6 +521,7 @@ mod tests {
             ..unaligned
         };
         assert!(aligned.candidates(true).contains(&MatmulKernel::RowBlockSubgroup));
+        assert!(!aligned.candidates(true).contains(&MatmulKernel::RowBlock));
         assert!(!aligned.candidates(false).contains(&MatmulKernel::RowBlockSubgroup));
         assert!(aligned.candidates(false).contains(&MatmulKernel::RowBlock));
     }
