@@ -146,6 +146,22 @@ fn matmul_activation_grad_epilogue_matches_cpu() {
     eprintln!("matmul+act' worst relative error: {worst:.3e}");
 }
 
+/// Where the fused bias gradient is written in its NaN-poisoned buffer.
+const DB_OFFSET: usize = 3;
+
+/// Checks a bias gradient written at `DB_OFFSET` of a NaN-poisoned buffer: `want` there, nothing
+/// written before or after. Returns the relative error.
+fn assert_bias_grad(what: &str, got: &[f32], want: &[f32]) -> f64 {
+    let range = DB_OFFSET..DB_OFFSET + want.len();
+    let error = assert_close(&format!("{what} db"), &got[range.clone()], want, GPU_TOLERANCE);
+    let outside = got[..range.start].iter().chain(&got[range.end..]);
+    assert!(
+        outside.copied().all(f32::is_nan),
+        "{what}: db written outside its range"
+    );
+    error
+}
+
 /// The fused weight-and-bias gradient (`dW = dZᵀ·X`, `db = Σ_rows dZ` in one dispatch) for every
 /// kernel, with `db` written at an offset into a NaN-poisoned buffer: the elements before and
 /// after its range must stay untouched.
@@ -154,7 +170,6 @@ fn weight_grad_with_fused_bias_grad_matches_cpu() {
     let ctx = gpu_or_skip!();
     let mut r = rng("weight_grad");
     let mut worst: f64 = 0.0;
-    const DB_OFFSET: usize = 3;
     for &(units, rows, inputs) in MATMUL_SHAPES {
         let d = MatmulDims::new(units, rows, inputs);
         let dz = random_vec(&mut r, rows * units, 1.0);
@@ -190,18 +205,7 @@ fn weight_grad_with_fused_bias_grad_matches_cpu() {
                 &dw,
                 GPU_TOLERANCE,
             ));
-            let got_db = ctx.read(&gdb).unwrap();
-            worst = worst.max(assert_close(
-                &format!("{what} db"),
-                &got_db[DB_OFFSET..DB_OFFSET + units],
-                &db,
-                GPU_TOLERANCE,
-            ));
-            let outside = got_db[..DB_OFFSET].iter().chain(&got_db[DB_OFFSET + units..]);
-            assert!(
-                outside.copied().all(f32::is_nan),
-                "{what}: db written outside its range"
-            );
+            worst = worst.max(assert_bias_grad(&what, &ctx.read(&gdb).unwrap(), &db));
         }
     }
     eprintln!("weight_grad worst relative error: {worst:.3e}");
@@ -215,7 +219,6 @@ fn dense_grads_in_one_launch_match_cpu() {
     let ctx = gpu_or_skip!();
     let mut r = rng("dense_grads");
     let mut worst: f64 = 0.0;
-    const DB_OFFSET: usize = 3;
     for (i, &(units, rows, inputs)) in MATMUL_SHAPES.iter().enumerate() {
         let act = [Activation::Relu, Activation::Tanh, Activation::Sigmoid][i % 3];
         let d = MatmulDims::new(units, rows, inputs);
@@ -277,18 +280,7 @@ fn dense_grads_in_one_launch_match_cpu() {
                 &dx,
                 GPU_TOLERANCE,
             ));
-            let got_db = ctx.read(&gdb).unwrap();
-            worst = worst.max(assert_close(
-                &format!("{what} db"),
-                &got_db[DB_OFFSET..DB_OFFSET + units],
-                &db,
-                GPU_TOLERANCE,
-            ));
-            let outside = got_db[..DB_OFFSET].iter().chain(&got_db[DB_OFFSET + units..]);
-            assert!(
-                outside.copied().all(f32::is_nan),
-                "{what}: db written outside its range"
-            );
+            worst = worst.max(assert_bias_grad(&what, &ctx.read(&gdb).unwrap(), &db));
         }
     }
     eprintln!("dense_grads worst relative error: {worst:.3e}");
