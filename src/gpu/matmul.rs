@@ -285,9 +285,7 @@ pub fn matmul_strided(
 /// The device's kernel for a call: chosen by timing the candidates the first time its shape
 /// class comes up (see `gpu/tuning.rs`).
 fn pick(ctx: &GpuContext, call: &Call<'_>) -> Result<MatmulKernel> {
-    let aligned = vec4_aligned(&call.a) && vec4_aligned(&call.b);
-    let class = ShapeClass::of(call.form, call.dims, aligned);
-    ctx.tuner.choose(class, |kernel| time_call(ctx, kernel, call))
+    ctx.tuner.choose(class_of(call), |kernel| time_call(ctx, kernel, call))
 }
 
 /// The kernel the device runs for a plain `form` product of `dims` with dense, vec4-aligned
@@ -551,6 +549,7 @@ pub fn dense_grads_with_kernel(ctx: &GpuContext, kernel: MatmulKernel, grads: &D
     }
 }
 
+/// The shape class a call is timed and cached under.
 fn class_of(call: &Call<'_>) -> ShapeClass {
     ShapeClass::of(call.form, call.dims, vec4_aligned(&call.a) && vec4_aligned(&call.b))
 }
@@ -575,9 +574,7 @@ fn pairable(ctx: &GpuContext, kernel: MatmulKernel, first: &Call<'_>, second: &C
 fn prepare_separate(ctx: &GpuContext, kernels: [MatmulKernel; 2], calls: [Call<'_>; 2]) -> Result<Dispatch> {
     let mut parts = Vec::new();
     for (kernel, call) in kernels.into_iter().zip(calls) {
-        for launch in launches(ctx, kernel, call)? {
-            parts.push(launch.prepare(ctx, kernel.shape().kernel)?);
-        }
+        parts.extend(prepare_launches(ctx, kernel, call)?);
     }
     Ok(Dispatch::merge(parts))
 }
@@ -655,11 +652,15 @@ impl<'a> Call<'a> {
 }
 
 fn prepare_call(ctx: &GpuContext, kernel: MatmulKernel, call: Call<'_>) -> Result<Dispatch> {
-    let parts = launches(ctx, kernel, call)?
+    Ok(Dispatch::merge(prepare_launches(ctx, kernel, call)?))
+}
+
+/// One dispatch per launch of a call.
+fn prepare_launches(ctx: &GpuContext, kernel: MatmulKernel, call: Call<'_>) -> Result<Vec<Dispatch>> {
+    launches(ctx, kernel, call)?
         .iter()
         .map(|l| l.prepare(ctx, kernel.shape().kernel))
-        .collect::<Result<Vec<_>>>()?;
-    Ok(Dispatch::merge(parts))
+        .collect()
 }
 
 /// The launches of a call: validates its operands and splits it into parts that each stay
