@@ -42,13 +42,27 @@ fn cpu_matmul_matches_a_plain_loop() {
         std::is_x86_feature_detected!("fma")
     );
     let mut r = common::rng("cpu dispatch");
-    for &(m, k, n) in &[(1, 1, 1), (3, 17, 127), (17, 3, 1), (33, 785, 17), (128, 784, 64)] {
+    // The last two are big enough to run threaded, and `A·Bᵀ` then splits C by columns.
+    let shapes = [
+        (1, 1, 1),
+        (3, 17, 127),
+        (17, 3, 1),
+        (33, 785, 17),
+        (128, 784, 64),
+        (64, 300, 200),
+        (5, 785, 130),
+    ];
+    // Three threads whatever the machine has, so the split is uneven and exercised everywhere.
+    let threads = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+    for &(m, k, n) in &shapes {
         for form in MatmulForm::ALL {
             let d = MatmulDims::new(m, k, n);
             let a = common::random_vec(&mut r, m * k, 1.0);
             let b = common::random_vec(&mut r, k * n, 1.0);
             let mut c = vec![f32::NAN; m * n];
-            cpu::matmul(form, d, &a, &b, &mut c, Epilogue::None).unwrap();
+            threads
+                .install(|| cpu::matmul(form, d, &a, &b, &mut c, Epilogue::None))
+                .unwrap();
             common::assert_close(&format!("{form:?} {m}x{k}x{n}"), &c, &plain(form, d, &a, &b), 1e-5);
         }
     }
