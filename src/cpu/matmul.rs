@@ -69,19 +69,52 @@ fn bias_act_row<T: Real>(row: &mut [T], bias: &[T], act: Activation) {
     }
 }
 
-/// Columns of `C` per thread below which splitting `C` by columns does not pay (one AVX-512
+/// Rows or columns of `C` per thread below which splitting `C` does not pay (one AVX-512
 /// micro-tile of the transposed problem gemm solves for a row-major `C` is 64 rows of `Bᵀ`).
-const MIN_SPLIT_COLUMNS: usize = 64;
+const MIN_PART: usize = 64;
+
+/// A product whose smallest dimension is at most this is "batch-sized" (a dense layer at
+/// training batch sizes), where splitting `C` ourselves beat gemm's threading for every form.
+const BATCH_SIZED: usize = 256;
+
+/// Below this many multiply-adds a product is not split: waking the pool's threads for
+/// single-threaded parts cost more than gemm's own choice (which may keep one thread).
+const MIN_SPLIT_MACS: usize = 1 << 21;
+
+/// How [`gemm_into`] spreads one product over the threads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Threading {
+    /// One gemm call, gemm's own threads (or none).
+    Gemm,
+    /// One single-threaded gemm per block of `C`'s columns (and of `op(B)`'s).
+    Columns,
+    /// One single-threaded gemm per block of `C`'s rows (and of `op(A)`'s).
+    Rows,
+}
+
+/// The threading of a parallel product, by measurement on two cores (gemm 0.19, AVX-512):
+/// - `A·Bᵀ` (the dense forward pass, `B` = the weights) by columns, always: gemm packs a
+///   transposed `B` (a transposing copy) in every one of its threads, and at batch 128 that
+///   packing cost as much as the arithmetic. Split by columns, each thread packs only its rows
+///   of `B`: 1.15-1.45x gemm's threading at the MNIST layers' shapes and at 512³-1024³.
+/// - Batch-sized `A·B` (the input gradient) by columns and `Aᵀ·B` (the weight gradient) by
+///   rows: 1.05-1.12x per product at the MNIST layers' shapes, 4-6 % of a 784-512-256-10 SGD
+///   step (level on 784-2352-784-10).
+/// - Larger `A·B` and `Aᵀ·B` with gemm's threading, level with or ahead of either split.
+fn threading(form: MatmulForm, dims: MatmulDims) -> Threading {
+    let MatmulDims { m, k, n } = dims;
+    match form {
+        _ if m * k * n < MIN_SPLIT_MACS => Threading::Gemm,
+        MatmulForm::ABt => Threading::Columns,
+        _ if m.min(k).min(n) > BATCH_SIZED => Threading::Gemm,
+        MatmulForm::AB => Threading::Columns,
+        MatmulForm::AtB => Threading::Rows,
+    }
+}
 
 /// `C (+)= op(A)·op(B)` through gemm, on all cores when `parallel` (the callers check the lengths
 /// against `dims`; this asserts them). `accumulate` adds to `C` instead of overwriting it.
-///
-/// `A·Bᵀ` (the dense forward pass, `B` = the weights) is split by columns of `C` here, one
-/// single-threaded gemm per slice of `B`'s rows, instead of using gemm's own threads: with a
-/// transposed `B` gemm packs it (a transposing copy) in every thread, and at batch 128 that
-/// packing cost as much as the arithmetic. Split this way each thread packs only its slice:
-/// 1.15-1.45x the GFLOP/s of gemm's threading for the MNIST layers' shapes and 512³-1024³ on
-/// two cores; the other two forms measured level either way and keep gemm's threading.
+/// A parallel product runs as [`threading`] decides.
 pub(crate) fn gemm_into<T: Real>(
     form: MatmulForm,
     dims: MatmulDims,
@@ -96,41 +129,60 @@ pub(crate) fn gemm_into<T: Real>(
         a.len() >= m * k && b.len() >= k * n && c.len() >= m * n,
         "gemm_into: operands shorter than {dims:?}"
     );
-    let threads = rayon::current_num_threads();
-    let columns_per_part = n.div_ceil(threads).next_multiple_of(16).max(MIN_SPLIT_COLUMNS);
-    if parallel && form.transposes_b() && n > columns_per_part {
-        // Each part writes columns [first, first + width) of every row of C: disjoint, but
-        // interleaved in memory, so the parts share C through a raw pointer.
-        let c_ptr = SendPtr(c.as_mut_ptr());
-        (0..n.div_ceil(columns_per_part)).into_par_iter().for_each(|part| {
-            let first = part * columns_per_part;
-            let width = columns_per_part.min(n - first);
-            let slice = GemmCall {
-                m,
-                n: width,
-                k,
-                // The part's rows of B (stored n×k) and its first column of C.
-                b: &b[first * k..],
-                c: c_ptr.get().wrapping_add(first),
-                ..GemmCall::new(form, dims, a, b, c_ptr.get())
-            };
-            // SAFETY: B's rows [first, first + width) and C's columns [first, first + width)
-            // lie inside the asserted lengths; no two parts write the same element of C.
-            unsafe { slice.run(accumulate, gemm::Parallelism::None) };
-        });
+    let whole = GemmCall::new(form, dims, a, b, c.as_mut_ptr());
+    let split = if parallel {
+        threading(form, dims)
+    } else {
+        Threading::Gemm
+    };
+    let extent = if split == Threading::Rows { m } else { n };
+    let per_part = extent
+        .div_ceil(rayon::current_num_threads())
+        .next_multiple_of(16)
+        .max(MIN_PART);
+    if split == Threading::Gemm || extent <= per_part {
+        let parallelism = if parallel {
+            gemm::Parallelism::Rayon(0)
+        } else {
+            gemm::Parallelism::None
+        };
+        // SAFETY: the lengths were asserted against dims above, so every index gemm forms from
+        // these strides lies inside its slice; `c` is exclusively borrowed and does not alias.
+        unsafe { whole.run(accumulate, parallelism) };
         return;
     }
-    let parallelism = if parallel {
-        gemm::Parallelism::Rayon(0)
-    } else {
-        gemm::Parallelism::None
-    };
-    // SAFETY: the lengths were asserted against dims above, so every index gemm forms from
-    // these strides lies inside its slice; `c` is exclusively borrowed and does not alias.
-    unsafe { GemmCall::new(form, dims, a, b, c.as_mut_ptr()).run(accumulate, parallelism) };
+    // The parts write disjoint blocks of C (column blocks interleave in memory), so they share
+    // C through a raw pointer.
+    let c_ptr = SendPtr(c.as_mut_ptr());
+    (0..extent.div_ceil(per_part)).into_par_iter().for_each(|part| {
+        let first = part * per_part;
+        let size = per_part.min(extent - first);
+        let part_call = if split == Threading::Rows {
+            // Rows [first, first + size) of op(A) and of C.
+            let a_offset = if form.transposes_a() { first } else { first * k };
+            GemmCall {
+                m: size,
+                a: &a[a_offset..],
+                c: c_ptr.get().wrapping_add(first * n),
+                ..whole
+            }
+        } else {
+            // Columns [first, first + size) of op(B) and of C.
+            let b_offset = if form.transposes_b() { first * k } else { first };
+            GemmCall {
+                n: size,
+                b: &b[b_offset..],
+                c: c_ptr.get().wrapping_add(first),
+                ..whole
+            }
+        };
+        // SAFETY: the part's rows or columns of the operands and of C lie inside the asserted
+        // lengths (the strides are the whole product's); no two parts write one element of C.
+        unsafe { part_call.run(accumulate, gemm::Parallelism::None) };
+    });
 }
 
-/// A raw pointer the column parts of one `C` share (each writes only its own columns).
+/// A raw pointer the parts of one `C` share (each writes only its own block).
 #[derive(Clone, Copy)]
 struct SendPtr<T>(*mut T);
 // SAFETY: the parts that share it write disjoint elements (see `gemm_into`).
@@ -145,6 +197,7 @@ impl<T> SendPtr<T> {
 }
 
 /// One call of gemm on row-major storage: `C[m×n] (+)= op(A)·op(B)`, with `C`'s rows `ldc` apart.
+#[derive(Clone, Copy)]
 struct GemmCall<'a, T> {
     m: usize,
     n: usize,
@@ -209,22 +262,48 @@ impl<'a, T: Real> GemmCall<'a, T> {
 mod tests {
     use super::*;
 
-    /// The column split of `A·Bᵀ` adds to `C` when accumulating, and covers uneven parts.
+    /// Every form split across threads (by columns, or by rows for `Aᵀ·B`) adds to `C` when
+    /// accumulating and covers uneven parts, whatever the thread count.
     #[test]
-    fn split_transposed_product_accumulates_into_every_column() {
-        let (m, k, n) = (7, 300, 211);
+    fn split_products_accumulate_into_every_element() {
+        let (m, k, n) = (150, 77, 211);
+        let dims = MatmulDims::new(m, k, n);
         let a: Vec<f64> = (0..m * k).map(|i| ((i * 7) % 13) as f64 - 6.0).collect();
         let b: Vec<f64> = (0..n * k).map(|i| ((i * 5) % 11) as f64 - 5.0).collect();
         let start: Vec<f64> = (0..m * n).map(|i| i as f64).collect();
-        for threads in [2, 3, 4] {
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-            let mut c = start.clone();
-            let dims = MatmulDims::new(m, k, n);
-            pool.install(|| gemm_into(MatmulForm::ABt, dims, &a, &b, &mut c, true, true));
-            for i in 0..m {
-                for j in 0..n {
-                    let dot: f64 = (0..k).map(|p| a[i * k + p] * b[j * k + p]).sum();
-                    assert_eq!(c[i * n + j], start[i * n + j] + dot, "{threads} threads, C[{i},{j}]");
+        for form in MatmulForm::ALL {
+            assert_ne!(
+                threading(form, dims),
+                Threading::Gemm,
+                "{form:?} at {dims:?} should split"
+            );
+            let at = |i: usize, p: usize| {
+                if form.transposes_a() {
+                    a[p * m + i]
+                } else {
+                    a[i * k + p]
+                }
+            };
+            let bt = |p: usize, j: usize| {
+                if form.transposes_b() {
+                    b[j * k + p]
+                } else {
+                    b[p * n + j]
+                }
+            };
+            for threads in [2, 3, 4] {
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                let mut c = start.clone();
+                pool.install(|| gemm_into(form, dims, &a, &b, &mut c, true, true));
+                for i in 0..m {
+                    for j in 0..n {
+                        let dot: f64 = (0..k).map(|p| at(i, p) * bt(p, j)).sum();
+                        assert_eq!(
+                            c[i * n + j],
+                            start[i * n + j] + dot,
+                            "{form:?}, {threads} threads, C[{i},{j}]"
+                        );
+                    }
                 }
             }
         }
