@@ -42,7 +42,8 @@ fn cpu_matmul_matches_a_plain_loop() {
         std::is_x86_feature_detected!("fma")
     );
     let mut r = common::rng("cpu dispatch");
-    // The last two are big enough to run threaded, and `A·Bᵀ` then splits C by columns.
+    // The last three run threaded, split across the threads in some forms (see `cpu::matmul`);
+    // the last in every form, into uneven parts.
     let shapes = [
         (1, 1, 1),
         (3, 17, 127),
@@ -50,7 +51,7 @@ fn cpu_matmul_matches_a_plain_loop() {
         (33, 785, 17),
         (128, 784, 64),
         (64, 300, 200),
-        (5, 785, 130),
+        (130, 129, 131),
     ];
     // Three threads whatever the machine has, so the split is uneven and exercised everywhere.
     let threads = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
