@@ -20,11 +20,14 @@ lane loads the row values of rows sid and sid + 8 and subgroupBroadcast shares t
 every lane loading all 16 from the same addresses (the change that made the row-block matmul
 1.8-2x faster on lavapipe).
 """
+import argparse
 import pathlib
-import sys
 
-SUBGROUP = "--subgroup" in sys.argv[1:]
-args = [a for a in sys.argv[1:] if a != "--subgroup"]
+_cli = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+_cli.add_argument("--subgroup", action="store_true", help="write the subgroup variant (conv_implicit_subgroup.wgsl)")
+_cli.add_argument("output", nargs="?", help="write here instead of the committed file next to this script")
+_options = _cli.parse_args()
+SUBGROUP = _options.subgroup
 
 ROWS = 16  # rows of the product per workgroup, shared by its lanes
 COLS = 8   # columns per lane
@@ -295,5 +298,5 @@ store(
 emit("}\n")
 
 default = "conv_implicit_subgroup.wgsl" if SUBGROUP else "conv_implicit.wgsl"
-target = pathlib.Path(args[0]) if args else pathlib.Path(__file__).with_name(default)
+target = pathlib.Path(_options.output) if _options.output else pathlib.Path(__file__).with_name(default)
 target.write_text("".join(out))

@@ -13,11 +13,14 @@ against the CPU, and tests/shader_sources.rs checks the committed files are what
 share them with subgroupBroadcast, instead of every lane loading all 16 from the same addresses
 (on lavapipe 1.8-2x faster; llvmpipe does not turn the same-address loads into one).
 """
+import argparse
 import pathlib
-import sys
 
-SUBGROUP = "--subgroup" in sys.argv[1:]
-args = [a for a in sys.argv[1:] if a != "--subgroup"]
+_cli = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+_cli.add_argument("--subgroup", action="store_true", help="write the subgroup variant (matmul_cpu_subgroup.wgsl)")
+_cli.add_argument("output", nargs="?", help="write here instead of the committed file next to this script")
+_options = _cli.parse_args()
+SUBGROUP = _options.subgroup
 ENTRY = "matmul_rows_subgroup" if SUBGROUP else "matmul_rows"
 
 ROWS = 16  # rows of C per workgroup, shared by all its lanes
@@ -194,5 +197,5 @@ emit("""    let rows = min(ROWS, p.m - row0);
 }""")
 
 default = "matmul_cpu_subgroup.wgsl" if SUBGROUP else "matmul_cpu.wgsl"
-target = pathlib.Path(args[0]) if args else pathlib.Path(__file__).with_name(default)
+target = pathlib.Path(_options.output) if _options.output else pathlib.Path(__file__).with_name(default)
 target.write_text("\n".join(out) + "\n")
