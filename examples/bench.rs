@@ -1,7 +1,7 @@
 //! CPU against GPU, side by side: matmul in each transpose form, the CNN preset's convolution
 //! forward and backward, and whole training steps (MLPs and the CNN preset).
 //!
-//! `cargo run --release --example bench [-- --json FILE] [--quick]`
+//! `cargo run --release --example bench [-- --json FILE] [--quick] [--only matmul|step] [--cpu-only]`
 //!
 //! Prints a markdown table. Figures are medians of repeats after a warm-up; warm-up (pipeline
 //! compilation, first dispatch) is timed and reported on its own. GPU kernel time comes from
@@ -28,9 +28,36 @@ struct Args {
     /// Fewer repeats and no 1024³ matmul (for a quick look).
     #[arg(long)]
     quick: bool,
-    /// Only kernels (matmuls and the convolution: `matmul`), or only training steps (`step`).
+    /// Only kernels (matmuls and the convolution), or only training steps.
+    #[arg(long, value_enum)]
+    only: Option<Only>,
+    /// CPU figures only: no GPU adapter needed (GPU columns read n/a).
     #[arg(long)]
-    only: Option<String>,
+    cpu_only: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Only {
+    /// Matmuls in each transpose form and the CNN preset's convolution.
+    Matmul,
+    /// Whole training steps.
+    Step,
+}
+
+/// The GPU side of a run: the device and, where the adapter has timestamp queries, a timer.
+#[derive(Clone, Copy)]
+struct Gpu<'a> {
+    ctx: &'a Arc<GpuContext>,
+    timer: Option<&'a PassTimer>,
+}
+
+/// A workload's GPU figures, in seconds.
+struct GpuFigures {
+    wall: f64,
+    /// From timestamp queries, where the adapter has them.
+    kernel: Option<f64>,
+    /// Pipeline compilation and the first dispatch.
+    warmup: f64,
 }
 
 /// Median of the samples.
@@ -49,14 +76,12 @@ fn repeat(min: usize, max: usize, budget: f64, mut f: impl FnMut() -> f64) -> f6
     median(samples)
 }
 
-#[derive(Default)]
 struct Row {
     workload: String,
     flops: f64,
     cpu_s: f64,
-    gpu_s: f64,
-    gpu_kernel_s: Option<f64>,
-    warmup_s: f64,
+    /// None with `--cpu-only`.
+    gpu: Option<GpuFigures>,
     extra: String,
 }
 
@@ -72,7 +97,7 @@ fn random(len: usize, seed: u64) -> Vec<f32> {
         .collect()
 }
 
-fn bench_matmul(ctx: &GpuContext, timer: Option<&PassTimer>, form: MatmulForm, d: MatmulDims, quick: bool) -> Row {
+fn bench_matmul(gpu: Option<Gpu<'_>>, form: MatmulForm, d: MatmulDims, quick: bool) -> Row {
     let a = random(d.m * d.k, 1);
     let b = random(d.k * d.n, 2);
     let mut c = vec![0.0f32; d.m * d.n];
@@ -82,9 +107,25 @@ fn bench_matmul(ctx: &GpuContext, timer: Option<&PassTimer>, form: MatmulForm, d
         cpu::matmul(form, d, &a, &b, &mut c, Epilogue::None).unwrap();
         t.elapsed().as_secs_f64()
     });
+    Row {
+        workload: format!("matmul {:?} {}×{}·{}×{}", form, d.m, d.k, d.k, d.n),
+        flops: d.flops(),
+        cpu_s,
+        gpu: gpu.map(|gpu| gpu_matmul(gpu, form, d, (&a, &b), budget)),
+        extra: String::new(),
+    }
+}
+
+fn gpu_matmul(
+    Gpu { ctx, timer }: Gpu<'_>,
+    form: MatmulForm,
+    d: MatmulDims,
+    (a, b): (&[f32], &[f32]),
+    budget: f64,
+) -> GpuFigures {
     let (ga, gb, gc) = (
-        ctx.upload("a", &a).unwrap(),
-        ctx.upload("b", &b).unwrap(),
+        ctx.upload("a", a).unwrap(),
+        ctx.upload("b", b).unwrap(),
         ctx.zeros::<f32>("c", d.m * d.n).unwrap(),
     );
     let warm = Instant::now();
@@ -98,20 +139,16 @@ fn bench_matmul(ctx: &GpuContext, timer: Option<&PassTimer>, form: MatmulForm, d
         ctx.wait().unwrap();
         t.elapsed().as_secs_f64()
     });
-    let gpu_kernel_s = timer.map(|t| repeat(3, 100, budget, || ctx.run_timed(&[&dispatch], t).unwrap()));
-    Row {
-        workload: format!("matmul {:?} {}×{}·{}×{}", form, d.m, d.k, d.k, d.n),
-        flops: d.flops(),
-        cpu_s,
-        gpu_s,
-        gpu_kernel_s,
-        warmup_s,
-        extra: String::new(),
+    let kernel = timer.map(|t| repeat(3, 100, budget, || ctx.run_timed(&[&dispatch], t).unwrap()));
+    GpuFigures {
+        wall: gpu_s,
+        kernel,
+        warmup: warmup_s,
     }
 }
 
 /// Forward and backward (weight, bias and input gradients) of the preset's second convolution.
-fn bench_conv(ctx: &GpuContext, timer: Option<&PassTimer>, quick: bool) -> Vec<Row> {
+fn bench_conv(gpu: Option<Gpu<'_>>, quick: bool) -> Vec<Row> {
     use shadergrad::model::ConvGeometry;
     let (batch, c, size, o, k) = (128, 32, 14, 64, 3);
     let g = ConvGeometry {
@@ -150,6 +187,26 @@ fn bench_conv(ctx: &GpuContext, timer: Option<&PassTimer>, quick: bool) -> Vec<R
         cpu::conv2d_backward(&dz, &x, &w, (&mut dw, &mut db), Some((&mut dx, act)), batch, g, o).unwrap();
         t.elapsed().as_secs_f64()
     });
+    let macs = (o * patch * batch * size * size) as f64;
+    let workload = |pass| format!("conv2d {pass} 128×32×14×14 → 64, 3×3 p1");
+    let Some(Gpu { ctx, timer }) = gpu else {
+        return vec![
+            Row {
+                workload: workload("forward"),
+                flops: 2.0 * macs,
+                cpu_s: cpu_fwd,
+                gpu: None,
+                extra: String::new(),
+            },
+            Row {
+                workload: workload("backward"),
+                flops: 4.0 * macs,
+                cpu_s: cpu_bwd,
+                gpu: None,
+                extra: String::new(),
+            },
+        ];
+    };
     let shape = gpu::ConvShape {
         geometry: g,
         out_channels: o,
@@ -202,7 +259,6 @@ fn bench_conv(ctx: &GpuContext, timer: Option<&PassTimer>, quick: bool) -> Vec<R
     .unwrap();
     ctx.wait().unwrap();
     let warmup_s = warm.elapsed().as_secs_f64();
-    let macs = (o * patch * batch * size * size) as f64;
     let mut rows = Vec::new();
     for (pass, dispatches, cpu_s, flops, path) in [
         ("forward", &fwd, cpu_fwd, 2.0 * macs, "im2col + tuned matmul"),
@@ -218,12 +274,14 @@ fn bench_conv(ctx: &GpuContext, timer: Option<&PassTimer>, quick: bool) -> Vec<R
             t.elapsed().as_secs_f64()
         });
         rows.push(Row {
-            workload: format!("conv2d {pass} 128×32×14×14 → 64, 3×3 p1"),
+            workload: workload(pass),
             flops,
             cpu_s,
-            gpu_s,
-            gpu_kernel_s: timer.map(|t| repeat(2, 30, budget, || ctx.run_timed(&list, t).unwrap())),
-            warmup_s,
+            gpu: Some(GpuFigures {
+                wall: gpu_s,
+                kernel: timer.map(|t| repeat(2, 30, budget, || ctx.run_timed(&list, t).unwrap())),
+                warmup: warmup_s,
+            }),
             extra: format!("GPU: {path}, {} dispatches", list.len()),
         });
     }
@@ -265,21 +323,46 @@ fn cpu_step_seconds(spec: &NetworkSpec, optimizer: Optimizer, steps: usize) -> f
     median((0..3).map(|_| run(steps)).collect())
 }
 
-fn bench_step(ctx: &Arc<GpuContext>, name: &str, spec: NetworkSpec, optimizer: Optimizer, quick: bool) -> Row {
+fn bench_step(gpu: Option<Gpu<'_>>, name: &str, spec: NetworkSpec, optimizer: Optimizer, quick: bool) -> Row {
     const BATCH: usize = 128;
-    let network = Network::init(&spec, 0);
+    let big = step_flops(&spec, BATCH) > 2e9;
+    let steps = if quick || big { 8 } else { 32 };
+    let cpu_s = cpu_step_seconds(&spec, optimizer, steps);
+    let (figures, extra) = match gpu {
+        Some(gpu) => {
+            let (figures, extra) = gpu_step(gpu, name, &spec, optimizer, steps);
+            (Some(figures), extra)
+        }
+        None => (None, String::new()),
+    };
+    Row {
+        workload: format!("train step {name}"),
+        flops: step_flops(&spec, BATCH),
+        cpu_s,
+        gpu: figures,
+        extra,
+    }
+}
+
+/// The GPU's step figures and a note on its dispatches and traffic.
+fn gpu_step(
+    Gpu { ctx, .. }: Gpu<'_>,
+    name: &str,
+    spec: &NetworkSpec,
+    optimizer: Optimizer,
+    steps: usize,
+) -> (GpuFigures, String) {
+    const BATCH: usize = 128;
+    let network = Network::init(spec, 0);
     let data = mnist_like(BATCH * 64, 0);
     let order = epoch_order(data.len(), 0, 0, true);
     let all: Vec<&[u32]> = batches(&order, BATCH, true).collect();
-    let big = step_flops(&spec, BATCH) > 2e9;
-    let steps = if quick || big { 8 } else { 32 };
     let run = |backend: &mut dyn Backend, k: usize| {
         let t = Instant::now();
         backend.train_batches(&data, &all[..k]).unwrap();
         backend.take_train_totals().unwrap();
         t.elapsed().as_secs_f64() / k as f64
     };
-    let cpu_s = cpu_step_seconds(&spec, optimizer, steps);
 
     let warm = Instant::now();
     let mut gpu = GpuBackend::new(
@@ -316,54 +399,75 @@ fn bench_step(ctx: &Arc<GpuContext>, name: &str, spec: NetworkSpec, optimizer: O
     }
     let dispatches = gpu.dispatches_per_step().unwrap_or(0);
     let per_submit = shadergrad::train::DEFAULT_STEPS_PER_SUBMIT;
-    Row {
-        workload: format!("train step {name}"),
-        flops: step_flops(&spec, BATCH),
-        cpu_s,
-        gpu_s,
-        gpu_kernel_s: kernel,
-        warmup_s,
-        extra: format!(
-            "{dispatches} dispatches, 1/{per_submit} submit, {} B up, 0 B down per step",
-            BATCH * 4
-        ),
-    }
+    let figures = GpuFigures {
+        wall: gpu_s,
+        kernel,
+        warmup: warmup_s,
+    };
+    let note = format!(
+        "{dispatches} dispatches, 1/{per_submit} submit, {} B up, 0 B down per step",
+        BATCH * 4
+    );
+    (figures, note)
 }
 
 fn main() {
     let args = Args::parse();
-    let ctx = Arc::new(GpuContext::new().expect("a GPU adapter"));
-    let timer = PassTimer::new(&ctx);
-    println!("GPU: {}", ctx.describe());
+    // A results path in a folder that does not exist fails now, not after minutes of measuring.
+    if let Some(path) = &args.json {
+        let folder = path.parent().filter(|p| !p.as_os_str().is_empty());
+        if folder.is_some_and(|f| !f.is_dir()) {
+            eprintln!(
+                "error: cannot write the JSON results to {}: no such folder",
+                path.display()
+            );
+            std::process::exit(1);
+        }
+    }
+    let ctx = if args.cpu_only {
+        None
+    } else {
+        match GpuContext::new() {
+            Ok(ctx) => Some(Arc::new(ctx)),
+            Err(e) => {
+                eprintln!("error: no GPU to benchmark: {e}\n(`--cpu-only` measures the CPU backend alone)");
+                std::process::exit(1);
+            }
+        }
+    };
+    let timer = ctx.as_ref().and_then(|ctx| PassTimer::new(ctx));
+    let gpu = ctx.as_ref().map(|ctx| Gpu {
+        ctx,
+        timer: timer.as_ref(),
+    });
+    match &ctx {
+        Some(ctx) => println!("GPU: {}", ctx.describe()),
+        None => println!("GPU: not measured (--cpu-only)"),
+    }
     println!("CPU: {} threads (gemm + rayon)", rayon::current_num_threads());
-    println!(
-        "kernel time: {}\n",
-        if timer.is_some() {
+    if gpu.is_some() {
+        let kernel_time = if timer.is_some() {
             "timestamp queries"
         } else {
             "unavailable (no timestamp queries)"
-        }
-    );
+        };
+        println!("kernel time: {kernel_time}");
+    }
+    println!();
     let total = Instant::now();
     let mut rows = Vec::new();
-    if args.only.as_deref() != Some("step") {
+    if args.only != Some(Only::Step) {
         let mut shapes = vec![(128, 784, 512), (128, 512, 256), (512, 512, 512)];
         if !args.quick {
             shapes.push((1024, 1024, 1024));
         }
         for (m, k, n) in shapes {
             for form in MatmulForm::ALL {
-                rows.push(bench_matmul(
-                    &ctx,
-                    timer.as_ref(),
-                    form,
-                    MatmulDims::new(m, k, n),
-                    args.quick,
-                ));
+                rows.push(bench_matmul(gpu, form, MatmulDims::new(m, k, n), args.quick));
             }
         }
     }
-    if args.only.as_deref() != Some("matmul") {
+    if args.only != Some(Only::Matmul) {
         let mlp = |sizes: &[usize], act| NetworkSpec::new(sizes, act, LossKind::SoftmaxCrossEntropy).unwrap();
         let lenet = NetworkSpec::preset("lenet", LossKind::SoftmaxCrossEntropy).unwrap();
         let steps = [
@@ -386,12 +490,12 @@ fn main() {
             ("lenet (CNN preset) Adam", lenet, Optimizer::adam(1e-3)),
         ];
         for (name, spec, optimizer) in steps {
-            rows.push(bench_step(&ctx, name, spec, optimizer, args.quick));
+            rows.push(bench_step(gpu, name, spec, optimizer, args.quick));
         }
     }
-    if args.only.as_deref() != Some("step") {
+    if args.only != Some(Only::Step) {
         // The preset's second convolution: 128 × 32 × 14 × 14 → 64 channels, 3×3, padding 1.
-        rows.extend(bench_conv(&ctx, timer.as_ref(), args.quick));
+        rows.extend(bench_conv(gpu, args.quick));
     }
 
     println!(
@@ -399,57 +503,61 @@ fn main() {
     );
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
     let gflops = |flops: f64, s: f64| flops / s / 1e9;
+    let na = || "n/a".to_string();
     for r in &rows {
-        let kernel = r.gpu_kernel_s.map_or("n/a".into(), |k| format!("{:.2}", k * 1e3));
-        let overhead = r
-            .gpu_kernel_s
-            .map_or("n/a".into(), |k| format!("{:.2}", (r.gpu_s - k) * 1e3));
+        let g = r.gpu.as_ref();
+        let ms = |s: f64| format!("{:.2}", s * 1e3);
+        let kernel = g.and_then(|g| g.kernel);
         println!(
-            "| {} | {:.2} | {:.2} | {:.2}× | {:.1} | {:.1} | {} | {} | {:.0} | {} |",
+            "| {} | {:.2} | {} | {} | {:.1} | {} | {} | {} | {} | {} |",
             r.workload,
             r.cpu_s * 1e3,
-            r.gpu_s * 1e3,
-            r.cpu_s / r.gpu_s,
+            g.map_or_else(na, |g| ms(g.wall)),
+            g.map_or_else(na, |g| format!("{:.2}×", r.cpu_s / g.wall)),
             gflops(r.flops, r.cpu_s),
-            gflops(r.flops, r.gpu_s),
-            kernel,
-            overhead,
-            r.warmup_s * 1e3,
+            g.map_or_else(na, |g| format!("{:.1}", gflops(r.flops, g.wall))),
+            kernel.map_or_else(na, ms),
+            g.zip(kernel).map_or_else(na, |(g, k)| ms(g.wall - k)),
+            g.map_or_else(na, |g| format!("{:.0}", g.warmup * 1e3)),
             r.extra
         );
     }
     for r in rows.iter().filter(|r| r.workload.starts_with("train step")) {
-        println!(
-            "{}: CPU {:.0} steps/s, GPU {:.1} steps/s",
-            r.workload,
-            1.0 / r.cpu_s,
-            1.0 / r.gpu_s
-        );
+        let gpu = r
+            .gpu
+            .as_ref()
+            .map_or(String::new(), |g| format!(", GPU {:.1} steps/s", 1.0 / g.wall));
+        println!("{}: CPU {:.0} steps/s{gpu}", r.workload, 1.0 / r.cpu_s);
     }
-    println!(
-        "\npipelines compiled: {}; total bench time {:.1} s",
-        ctx.compiled_pipelines(),
-        total.elapsed().as_secs_f64()
-    );
+    let pipelines = ctx.as_ref().map_or(String::new(), |ctx| {
+        format!("pipelines compiled: {}; ", ctx.compiled_pipelines())
+    });
+    println!("\n{pipelines}total bench time {:.1} s", total.elapsed().as_secs_f64());
 
     if let Some(path) = args.json {
+        let null = || "null".to_string();
         let items: Vec<String> = rows
             .iter()
             .map(|r| {
+                let g = r.gpu.as_ref();
                 format!(
                     "{{\"workload\":{:?},\"flops\":{},\"cpu_ms\":{},\"gpu_ms\":{},\"gpu_kernel_ms\":{},\"gpu_warmup_ms\":{},\"notes\":{:?}}}",
                     r.workload,
                     r.flops,
                     r.cpu_s * 1e3,
-                    r.gpu_s * 1e3,
-                    r.gpu_kernel_s.map_or("null".into(), |k| (k * 1e3).to_string()),
-                    r.warmup_s * 1e3,
+                    g.map_or_else(null, |g| (g.wall * 1e3).to_string()),
+                    g.and_then(|g| g.kernel).map_or_else(null, |k| (k * 1e3).to_string()),
+                    g.map_or_else(null, |g| (g.warmup * 1e3).to_string()),
                     r.extra
                 )
             })
             .collect();
-        let json = format!("{{\"gpu\":{:?},\"rows\":[{}]}}\n", ctx.describe(), items.join(","));
-        std::fs::write(&path, json).expect("write JSON");
+        let described = ctx.as_ref().map_or_else(null, |ctx| format!("{:?}", ctx.describe()));
+        let json = format!("{{\"gpu\":{described},\"rows\":[{}]}}\n", items.join(","));
+        if let Err(e) = std::fs::write(&path, json) {
+            eprintln!("error: writing the JSON results to {}: {e}", path.display());
+            std::process::exit(1);
+        }
         println!("wrote {}", path.display());
     }
 }
