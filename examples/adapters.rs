@@ -25,12 +25,15 @@ fn main() {
     println!("shadergrad uses: {}", ctx.describe());
     println!(
         "limits: max_buffer_size {} MiB, max_storage_buffer_binding_size {} MiB, \
-         max_compute_workgroups_per_dimension {}, max_compute_invocations_per_workgroup {}",
+         max_compute_workgroups_per_dimension {}, max_compute_invocations_per_workgroup {}, \
+         max_storage_buffers_per_shader_stage {}",
         l.max_buffer_size >> 20,
         l.max_storage_buffer_binding_size >> 20,
         l.max_compute_workgroups_per_dimension,
-        l.max_compute_invocations_per_workgroup
+        l.max_compute_invocations_per_workgroup,
+        l.max_storage_buffers_per_shader_stage
     );
+    println!("subgroups: {}", ctx.describe_subgroups());
     if let Err(e) = show_matmul_choices(&ctx) {
         eprintln!("error: {e}");
         std::process::exit(1);
@@ -61,6 +64,7 @@ fn show_matmul_choices(ctx: &Arc<GpuContext>) -> shadergrad::Result<()> {
             ChoiceSource::Forced => "forced".to_string(),
             ChoiceSource::Unmeasured => "timing budget spent: nearest measured class".to_string(),
             ChoiceSource::AdapterType => "adapter type".to_string(),
+            ChoiceSource::DeviceLimits => "device limits".to_string(),
             ChoiceSource::Measured | ChoiceSource::Cached => {
                 let times: Vec<String> = choice
                     .timings
@@ -96,11 +100,16 @@ fn show_matmul_choices(ctx: &Arc<GpuContext>) -> shadergrad::Result<()> {
             class.kernel.name(),
             pairing.name(),
             match source {
-                ChoiceSource::Forced => "forced by SHADERGRAD_PAIRING",
-                ChoiceSource::Measured => "measured now",
-                ChoiceSource::Cached => "cached",
-                ChoiceSource::Unmeasured => "timing budget spent",
-                ChoiceSource::AdapterType => "CPU adapter: a launch saves nothing there, not timed",
+                ChoiceSource::Forced => "forced by SHADERGRAD_PAIRING".to_string(),
+                ChoiceSource::Measured => "measured now".to_string(),
+                ChoiceSource::Cached => "cached".to_string(),
+                ChoiceSource::Unmeasured => "timing budget spent".to_string(),
+                ChoiceSource::AdapterType => "CPU adapter: a launch saves nothing there, not timed".to_string(),
+                ChoiceSource::DeviceLimits => format!(
+                    "the pair binds {} storage buffers, the device {}",
+                    class.kernel.pair_storage_buffers(),
+                    ctx.limits().max_storage_buffers_per_shader_stage
+                ),
             }
         );
     }

@@ -27,10 +27,14 @@ struct LossParams {
 // 3 absolute error.
 override HEAD: u32 = 0u;
 
-// A label the host failed to reject turns into a NaN loss (caught by the non-finite guard)
-// instead of an out-of-bounds read.
+// A quiet NaN's bits in a private variable: WGSL rejects a NaN const-expression (Tint refuses
+// `bitcast<f32>(0x7fc00000u)` at shader creation), a variable's value is a run-time one.
+var<private> quiet_nan_bits: u32 = 0x7fc00000u;
+
+// A label the host failed to reject, or a row with a non-finite score, turns into a NaN loss
+// (caught by the non-finite guard) instead of an out-of-bounds read.
 fn quiet_nan() -> f32 {
-    return bitcast<f32>(0x7fc00000u);
+    return bitcast<f32>(quiet_nan_bits);
 }
 
 // loss = logsumexp(z) − z[y] (max-subtracted); dz = (softmax(z) − onehot(y)) / B.
@@ -108,6 +112,18 @@ fn is_nan_bits(x: f32) -> bool {
     return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
 }
 
+// Whether row r holds a NaN or infinite score. WGSL lets an implementation assume finite math,
+// so a NaN need not survive exp, max or a sum (SwiftShader's exp turns it into +inf, another
+// driver may turn it into 0): a bad score is found from its bits, not from the loss it makes.
+fn row_nonfinite(r: u32) -> bool {
+    let base = r * params.cols;
+    var bad = false;
+    for (var j = 0u; j < params.cols; j++) {
+        bad = bad || is_nonfinite(z[base + j]);
+    }
+    return bad;
+}
+
 // Whether row r's first maximum sits at its label (a label outside 0..cols never matches, nor
 // does a row with a NaN score: its argmax is undefined).
 fn row_correct(r: u32) -> bool {
@@ -141,10 +157,14 @@ fn loss_metrics(@builtin(local_invocation_index) lid: u32) {
     var right = 0u;
     var bad = 0u;
     for (var r = lid; r < params.rows; r += THREADS) {
-        let v = head_row(r, inv_b);
+        var v = head_row(r, inv_b);
+        if row_nonfinite(r) {
+            v = quiet_nan();
+        }
+        let row_bad = is_nonfinite(v);
         loss_rows[r] = v;
-        loss += v;
-        bad += u32(is_nonfinite(v));
+        loss += select(v, 0.0, row_bad);
+        bad += u32(row_bad);
         if (params.flags & 1u) != 0u && row_correct(r) {
             right += 1u;
         }
@@ -162,7 +182,13 @@ fn loss_metrics(@builtin(local_invocation_index) lid: u32) {
         workgroupBarrier();
     }
     if lid == 0u {
-        total[0] += part_loss[0];
+        // A batch with a non-finite row makes the total NaN, set from bits rather than left to
+        // NaN arithmetic (see row_nonfinite); a total already non-finite stays NaN.
+        if part_bad[0] > 0u || is_nonfinite(total[0]) {
+            total[0] = quiet_nan();
+        } else {
+            total[0] += part_loss[0];
+        }
         correct[0] += part_correct[0];
         if (params.flags & 4u) != 0u {
             tick_state();

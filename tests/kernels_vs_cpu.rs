@@ -264,8 +264,14 @@ fn dense_grads_in_one_launch_match_cpu() {
                 act,
             };
             let dispatch = gpu::dense_grads_with_kernel(ctx, kernel, &grads).unwrap();
-            // Every device here binds the 14 storage buffers a pair needs.
-            assert_eq!(dispatch.parts(), 1, "{kernel:?} {d:?}: one launch");
+            // One launch where the device binds the pair's storage buffers (lavapipe: 32), two
+            // where it does not (wgpu on SwiftShader: 12 against 14); the numbers agree either way.
+            let binds_pair = ctx.limits().max_storage_buffers_per_shader_stage >= kernel.pair_storage_buffers();
+            assert_eq!(
+                dispatch.parts(),
+                if binds_pair { 1 } else { 2 },
+                "{kernel:?} {d:?}: launches"
+            );
             ctx.run(&[&dispatch]).unwrap();
             let what = format!("dense_grads {kernel:?} {d:?} {act:?}");
             worst = worst.max(assert_close(

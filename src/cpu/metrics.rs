@@ -63,9 +63,17 @@ pub fn batch_metrics<T: Real>(
     if tick {
         state.tick();
     }
-    let skip = guard && state.guard(loss_rows.iter().all(|v| v.is_finite()));
+    // A row is bad when its loss or any of its scores is NaN or infinite: the GPU twin finds bad
+    // scores from their bits, since WGSL does not promise that NaN survives the loss's math.
+    let finite = z.iter().all(|v| v.is_finite()) && loss_rows.iter().all(|v| v.is_finite());
+    let skip = guard && state.guard(finite);
     Ok(BatchMetrics {
-        loss_sum: loss_rows.iter().map(|v| v.to_f64().unwrap_or(f64::NAN)).sum(),
+        // NaN for a batch with a bad row, as on the GPU (not +inf from an overflowing row).
+        loss_sum: if finite {
+            loss_rows.iter().map(|v| v.to_f64().unwrap_or(f64::NAN)).sum()
+        } else {
+            f64::NAN
+        },
         correct,
         skip,
     })

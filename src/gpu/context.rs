@@ -10,7 +10,8 @@ use crate::gpu::kernels::PipelineCache;
 /// [`AdapterRequest::from_env`] reads `SHADERGRAD_BACKEND` (`vulkan|metal|dx12|gl`),
 /// `SHADERGRAD_ADAPTER` (a case-insensitive substring of the adapter name), `SHADERGRAD_MATMUL`
 /// (`auto|block|tiled|rows`), `SHADERGRAD_CONV` (`auto|im2col|implicit`),
-/// `SHADERGRAD_PAIRING` (`auto|timed|paired|separate`) and `SHADERGRAD_CACHE_DIR`.
+/// `SHADERGRAD_PAIRING` (`auto|timed|paired|separate`), `SHADERGRAD_CACHE_DIR` and
+/// `SHADERGRAD_WGSL_LOG`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AdapterRequest {
     /// Only adapters of this backend.
@@ -31,6 +32,9 @@ pub struct AdapterRequest {
     /// Whether a dense layer's weight and input gradients share one launch: timed (except on a
     /// CPU adapter), timed everywhere, or forced.
     pub pairing: crate::gpu::PairingRequest,
+    /// Record every pipeline compiled, with its module's text, in this folder
+    /// (`SHADERGRAD_WGSL_LOG`; see `.ci/webgpu_check.py`).
+    pub wgsl_log_dir: Option<std::path::PathBuf>,
 }
 
 impl AdapterRequest {
@@ -76,6 +80,9 @@ impl AdapterRequest {
             conv_path,
             pairing,
             kernel_cache_dir: crate::gpu::tuning::cache_dir(),
+            wgsl_log_dir: std::env::var_os("SHADERGRAD_WGSL_LOG")
+                .filter(|v| !v.is_empty())
+                .map(std::path::PathBuf::from),
             ..AdapterRequest::default()
         })
     }
@@ -137,6 +144,32 @@ fn preference(t: wgpu::DeviceType) -> u8 {
         wgpu::DeviceType::VirtualGpu => 2,
         wgpu::DeviceType::Other => 3,
         wgpu::DeviceType::Cpu => 4,
+    }
+}
+
+/// The workgroup size of the subgroup kernels (`matmul_cpu_subgroup.wgsl`,
+/// `conv_implicit_subgroup.wgsl`), whose lanes share operands with `subgroupBroadcast`.
+pub const SUBGROUP_KERNEL_LANES: u32 = 8;
+
+/// The rule that offers the subgroup kernels: the device has subgroups, and its *smallest*
+/// subgroup holds a whole workgroup of [`SUBGROUP_KERNEL_LANES`], so every lane of a workgroup
+/// is in one subgroup and broadcasts reach all of them. Any larger size (lavapipe: 8, or 16 with
+/// `LP_NATIVE_VECTOR_WIDTH=512`; 32 or 64 on GPUs) qualifies: a workgroup then fills part of one
+/// subgroup. A smaller one (SwiftShader: 4) would split a workgroup across subgroups, so the
+/// plain kernels run there.
+fn runs_subgroup_kernels(features: wgpu::Features, info: &wgpu::AdapterInfo) -> bool {
+    features.contains(wgpu::Features::SUBGROUP) && info.subgroup_min_size >= SUBGROUP_KERNEL_LANES
+}
+
+/// "subgroups of 8 to 8 lanes", or "none".
+fn subgroup_sizes(features: wgpu::Features, info: &wgpu::AdapterInfo) -> String {
+    if features.contains(wgpu::Features::SUBGROUP) {
+        format!(
+            "subgroups of {} to {} lanes",
+            info.subgroup_min_size, info.subgroup_max_size
+        )
+    } else {
+        "no subgroups".to_string()
     }
 }
 
@@ -212,22 +245,14 @@ impl GpuContext {
             limits.max_buffer_size = limits.max_buffer_size.min(bytes);
         }
         let features = adapter.features() & (wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SUBGROUP);
-        // The subgroup matmul needs a workgroup of 8 lanes to be one subgroup.
-        let subgroups = features.contains(wgpu::Features::SUBGROUP) && info.subgroup_min_size >= 8;
+        let subgroups = runs_subgroup_kernels(features, &info);
         if let Some(kernel) = request.matmul_kernel.filter(|k| k.needs_subgroups() && !subgroups) {
             return Err(Error::DeviceRequest {
                 adapter: info.name.clone(),
                 reason: format!(
-                    "the matmul kernel {} needs subgroups of at least 8 lanes; this adapter has {}",
+                    "the matmul kernel {} needs subgroups of at least {SUBGROUP_KERNEL_LANES} lanes; this adapter has {}",
                     kernel.name(),
-                    if features.contains(wgpu::Features::SUBGROUP) {
-                        format!(
-                            "subgroups of {} to {} lanes",
-                            info.subgroup_min_size, info.subgroup_max_size
-                        )
-                    } else {
-                        "none".to_string()
-                    }
+                    subgroup_sizes(features, &info)
                 ),
             });
         }
@@ -272,12 +297,13 @@ impl GpuContext {
             (request.matmul_kernel, request.pairing),
             request.kernel_cache_dir.as_deref(),
         );
+        let backend = info.backend;
         Ok(GpuContext {
             device,
             queue,
             info,
             limits,
-            pipelines: PipelineCache::default(),
+            pipelines: PipelineCache::new(backend, request.wgsl_log_dir.clone()),
             placeholder,
             scratch,
             tuner,
@@ -297,6 +323,21 @@ impl GpuContext {
     /// The scratch buffer bound where a kernel variant does not write a writable slot.
     pub(crate) fn scratch_binding(&self) -> crate::gpu::buffer::Binding<'_> {
         (&self.scratch).into()
+    }
+
+    /// The device's subgroup sizes and whether the subgroup kernels run on it (see
+    /// [`SUBGROUP_KERNEL_LANES`]).
+    pub fn describe_subgroups(&self) -> String {
+        let features = self.device.features();
+        let offered = if runs_subgroup_kernels(features, &self.info) {
+            "the subgroup kernels run here"
+        } else {
+            "the subgroup kernels are not offered"
+        };
+        format!(
+            "{} ({offered}: they need subgroups of at least {SUBGROUP_KERNEL_LANES} lanes)",
+            subgroup_sizes(features, &self.info)
+        )
     }
 
     /// Whether this device runs `kernel` (the subgroup kernel needs subgroups of 8+ lanes).

@@ -23,6 +23,7 @@ pub(crate) static CONV: Shader = Shader {
         include_str!("../../shaders/conv.wgsl")
     ),
     trusted: false,
+    subgroups: false,
 };
 
 /// `ConvParams` in `shaders/conv.wgsl`.

@@ -22,6 +22,7 @@ pub(crate) static CONV_IMPLICIT: Shader = Shader {
         include_str!("../../shaders/conv_implicit.wgsl")
     ),
     trusted: true,
+    subgroups: false,
 };
 
 /// [`CONV_IMPLICIT`] sharing each step's row values through `subgroupBroadcast` (generated with
@@ -34,6 +35,7 @@ pub(crate) static CONV_IMPLICIT_SUBGROUP: Shader = Shader {
         include_str!("../../shaders/conv_implicit_subgroup.wgsl")
     ),
     trusted: true,
+    subgroups: true,
 };
 
 const SLOTS: &[(u32, Slot)] = &[

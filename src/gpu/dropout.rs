@@ -19,6 +19,7 @@ pub(crate) static DROPOUT: Shader = Shader {
         include_str!("../../shaders/dropout.wgsl")
     ),
     trusted: false,
+    subgroups: false,
 };
 
 /// `DropoutParams` in `shaders/dropout.wgsl`.

@@ -13,6 +13,22 @@ pub(crate) struct Shader {
     /// host validated (each such shader says how). Bounds checks cost about a third of a
     /// matmul's speed on some GPUs; lavapipe does its own and shows no difference.
     pub trusted: bool,
+    /// Calls subgroup builtins: created only on devices with `Features::SUBGROUP`.
+    pub subgroups: bool,
+}
+
+impl Shader {
+    /// The text handed to a device of `backend`. naga (Vulkan, Metal, DX12, GL) takes subgroup
+    /// builtins once the device has `Features::SUBGROUP` and refuses `enable subgroups;` (not
+    /// implemented in naga 30); a browser's WGSL compiler (Tint in Chromium) requires the
+    /// directive. So the sources never carry it, and it is added here for the browser.
+    pub fn wgsl_for(&self, backend: wgpu::Backend) -> std::borrow::Cow<'static, str> {
+        if self.subgroups && backend == wgpu::Backend::BrowserWebGpu {
+            format!("enable subgroups;\n{}", self.source).into()
+        } else {
+            self.source.into()
+        }
+    }
 }
 
 pub(crate) static MATMUL: Shader = Shader {
@@ -24,6 +40,7 @@ pub(crate) static MATMUL: Shader = Shader {
         include_str!("../../shaders/matmul.wgsl")
     ),
     trusted: true,
+    subgroups: false,
 };
 pub(crate) static MATMUL_BLOCK: Shader = Shader {
     name: "matmul_block.wgsl",
@@ -34,6 +51,7 @@ pub(crate) static MATMUL_BLOCK: Shader = Shader {
         include_str!("../../shaders/matmul_block.wgsl")
     ),
     trusted: true,
+    subgroups: false,
 };
 pub(crate) static MATMUL_CPU: Shader = Shader {
     name: "matmul_cpu.wgsl",
@@ -44,6 +62,7 @@ pub(crate) static MATMUL_CPU: Shader = Shader {
         include_str!("../../shaders/matmul_cpu.wgsl")
     ),
     trusted: false,
+    subgroups: false,
 };
 /// [`MATMUL_CPU`] sharing A through `subgroupBroadcast`: only on devices with subgroups of at
 /// least 8 lanes (the module does not validate without `Features::SUBGROUP`).
@@ -56,6 +75,7 @@ pub(crate) static MATMUL_CPU_SUBGROUP: Shader = Shader {
         include_str!("../../shaders/matmul_cpu_subgroup.wgsl")
     ),
     trusted: false,
+    subgroups: true,
 };
 pub(crate) static ELEMENTWISE: Shader = Shader {
     name: "elementwise.wgsl",
@@ -64,11 +84,13 @@ pub(crate) static ELEMENTWISE: Shader = Shader {
         include_str!("../../shaders/elementwise.wgsl")
     ),
     trusted: false,
+    subgroups: false,
 };
 pub(crate) static DATA: Shader = Shader {
     name: "data.wgsl",
     source: include_str!("../../shaders/data.wgsl"),
     trusted: false,
+    subgroups: false,
 };
 pub(crate) static LOSS: Shader = Shader {
     name: "loss.wgsl",
@@ -78,6 +100,7 @@ pub(crate) static LOSS: Shader = Shader {
         include_str!("../../shaders/loss.wgsl")
     ),
     trusted: false,
+    subgroups: false,
 };
 pub(crate) static OPTIM: Shader = Shader {
     name: "optim.wgsl",
@@ -87,6 +110,7 @@ pub(crate) static OPTIM: Shader = Shader {
         include_str!("../../shaders/optim.wgsl")
     ),
     trusted: false,
+    subgroups: false,
 };
 
 /// How a kernel uses one binding slot.
@@ -116,13 +140,26 @@ pub(crate) type Constants = Vec<(&'static str, f64)>;
 type Key = (&'static str, &'static str, Vec<(&'static str, u64)>);
 
 /// Compiles each shader module and each specialised pipeline once.
-#[derive(Default)]
 pub(crate) struct PipelineCache {
+    /// The device's backend: which form of a module's text it takes ([`Shader::wgsl_for`]).
+    backend: wgpu::Backend,
+    /// Where each compiled pipeline is recorded (`SHADERGRAD_WGSL_LOG`, see `gpu/wgsl_log.rs`).
+    wgsl_log: Option<std::path::PathBuf>,
     modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
     pipelines: Mutex<HashMap<Key, Arc<Compiled>>>,
 }
 
 impl PipelineCache {
+    /// An empty cache for a device of `backend`, recording what it compiles in `wgsl_log`.
+    pub fn new(backend: wgpu::Backend, wgsl_log: Option<std::path::PathBuf>) -> Self {
+        PipelineCache {
+            backend,
+            wgsl_log,
+            modules: Mutex::default(),
+            pipelines: Mutex::default(),
+        }
+    }
+
     /// The pipeline for `kernel` with `constants`, compiled on first use.
     pub fn get(&self, device: &wgpu::Device, kernel: &Kernel, constants: &Constants) -> Arc<Compiled> {
         let key: Key = (
@@ -142,7 +179,7 @@ impl PipelineCache {
                 .or_insert_with(|| {
                     let desc = wgpu::ShaderModuleDescriptor {
                         label: Some(kernel.shader.name),
-                        source: wgpu::ShaderSource::Wgsl(kernel.shader.source.into()),
+                        source: wgpu::ShaderSource::Wgsl(kernel.shader.wgsl_for(self.backend)),
                     };
                     if kernel.shader.trusted {
                         let checks = wgpu::ShaderRuntimeChecks {
@@ -213,6 +250,9 @@ impl PipelineCache {
                 constants,
                 t0.elapsed()
             );
+        }
+        if let Some(dir) = &self.wgsl_log {
+            crate::gpu::wgsl_log::record(dir, kernel, constants);
         }
         let compiled = Arc::new(Compiled { pipeline, layout });
         pipelines.insert(key, Arc::clone(&compiled));

@@ -137,6 +137,17 @@ impl MatmulKernel {
         Self::ALL.into_iter().find(|k| k.name() == name)
     }
 
+    /// Storage buffers one launch of the kernel's paired form binds (both jobs' operands): a
+    /// device whose `max_storage_buffers_per_shader_stage` is smaller runs a layer's gradients
+    /// as two launches.
+    pub fn pair_storage_buffers(self) -> u32 {
+        self.pair_kernel()
+            .slots
+            .iter()
+            .filter(|(_, s)| *s != Slot::Uniform)
+            .count() as u32
+    }
+
     /// The kernel's paired form: two independent jobs in one launch (`gpu/matmul_pair.rs`).
     pub(crate) fn pair_kernel(self) -> &'static Kernel {
         match self {
@@ -514,12 +525,14 @@ pub fn dense_grads(ctx: &GpuContext, grads: &DenseGrads<'_>) -> Result<Dispatch>
     let kernels = [pick(ctx, &weight)?, pick(ctx, &input)?];
     // Paired, both products run the weight gradient's kernel (the same work as the other).
     let kernel = kernels[0];
-    if pairable(ctx, kernel, &weight, &input) {
-        let class = PairClass {
-            kernel,
-            weight_grad: class_of(&weight),
-            input_grad: class_of(&input),
-        };
+    let class = PairClass {
+        kernel,
+        weight_grad: class_of(&weight),
+        input_grad: class_of(&input),
+    };
+    if !device_binds_pair(ctx, kernel) {
+        ctx.tuner.note_unpairable(class);
+    } else if pairable(ctx, kernel, &weight, &input) {
         let pairing = ctx.tuner.choose_pairing(class, |pairing| {
             with_scratch(ctx, &weight, |w| {
                 with_scratch(ctx, &input, |i| {
@@ -557,17 +570,17 @@ fn class_of(call: &Call<'_>) -> ShapeClass {
 /// Whether two calls can share one launch of `kernel`'s paired form: each fits one launch of the
 /// work budget, and the device binds both jobs' storage buffers.
 fn pairable(ctx: &GpuContext, kernel: MatmulKernel, first: &Call<'_>, second: &Call<'_>) -> bool {
-    let storage = kernel
-        .pair_kernel()
-        .slots
-        .iter()
-        .filter(|(_, s)| *s != Slot::Uniform)
-        .count();
     let one_part = |call: &Call<'_>| {
         let MatmulDims { m, k, n } = call.dims;
         (m * k * n) as u64 <= MAX_MACS_PER_DISPATCH
     };
-    one_part(first) && one_part(second) && ctx.limits().max_storage_buffers_per_shader_stage as usize >= storage
+    one_part(first) && one_part(second) && device_binds_pair(ctx, kernel)
+}
+
+/// Whether the device binds as many storage buffers per stage as `kernel`'s paired form needs
+/// (wgpu on SwiftShader: 12 against the pair's 14).
+fn device_binds_pair(ctx: &GpuContext, kernel: MatmulKernel) -> bool {
+    ctx.limits().max_storage_buffers_per_shader_stage >= kernel.pair_storage_buffers()
 }
 
 /// Two calls as launches of their own kernels, in order.

@@ -48,6 +48,7 @@ pub(crate) fn pair_kernel(single: &Kernel, kernel_file: &str) -> Kernel {
         name: leak(format!("{} pair", single.shader.name)),
         source: leak(source),
         trusted: single.shader.trusted,
+        subgroups: single.shader.subgroups,
     }));
     Kernel {
         shader,

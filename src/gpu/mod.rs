@@ -21,9 +21,10 @@ pub mod optim;
 pub mod profiler;
 pub mod tuning;
 mod uniforms;
+mod wgsl_log;
 
 pub use buffer::{GpuBuffer, GpuView};
-pub use context::{AdapterRequest, GpuContext, list_adapters, parse_backend};
+pub use context::{AdapterRequest, GpuContext, SUBGROUP_KERNEL_LANES, list_adapters, parse_backend};
 pub use conv::{ConvScratch, ConvShape, conv2d_backward, conv2d_forward, max_pool2d_backward, max_pool2d_forward};
 pub use conv_implicit::{conv2d_backward_implicit, conv2d_forward_implicit};
 pub use conv_path::{ConvPath, ConvWork};

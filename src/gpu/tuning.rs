@@ -189,6 +189,9 @@ pub enum ChoiceSource {
     /// Not timed, decided by the adapter's type: on a CPU adapter (lavapipe, WARP) a layer's
     /// gradients run as two launches (see [`Tuner::choose_pairing`]).
     AdapterType,
+    /// Not timed: the device cannot run the alternative (a paired kernel binds more storage
+    /// buffers per stage than the device allows).
+    DeviceLimits,
 }
 
 /// The kernel a shape class runs, and the kernel seconds each candidate took when timed.
@@ -346,6 +349,15 @@ impl Tuner {
         };
         state.pairings.insert(class, (pairing, source));
         Ok(pairing)
+    }
+
+    /// Records that `class` runs as two launches because the device cannot bind the pair.
+    pub fn note_unpairable(&self, class: PairClass) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state
+            .pairings
+            .entry(class)
+            .or_insert((Pairing::Separate, ChoiceSource::DeviceLimits));
     }
 
     /// One timed decision among `candidates`, under the cache-file key `key`: cached, or timed
