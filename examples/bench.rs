@@ -16,7 +16,7 @@ use shadergrad::data::{batches, epoch_order};
 use shadergrad::gpu::profiler::PassTimer;
 use shadergrad::gpu::{self, GpuContext};
 use shadergrad::model::{LossKind, Network, NetworkSpec};
-use shadergrad::train::{Backend, CpuBackend, GpuBackend, TrainConfig, gpu_profile};
+use shadergrad::train::{Backend, BackendChoice, CpuBackend, Device, GpuBackend, TrainConfig, gpu_profile};
 use shadergrad::{Activation, Epilogue, MatmulDims, MatmulForm, Optimizer, cpu};
 
 #[derive(Parser, Debug)]
@@ -427,8 +427,14 @@ fn main() {
     let ctx = if args.cpu_only {
         None
     } else {
-        match GpuContext::new() {
-            Ok(ctx) => Some(Arc::new(ctx)),
+        // As `--backend auto` decides: no adapter at all means CPU columns only, with a notice.
+        match Device::open(BackendChoice::Auto) {
+            Ok((Device::Gpu(ctx), _)) => Some(ctx),
+            Ok((Device::Cpu, reason)) => {
+                let reason = reason.map_or(String::new(), |r| format!("{r}; "));
+                eprintln!("notice: {reason}the GPU columns read n/a (--cpu-only says so without looking)");
+                None
+            }
             Err(e) => {
                 eprintln!("error: no GPU to benchmark: {e}\n(`--cpu-only` measures the CPU backend alone)");
                 std::process::exit(1);
@@ -442,7 +448,8 @@ fn main() {
     });
     match &ctx {
         Some(ctx) => println!("GPU: {}", ctx.describe()),
-        None => println!("GPU: not measured (--cpu-only)"),
+        None if args.cpu_only => println!("GPU: not measured (--cpu-only)"),
+        None => println!("GPU: none found, not measured"),
     }
     println!("CPU: {} threads (gemm + rayon)", rayon::current_num_threads());
     if gpu.is_some() {

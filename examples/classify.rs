@@ -5,13 +5,11 @@
 //! Images may be any size (resized to 28×28) and either light-on-dark like MNIST or dark-on-light.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use clap::Parser;
 use shadergrad::data::image::digit_features;
-use shadergrad::gpu::GpuContext;
 use shadergrad::model::Checkpoint;
-use shadergrad::train::{Device, TrainConfig, Trainer};
+use shadergrad::train::{BackendChoice, Device, TrainConfig, Trainer};
 
 #[derive(Parser, Debug)]
 #[command(about = "Classify PNG digits with a shadergrad checkpoint")]
@@ -19,8 +17,8 @@ struct Args {
     /// A checkpoint written by the mnist example (--save / OUT/checkpoint.safetensors).
     #[arg(long, default_value = "runs/mnist/checkpoint.safetensors")]
     checkpoint: PathBuf,
-    /// cpu or gpu.
-    #[arg(long, default_value = "cpu")]
+    /// auto (the GPU if wgpu finds one, else the CPU with a notice), gpu (fail without one) or cpu.
+    #[arg(long, default_value = "auto")]
     backend: String,
     /// How many classes to print per image.
     #[arg(long, default_value_t = 3)]
@@ -40,11 +38,10 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         )
         .into());
     }
-    let device = match args.backend.as_str() {
-        "cpu" => Device::Cpu,
-        "gpu" => Device::Gpu(Arc::new(GpuContext::new()?)),
-        other => return Err(format!("unknown backend {other:?}; expected cpu or gpu").into()),
-    };
+    let (device, fallback) = Device::open(args.backend.parse::<BackendChoice>()?)?;
+    if let Some(reason) = fallback {
+        eprintln!("notice: {reason}; classifying on the CPU backend instead (--backend gpu requires a GPU)");
+    }
     let rows = args.images.len();
     let mut trainer = Trainer::new(
         checkpoint.network,

@@ -1,6 +1,6 @@
 //! Train an MLP or a CNN on MNIST (or Fashion-MNIST) on the GPU or the CPU and print the test accuracy.
 //!
-//! `cargo run --release --example mnist -- [--data DIR] [--backend gpu|cpu] [--layers 784,512,256,10]
+//! `cargo run --release --example mnist -- [--data DIR] [--backend auto|gpu|cpu] [--layers 784,512,256,10]
 //!  [--activation relu] [--model 784,dense512,relu,dropout0.2,dense10] [--preset mlp|lenet] [--optimizer adam]
 //!  [--lr X] [--epochs N] [--batch B] [--seed S] [--out DIR] [--save FILE] [--resume FILE] [--download]`
 //!  (`--help` lists every flag).
@@ -9,15 +9,13 @@
 //! `examples/data/mnist-sample` (10,000 training and 2,000 test images).
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Instant;
 
 use clap::Parser;
 use shadergrad::data::download::download_mnist;
 use shadergrad::data::{BUNDLED_SAMPLE, Mnist, find_mnist_dir, has_mnist};
-use shadergrad::gpu::GpuContext;
 use shadergrad::model::{Checkpoint, LossKind, Network, NetworkSpec};
-use shadergrad::train::{Device, EpochProgress, LrSchedule, MetricsLog, TrainConfig, Trainer, draw_curves};
+use shadergrad::train::{BackendChoice, Device, EpochProgress, LrSchedule, MetricsLog, TrainConfig, Trainer, draw_curves};
 use shadergrad::{Activation, Optimizer};
 
 #[derive(Parser, Debug)]
@@ -29,8 +27,8 @@ struct Args {
     /// Download the full MNIST (SHA-256 verified) into --data or ./data/mnist first.
     #[arg(long)]
     download: bool,
-    /// gpu or cpu.
-    #[arg(long, default_value = "gpu")]
+    /// auto (the GPU if wgpu finds one, else the CPU with a notice), gpu (fail without one) or cpu.
+    #[arg(long, default_value = "auto")]
     backend: String,
     /// Layer widths from input to output, an MLP with --activation after every hidden layer
     /// [default: 784,512,256,10; with --resume and no model flags: the checkpoint's model].
@@ -146,11 +144,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         loading.elapsed().as_secs_f64()
     );
 
-    let device = match args.backend.as_str() {
-        "gpu" => Device::Gpu(Arc::new(GpuContext::new()?)),
-        "cpu" => Device::Cpu,
-        other => return Err(format!("unknown backend {other:?}; expected gpu or cpu").into()),
-    };
+    let device = open_device(&args.backend)?;
     // The model the flags name; none when resuming without model flags (the checkpoint's).
     let loss = args.loss.unwrap_or(LossKind::SoftmaxCrossEntropy);
     let model_flags = args.model.is_some()
@@ -297,4 +291,14 @@ fn main() {
         eprintln!("error: {e}");
         std::process::exit(1);
     }
+}
+
+/// The device `--backend` names; with `auto` on a machine without a GPU adapter, the CPU and a
+/// one-line notice saying why.
+fn open_device(backend: &str) -> Result<Device, Box<dyn std::error::Error>> {
+    let (device, fallback) = Device::open(backend.parse::<BackendChoice>()?)?;
+    if let Some(reason) = fallback {
+        eprintln!("notice: {reason}; training on the CPU backend instead (--backend gpu requires a GPU)");
+    }
+    Ok(device)
 }

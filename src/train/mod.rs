@@ -6,6 +6,7 @@ pub(crate) mod cpu_backend;
 mod cpu_exec;
 #[cfg(feature = "plot")]
 mod curves;
+mod device;
 mod gpu;
 mod layer_ops;
 pub mod metrics;
@@ -28,7 +29,8 @@ pub use program::Stage;
 #[cfg(feature = "progress")]
 pub use progress::EpochProgress;
 pub use schedule::LrSchedule;
-pub use trainer::{DIVERGENCE_FACTOR, Device, EpochReport, StepProgress, TrainConfig, Trainer};
+pub use device::{BackendChoice, Device};
+pub use trainer::{DIVERGENCE_FACTOR, EpochReport, StepProgress, TrainConfig, Trainer};
 
 use crate::error::{Error, Result};
 

@@ -6,39 +6,15 @@ use std::time::Instant;
 
 use super::backend::{Backend, Totals};
 use super::cpu_backend::CpuBackend;
+use super::device::Device;
 use super::gpu::GpuBackend;
 use super::metrics::{EpochRow, MetricsLog};
 use super::schedule::LrSchedule;
 use crate::data::{Dataset, batches, epoch_order};
 use crate::error::{Error, Result};
-use crate::gpu::GpuContext;
-use crate::model::{Checkpoint, Network, NetworkSpec, Progress};
+use crate::model::{Checkpoint, Network, Progress};
 use crate::optimizer::Optimizer;
 use std::path::PathBuf;
-
-/// Where training runs.
-#[derive(Debug, Clone)]
-pub enum Device {
-    /// The CPU backend (gemm on every core).
-    Cpu,
-    /// A GPU through wgpu.
-    Gpu(Arc<GpuContext>),
-}
-
-impl Device {
-    /// Checks, before anything is allocated, that training `spec` with `config` fits this
-    /// device: host memory for the CPU (parameters, gradients, moments, activations), the
-    /// device's buffer and binding limits for a GPU. Errors name the layer and the limit.
-    pub fn check_model(&self, spec: &NetworkSpec, config: &TrainConfig) -> Result<()> {
-        config.validate()?;
-        match self {
-            Device::Cpu => {
-                crate::memory::check_host(spec, 3 + config.optimizer.state_tensors() as u64, config.batch_size)
-            }
-            Device::Gpu(ctx) => super::gpu::check_model(ctx, spec, config.batch_size),
-        }
-    }
-}
 
 /// How to train.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,0 +1,115 @@
+//! A machine with no GPU adapter at all: `--backend auto` (the default) trains on the CPU with a
+//! one-line notice, `--backend gpu` fails naming what exists. Every adapter is hidden from wgpu
+//! by pointing the Vulkan loader and GLVND's EGL at files that do not exist, in child processes
+//! (this test's own binary, and the examples `cargo test` builds beside it).
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use shadergrad::Error;
+use shadergrad::train::{BackendChoice, Device};
+
+/// The environment that hides every adapter from wgpu.
+const NO_ADAPTERS: [(&str, &str); 3] = [
+    ("VK_ICD_FILENAMES", "/nonexistent.json"),
+    ("__EGL_VENDOR_LIBRARY_FILENAMES", "/nonexistent.json"),
+    ("SHADERGRAD_CACHE_DIR", ""),
+];
+
+fn without_adapters(mut cmd: Command) -> Output {
+    for (k, v) in NO_ADAPTERS {
+        cmd.env(k, v);
+    }
+    cmd.env_remove("SHADERGRAD_BACKEND").env_remove("SHADERGRAD_ADAPTER");
+    cmd.output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The child's side of [`the_library_falls_back_only_when_asked_to`].
+#[test]
+#[ignore = "run by the_library_falls_back_only_when_asked_to in an environment without adapters"]
+fn device_choice_child() {
+    let (device, reason) = Device::open(BackendChoice::Auto).unwrap();
+    assert!(matches!(device, Device::Cpu), "{device:?}");
+    let reason = reason.expect("a reason for the fallback").to_string();
+    assert_eq!(reason, "no GPU adapter found; available adapters: none (install a Vulkan driver, e.g. `apt-get install mesa-vulkan-drivers` for lavapipe)");
+    match Device::open(BackendChoice::Gpu) {
+        Err(Error::NoAdapter { .. }) => {}
+        other => panic!("--backend gpu without an adapter: {other:?}"),
+    }
+    let (device, reason) = Device::open(BackendChoice::Cpu).unwrap();
+    assert!(matches!(device, Device::Cpu) && reason.is_none());
+    println!("child checks passed");
+}
+
+#[test]
+fn the_library_falls_back_only_when_asked_to() {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["device_choice_child", "--exact", "--ignored", "--nocapture", "--test-threads", "1"]);
+    let out = without_adapters(cmd);
+    assert!(
+        out.status.success() && text(&out.stdout).contains("child checks passed"),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn backend_names_parse_and_bad_ones_are_refused() {
+    assert_eq!("auto".parse::<BackendChoice>().unwrap(), BackendChoice::Auto);
+    assert_eq!(" GPU ".parse::<BackendChoice>().unwrap(), BackendChoice::Gpu);
+    assert_eq!("cpu".parse::<BackendChoice>().unwrap(), BackendChoice::Cpu);
+    let e = "cuda".parse::<BackendChoice>().unwrap_err().to_string();
+    assert!(e.contains("unknown backend \"cuda\"; expected auto, gpu or cpu"), "{e}");
+    assert_eq!(BackendChoice::default(), BackendChoice::Auto);
+}
+
+/// An example binary built by `cargo test` next to this test's own (`target/<profile>/examples`).
+fn example(name: &str) -> PathBuf {
+    let deps = std::env::current_exe().unwrap().parent().unwrap().to_path_buf();
+    let path = deps.parent().unwrap().join("examples").join(name);
+    assert!(path.is_file(), "{} is missing: run the tests with `cargo test`, which builds the examples", path.display());
+    path
+}
+
+#[test]
+fn the_mnist_example_trains_on_the_cpu_by_default_and_fails_when_a_gpu_is_required() {
+    let out_dir = std::env::temp_dir().join(format!("shadergrad-no-gpu-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out_dir);
+    let run = |extra: &[&str]| {
+        let mut cmd = Command::new(example("mnist"));
+        cmd.args(["--epochs", "1", "--limit-train", "600", "--limit-test", "200", "--out"])
+            .arg(&out_dir)
+            .args(extra)
+            .env_remove("MNIST_DIR");
+        without_adapters(cmd)
+    };
+    let auto = run(&[]);
+    let (stdout, stderr) = (text(&auto.stdout), text(&auto.stderr));
+    assert!(auto.status.success(), "{stdout}\n{stderr}");
+    let notices: Vec<&str> = stderr.lines().filter(|l| l.starts_with("notice:")).collect();
+    assert_eq!(notices.len(), 1, "{stderr}");
+    assert!(
+        notices[0].contains("no GPU adapter found; available adapters: none")
+            && notices[0].contains("training on the CPU backend instead (--backend gpu requires a GPU)"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("backend: cpu"), "{stdout}");
+    assert!(out_dir.join("checkpoint.safetensors").is_file());
+
+    let _ = std::fs::remove_dir_all(&out_dir);
+    let gpu = run(&["--backend", "gpu"]);
+    let stderr = text(&gpu.stderr);
+    assert!(!gpu.status.success(), "--backend gpu succeeded without an adapter");
+    assert!(stderr.contains("no GPU adapter found; available adapters: none"), "{stderr}");
+    assert!(!out_dir.join("checkpoint.safetensors").exists());
+
+    let bad = run(&["--backend", "cuda"]);
+    assert!(!bad.status.success());
+    assert!(text(&bad.stderr).contains("expected auto, gpu or cpu"), "{}", text(&bad.stderr));
+    let _ = std::fs::remove_dir_all(&out_dir);
+}
