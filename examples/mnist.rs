@@ -15,7 +15,9 @@ use clap::Parser;
 use shadergrad::data::download::download_mnist;
 use shadergrad::data::{BUNDLED_SAMPLE, Mnist, find_mnist_dir, has_mnist};
 use shadergrad::model::{Checkpoint, LossKind, Network, NetworkSpec};
-use shadergrad::train::{BackendChoice, Device, EpochProgress, LrSchedule, MetricsLog, TrainConfig, Trainer, draw_curves};
+use shadergrad::train::{
+    BackendChoice, Device, EpochProgress, LrSchedule, MetricsLog, TrainConfig, Trainer, draw_curves,
+};
 use shadergrad::{Activation, Optimizer};
 
 #[derive(Parser, Debug)]

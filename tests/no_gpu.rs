@@ -35,7 +35,10 @@ fn device_choice_child() {
     let (device, reason) = Device::open(BackendChoice::Auto).unwrap();
     assert!(matches!(device, Device::Cpu), "{device:?}");
     let reason = reason.expect("a reason for the fallback").to_string();
-    assert_eq!(reason, "no GPU adapter found; available adapters: none (install a Vulkan driver, e.g. `apt-get install mesa-vulkan-drivers` for lavapipe)");
+    assert_eq!(
+        reason,
+        "no GPU adapter found; available adapters: none (install a Vulkan driver, e.g. `apt-get install mesa-vulkan-drivers` for lavapipe)"
+    );
     match Device::open(BackendChoice::Gpu) {
         Err(Error::NoAdapter { .. }) => {}
         other => panic!("--backend gpu without an adapter: {other:?}"),
@@ -48,7 +51,14 @@ fn device_choice_child() {
 #[test]
 fn the_library_falls_back_only_when_asked_to() {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args(["device_choice_child", "--exact", "--ignored", "--nocapture", "--test-threads", "1"]);
+    cmd.args([
+        "device_choice_child",
+        "--exact",
+        "--ignored",
+        "--nocapture",
+        "--test-threads",
+        "1",
+    ]);
     let out = without_adapters(cmd);
     assert!(
         out.status.success() && text(&out.stdout).contains("child checks passed"),
@@ -72,7 +82,11 @@ fn backend_names_parse_and_bad_ones_are_refused() {
 fn example(name: &str) -> PathBuf {
     let deps = std::env::current_exe().unwrap().parent().unwrap().to_path_buf();
     let path = deps.parent().unwrap().join("examples").join(name);
-    assert!(path.is_file(), "{} is missing: run the tests with `cargo test`, which builds the examples", path.display());
+    assert!(
+        path.is_file(),
+        "{} is missing: run the tests with `cargo test`, which builds the examples",
+        path.display()
+    );
     path
 }
 
@@ -105,11 +119,18 @@ fn the_mnist_example_trains_on_the_cpu_by_default_and_fails_when_a_gpu_is_requir
     let gpu = run(&["--backend", "gpu"]);
     let stderr = text(&gpu.stderr);
     assert!(!gpu.status.success(), "--backend gpu succeeded without an adapter");
-    assert!(stderr.contains("no GPU adapter found; available adapters: none"), "{stderr}");
+    assert!(
+        stderr.contains("no GPU adapter found; available adapters: none"),
+        "{stderr}"
+    );
     assert!(!out_dir.join("checkpoint.safetensors").exists());
 
     let bad = run(&["--backend", "cuda"]);
     assert!(!bad.status.success());
-    assert!(text(&bad.stderr).contains("expected auto, gpu or cpu"), "{}", text(&bad.stderr));
+    assert!(
+        text(&bad.stderr).contains("expected auto, gpu or cpu"),
+        "{}",
+        text(&bad.stderr)
+    );
     let _ = std::fs::remove_dir_all(&out_dir);
 }

@@ -533,7 +533,10 @@ fn a_paired_training_step_takes_two_dispatches_per_dense_layer_and_three_more() 
                 // A device that cannot bind a pair's storage buffers (wgpu on SwiftShader: 12
                 // against 14) runs every layer's gradients as two launches, whatever is forced.
                 let limit = ctx.limits().max_storage_buffers_per_shader_stage;
-                let binds_pairs = ctx.pairing_choices().iter().all(|(c, _, _)| limit >= c.kernel.pair_storage_buffers());
+                let binds_pairs = ctx
+                    .pairing_choices()
+                    .iter()
+                    .all(|(c, _, _)| limit >= c.kernel.pair_storage_buffers());
                 let expected = match if binds_pairs { pairing } else { Pairing::Separate } {
                     Pairing::Paired => 2 * layers + 3,
                     Pairing::Separate => 3 * layers + 2,

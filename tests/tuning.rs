@@ -143,8 +143,26 @@ fn the_subgroup_kernel_is_offered_only_where_it_runs() {
             assert!(e.to_string().contains("needs subgroups of at least 8 lanes"), "{e}");
         }
     }
-    if shared.adapter_info().name.contains("llvmpipe") && shared.adapter_info().backend == wgpu::Backend::Vulkan {
-        assert!(subgroups, "lavapipe has subgroups of 8");
+    // The rule, from what the adapter reports: subgroups whose smallest size holds a workgroup.
+    let info = shared.adapter_info();
+    let has_subgroups = shared.device().features().contains(wgpu::Features::SUBGROUP);
+    let sizes = shared.describe_subgroups();
+    assert_eq!(
+        subgroups,
+        has_subgroups && info.subgroup_min_size >= gpu::SUBGROUP_KERNEL_LANES,
+        "{sizes}"
+    );
+    if info.name.contains("llvmpipe") && info.backend == wgpu::Backend::Vulkan {
+        // lavapipe's subgroup is its SIMD width in f32 lanes: 8 at its default 256 bits, 16 with
+        // LP_NATIVE_VECTOR_WIDTH=512 (CI runs the kernel tests at both).
+        let bits: u32 = std::env::var("LP_NATIVE_VECTOR_WIDTH").map_or(256, |w| w.parse().unwrap());
+        assert_eq!(info.subgroup_min_size, bits / 32, "{sizes}");
+        assert!(subgroups, "lavapipe: {sizes}");
+    }
+    if info.name.contains("SwiftShader") {
+        // Subgroups of 4: a workgroup of 8 would span two, so the subgroup kernels are not offered.
+        assert_eq!((info.subgroup_min_size, info.subgroup_max_size), (4, 4), "{sizes}");
+        assert!(!subgroups, "SwiftShader: {sizes}");
     }
 }
 

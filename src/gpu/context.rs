@@ -33,7 +33,7 @@ pub struct AdapterRequest {
     /// CPU adapter), timed everywhere, or forced.
     pub pairing: crate::gpu::PairingRequest,
     /// Record every pipeline compiled, with its module's text, in this folder
-    /// (`SHADERGRAD_WGSL_LOG`; see `.ci/webgpu_check.py`).
+    /// (`SHADERGRAD_WGSL_LOG`; see `tests/webgpu/check_modules.py`).
     pub wgsl_log_dir: Option<std::path::PathBuf>,
 }
 

@@ -3,7 +3,7 @@
 //! `DIR/<module>.wgsl` as a browser would be handed it (see [`Shader::wgsl_for`]) and each
 //! (module, entry point, override constants) compiled is appended as one JSON line to
 //! `DIR/pipelines.jsonl`, with the storage and uniform buffers it binds and the features it
-//! needs. `.ci/webgpu_check.py` compiles them all in Chromium's WebGPU (Tint).
+//! needs. `tests/webgpu/check_modules.py` compiles them all in Chromium's WebGPU (Tint).
 //!
 //! Writing is best effort: the log serves a check, so a failed write is reported on stderr once
 //! and never fails the compile it describes.
@@ -52,6 +52,12 @@ fn try_record(dir: &Path, kernel: &Kernel, constants: &Constants) -> std::io::Re
         "constants": constants.iter().map(|(n, v)| (n.to_string(), serde_json::json!(v))).collect::<serde_json::Map<_, _>>(),
         "storage_buffers": count(|s| s != Slot::Uniform),
         "uniform_buffers": count(|s| s == Slot::Uniform),
+        // The bind-group layout the crate creates for it, so the check builds the same one.
+        "slots": kernel.slots.iter().map(|(binding, slot)| serde_json::json!([binding, match slot {
+            Slot::Read => "read-only-storage",
+            Slot::ReadWrite => "storage",
+            Slot::Uniform => "uniform",
+        }])).collect::<Vec<_>>(),
         "features": if kernel.shader.subgroups { vec!["subgroups"] } else { vec![] },
     });
     // One write of one line in append mode: lines of concurrent test processes do not interleave.

@@ -73,7 +73,9 @@ impl Device {
                 let request = AdapterRequest::from_env()?;
                 match GpuContext::with_request(&request) {
                     Ok(ctx) => Ok((Device::Gpu(Arc::new(ctx)), None)),
-                    Err(e @ Error::NoAdapter { .. }) if request.backend.is_none() && request.name_contains.is_none() => {
+                    Err(e @ Error::NoAdapter { .. })
+                        if request.backend.is_none() && request.name_contains.is_none() =>
+                    {
                         Ok((Device::Cpu, Some(e)))
                     }
                     Err(e) => Err(e),

@@ -22,6 +22,7 @@ pub use cpu_backend::CpuBackend;
 pub use cpu_exec::{BatchInputs, CpuExecutor, StepOutcome};
 #[cfg(feature = "plot")]
 pub use curves::draw_curves;
+pub use device::{BackendChoice, Device};
 pub use gpu::profile as gpu_profile;
 pub use gpu::{DEFAULT_STEPS_PER_SUBMIT, GpuBackend};
 pub use metrics::{EpochRow, MetricsLog};
@@ -29,7 +30,6 @@ pub use program::Stage;
 #[cfg(feature = "progress")]
 pub use progress::EpochProgress;
 pub use schedule::LrSchedule;
-pub use device::{BackendChoice, Device};
 pub use trainer::{DIVERGENCE_FACTOR, EpochReport, StepProgress, TrainConfig, Trainer};
 
 use crate::error::{Error, Result};

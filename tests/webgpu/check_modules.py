@@ -48,7 +48,7 @@ def load_log(log_dir):
         mod = modules.setdefault(p["file"], {"file": p["file"], "module": p["module"],
                                              "features": p["features"], "pipelines": {}})
         key = (p["entry"], tuple(sorted(p["constants"].items())))
-        mod["pipelines"][key] = {k: p[k] for k in ("entry", "constants", "storage_buffers", "uniform_buffers")}
+        mod["pipelines"][key] = {k: p[k] for k in ("entry", "constants", "storage_buffers", "uniform_buffers", "slots")}
     for mod in modules.values():
         mod["pipelines"] = sorted(mod["pipelines"].values(), key=lambda p: (p["entry"], sorted(p["constants"].items())))
     return sorted(modules.values(), key=lambda m: m["file"])
