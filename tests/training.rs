@@ -133,8 +133,18 @@ fn gpu_steps_equal_cpu_steps_for_every_loss_optimizer_and_architecture() {
                     loss_drift <= 1e-4,
                     "{loss:?} {optimizer:?} {sizes:?}: loss drift {loss_drift:e}"
                 );
+                // Adam and RMSProp divide a gradient by its own running magnitude, so where a
+                // coordinate's batch gradient nearly cancels (|g| near eps), the rounding of its
+                // sum, which differs between any two summation orders, becomes a full-sized
+                // step: one data draw (value data SHADERGRAD_TEST_SEED=1796461299972465493)
+                // drifts RMSProp's [17, 64, 3, 5] by 3.0e-4 on lavapipe and 3.7e-4 on
+                // SwiftShader, where 30 other draws stay under 6e-5 and SGD/momentum under 2e-6.
+                let tolerance = match optimizer {
+                    Optimizer::Sgd { .. } | Optimizer::Momentum { .. } => 1e-4,
+                    Optimizer::Adam { .. } | Optimizer::RmsProp { .. } => 1e-3,
+                };
                 assert!(
-                    param_drift <= 1e-4,
+                    param_drift <= tolerance,
                     "{loss:?} {optimizer:?} {sizes:?}: parameter drift {param_drift:e}"
                 );
             }
