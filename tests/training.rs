@@ -133,16 +133,7 @@ fn gpu_steps_equal_cpu_steps_for_every_loss_optimizer_and_architecture() {
                     loss_drift <= 1e-4,
                     "{loss:?} {optimizer:?} {sizes:?}: loss drift {loss_drift:e}"
                 );
-                // Adam and RMSProp divide a gradient by its own running magnitude, so where a
-                // coordinate's batch gradient nearly cancels (|g| near eps), the rounding of its
-                // sum, which differs between any two summation orders, becomes a full-sized
-                // step: one data draw (value data SHADERGRAD_TEST_SEED=1796461299972465493)
-                // drifts RMSProp's [17, 64, 3, 5] by 3.0e-4 on lavapipe and 3.7e-4 on
-                // SwiftShader, where 30 other draws stay under 6e-5 and SGD/momentum under 2e-6.
-                let tolerance = match optimizer {
-                    Optimizer::Sgd { .. } | Optimizer::Momentum { .. } => 1e-4,
-                    Optimizer::Adam { .. } | Optimizer::RmsProp { .. } => 1e-3,
-                };
+                let tolerance = common::drift_tolerance(&optimizer, 1e-4);
                 assert!(
                     param_drift <= tolerance,
                     "{loss:?} {optimizer:?} {sizes:?}: parameter drift {param_drift:e}"
@@ -540,7 +531,7 @@ fn a_paired_training_step_takes_two_dispatches_per_dense_layer_and_three_more() 
                 let order: Vec<u32> = (0..32).collect();
                 gpu.train_batches(&data, &[&order]).unwrap();
                 let layers = widths.len() - 1;
-                // A device that cannot bind a pair's storage buffers (wgpu on SwiftShader: 12
+                // A device that cannot bind a pair's storage buffers (wgpu on SwiftShader: 10
                 // against 14) runs every layer's gradients as two launches, whatever is forced.
                 let limit = ctx.limits().max_storage_buffers_per_shader_stage;
                 let binds_pairs = ctx

@@ -279,7 +279,7 @@ fn pairing_is_timed_then_cached_except_on_cpu_adapters_and_can_be_forced() {
     assert_eq!(auto.len(), 1, "{auto:?}");
     let pair_buffers = auto[0].0.kernel.pair_storage_buffers();
     if shared.limits().max_storage_buffers_per_shader_stage < pair_buffers {
-        // The device cannot bind a pair (wgpu on SwiftShader: 12 storage buffers per stage
+        // The device cannot bind a pair (wgpu on SwiftShader: 10 storage buffers per stage
         // against 14): two launches whatever is asked, said so, never timed or cached.
         for request in [
             gpu::PairingRequest::Auto,

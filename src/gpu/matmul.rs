@@ -578,7 +578,7 @@ fn pairable(ctx: &GpuContext, kernel: MatmulKernel, first: &Call<'_>, second: &C
 }
 
 /// Whether the device binds as many storage buffers per stage as `kernel`'s paired form needs
-/// (wgpu on SwiftShader: 12 against the pair's 14).
+/// (wgpu on SwiftShader: 10 against the pair's 14).
 fn device_binds_pair(ctx: &GpuContext, kernel: MatmulKernel) -> bool {
     ctx.limits().max_storage_buffers_per_shader_stage >= kernel.pair_storage_buffers()
 }

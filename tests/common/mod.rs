@@ -138,3 +138,18 @@ pub fn config(
         ..Default::default()
     }
 }
+
+/// How far trained parameters may drift between two backends, relative: `linear` for SGD and
+/// momentum, whose steps are linear in the gradient, and 10× that for Adam and RMSProp, which
+/// divide each gradient by its running magnitude: where a coordinate's batch gradient nearly
+/// cancels, the rounding of its sum (different for any two summation orders, on any two
+/// implementations) becomes a full-sized step. Seen on lavapipe and SwiftShader alike: RMSProp
+/// 3.0e-4 in `training.rs` and Adam 1.04e-5 in `large_layers.rs` on one data draw each, where
+/// other draws stay 5–100× lower.
+pub fn drift_tolerance(optimizer: &shadergrad::Optimizer, linear: f64) -> f64 {
+    use shadergrad::Optimizer;
+    match optimizer {
+        Optimizer::Sgd { .. } | Optimizer::Momentum { .. } => linear,
+        Optimizer::Adam { .. } | Optimizer::RmsProp { .. } => 10.0 * linear,
+    }
+}
