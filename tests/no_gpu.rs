@@ -3,7 +3,6 @@
 //! by pointing the Vulkan loader and GLVND's EGL at files that do not exist, in child processes
 //! (this test's own binary, and the examples `cargo test` builds beside it).
 
-use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use shadergrad::Error;
@@ -78,8 +77,9 @@ fn backend_names_parse_and_bad_ones_are_refused() {
     assert_eq!(BackendChoice::default(), BackendChoice::Auto);
 }
 
+#[cfg(all(feature = "download", feature = "plot", feature = "progress", feature = "png"))]
 /// An example binary built by `cargo test` next to this test's own (`target/<profile>/examples`).
-fn example(name: &str) -> PathBuf {
+fn example(name: &str) -> std::path::PathBuf {
     let deps = std::env::current_exe().unwrap().parent().unwrap().to_path_buf();
     let path = deps.parent().unwrap().join("examples").join(name);
     assert!(
@@ -91,7 +91,8 @@ fn example(name: &str) -> PathBuf {
 }
 
 #[test]
-fn the_mnist_example_trains_on_the_cpu_by_default_and_fails_when_a_gpu_is_required() {
+#[cfg(all(feature = "download", feature = "plot", feature = "progress", feature = "png"))]
+fn the_examples_run_on_the_cpu_by_default_and_fail_when_a_gpu_is_required() {
     let out_dir = std::env::temp_dir().join(format!("shadergrad-no-gpu-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out_dir);
     let run = |extra: &[&str]| {
@@ -113,7 +114,45 @@ fn the_mnist_example_trains_on_the_cpu_by_default_and_fails_when_a_gpu_is_requir
         "{stderr}"
     );
     assert!(stdout.contains("backend: cpu"), "{stdout}");
-    assert!(out_dir.join("checkpoint.safetensors").is_file());
+    let checkpoint = out_dir.join("checkpoint.safetensors");
+    assert!(checkpoint.is_file());
+
+    // classify: the same default, the same refusal.
+    let digit = out_dir.join("digit.png");
+    let mut pixels = vec![0u8; 28 * 28];
+    for r in 4..24 {
+        pixels[r * 28 + 14] = 255; // a vertical stroke
+    }
+    image::save_buffer(&digit, &pixels, 28, 28, image::ExtendedColorType::L8).unwrap();
+    let classify = |backend: &str| {
+        let mut cmd = Command::new(example("classify"));
+        cmd.args(["--backend", backend, "--checkpoint"])
+            .arg(&checkpoint)
+            .arg(&digit);
+        without_adapters(cmd)
+    };
+    let auto = classify("auto");
+    let (stdout, stderr) = (text(&auto.stdout), text(&auto.stderr));
+    assert!(auto.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.starts_with(&format!("{}: ", digit.display())) && stdout.contains('%'),
+        "{stdout}"
+    );
+    assert!(
+        stderr
+            .trim()
+            .starts_with("notice: no GPU adapter found; available adapters: none")
+            && stderr.contains("classifying on the CPU backend instead (--backend gpu requires a GPU)")
+            && stderr.trim().lines().count() == 1,
+        "{stderr}"
+    );
+    let gpu = classify("gpu");
+    assert!(!gpu.status.success());
+    assert!(
+        text(&gpu.stderr).contains("no GPU adapter found; available adapters: none"),
+        "{}",
+        text(&gpu.stderr)
+    );
 
     let _ = std::fs::remove_dir_all(&out_dir);
     let gpu = run(&["--backend", "gpu"]);
