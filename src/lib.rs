@@ -36,6 +36,9 @@
 //! [`gpu::GpuContext::new`] picks a hardware GPU first and a software one (lavapipe, WARP) when
 //! there is none. `SHADERGRAD_BACKEND=vulkan|metal|dx12|gl` and `SHADERGRAD_ADAPTER=<name part>`
 //! narrow the choice; a request that matches nothing is an error listing what exists.
+//! [`train::Device::open`] with [`train::BackendChoice::Auto`] falls back to the CPU backend on a
+//! machine without any adapter, and says why. `docs/portability.md` lists the GPU
+//! implementations the suite runs on and what differs between them.
 
 pub mod activation;
 pub mod cpu;
