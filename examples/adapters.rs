@@ -54,9 +54,12 @@ fn show_matmul_choices(ctx: &Arc<GpuContext>) -> shadergrad::Result<()> {
     match ctx.forced_matmul_kernel() {
         Some(kernel) => println!("  all: {} (forced by SHADERGRAD_MATMUL)", kernel.name()),
         None => println!(
-            "  timed once per shape class within {} s of kernel time, then cached in {}",
+            "  timed once per shape class within {} s of kernel time, {}",
             tuning::TIMING_BUDGET_SECONDS,
-            tuning::cache_dir().map_or("(no cache folder)".into(), |d| d.display().to_string())
+            match ctx.kernel_cache() {
+                Ok(file) => format!("then cached in {}", file.display()),
+                Err(why) => format!("not cached: {why}"),
+            }
         ),
     }
     for (class, choice) in ctx.matmul_choices() {

@@ -181,13 +181,19 @@ pub enum Error {
         checkpoint: Option<std::path::PathBuf>,
     },
 
-    /// A path to write to names something that is not a regular file (a folder, a FIFO, a
-    /// device, a loop of symlinks); nothing is written over it.
-    #[error("refusing to write {path}: it is {kind}, not a regular file")]
+    /// A path to read or write names something that is not a regular file (a folder, a FIFO,
+    /// a device, a loop of symlinks): nothing is written over it, and it is not read (a FIFO
+    /// blocks a reader until a writer comes, a device may never end).
+    #[error("refusing to {action} {path}: it is {kind}, not a regular file")]
     NotARegularFile {
+        action: &'static str,
         path: std::path::PathBuf,
         kind: &'static str,
     },
+
+    /// An image cannot be read as a digit.
+    #[error("cannot read {path} as a digit image: {problem}")]
+    InvalidImage { path: std::path::PathBuf, problem: String },
 
     /// A model needs more memory than there is: checked before anything is allocated.
     #[error("layer {layer} needs {bytes} bytes for {what}, more than the {limit} bytes {limit_name}")]

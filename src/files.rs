@@ -61,6 +61,7 @@ pub fn check_destination(path: &Path) -> Result<PathBuf> {
             Ok(meta) if meta.is_file() => return check_folder(path, target),
             Ok(meta) => {
                 return Err(Error::NotARegularFile {
+                    action: "write",
                     path: target,
                     kind: describe(meta.file_type()),
                 });
@@ -70,9 +71,34 @@ pub fn check_destination(path: &Path) -> Result<PathBuf> {
         }
     }
     Err(Error::NotARegularFile {
+        action: "write",
         path: path.to_path_buf(),
         kind: "a loop of symlinks",
     })
+}
+
+/// Opens a user-named file for reading only if it is (or a symlink leads to) a regular file:
+/// a FIFO would block the open until a writer comes, and a device such as `/dev/zero` never ends.
+/// Refused with the same [`Error::NotARegularFile`] a write gets.
+pub fn open_regular(path: &Path, action: &'static str) -> Result<std::fs::File> {
+    let meta = std::fs::metadata(path).map_err(io(action, path))?;
+    if !meta.is_file() {
+        return Err(Error::NotARegularFile {
+            action: "read",
+            path: path.to_path_buf(),
+            kind: describe(meta.file_type()),
+        });
+    }
+    std::fs::File::open(path).map_err(io(action, path))
+}
+
+/// Reads a whole user-named regular file (see [`open_regular`]).
+pub fn read_regular(path: &Path, action: &'static str) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let mut file = open_regular(path, action)?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).map_err(io(action, path))?;
+    Ok(bytes)
 }
 
 fn folder_of(path: &Path) -> PathBuf {
@@ -88,6 +114,7 @@ fn check_folder(asked: &Path, target: PathBuf) -> Result<PathBuf> {
         Ok(meta) if meta.is_dir() => {}
         Ok(_) => {
             return Err(Error::NotARegularFile {
+                action: "write",
                 path: dir,
                 kind: "not a folder",
             });

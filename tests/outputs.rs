@@ -116,5 +116,61 @@ fn images_become_mnist_style_features() {
     );
     std::fs::write(dir.join("c.png"), b"not a png").unwrap();
     let err = shadergrad::data::image::digit_features(&dir.join("c.png")).unwrap_err();
-    assert!(matches!(err, Error::CorruptFile { .. }), "{err}");
+    assert!(matches!(err, Error::InvalidImage { .. }), "{err}");
+}
+
+/// A digit drawn on a transparent canvas reads as drawn (dark strokes composited onto white,
+/// light ones onto black); a fully transparent or blank image is refused, as is one too large
+/// to decode (by its header, before any allocation) and anything but a regular file.
+#[test]
+fn transparent_blank_huge_and_non_file_images() {
+    use image::ImageEncoder;
+    use shadergrad::data::image::digit_features;
+    let dir = temp("image-edges");
+    std::fs::create_dir_all(&dir).unwrap();
+    let bar = |x: u32| (10..14).contains(&x);
+    // Black strokes on a transparent (black, alpha 0) canvas, and white strokes likewise.
+    for (name, ink) in [("black-on-clear.png", 0u8), ("white-on-clear.png", 255u8)] {
+        let img = image::RgbaImage::from_fn(28, 28, |x, _| {
+            if bar(x) {
+                image::Rgba([ink, ink, ink, 255])
+            } else {
+                image::Rgba([0, 0, 0, 0])
+            }
+        });
+        img.save(dir.join(name)).unwrap();
+        let f = digit_features(&dir.join(name)).unwrap();
+        assert_eq!(
+            (f[28 * 5 + 11], f[28 * 5 + 2]),
+            (1.0, 0.0),
+            "{name}: the stroke is the digit"
+        );
+    }
+    let clear = image::RgbaImage::from_pixel(28, 28, image::Rgba([0, 0, 0, 0]));
+    clear.save(dir.join("clear.png")).unwrap();
+    let err = digit_features(&dir.join("clear.png")).unwrap_err().to_string();
+    assert!(err.contains("fully transparent"), "{err}");
+    image::GrayImage::from_pixel(40, 40, image::Luma([200]))
+        .save(dir.join("blank.png"))
+        .unwrap();
+    let err = digit_features(&dir.join("blank.png")).unwrap_err().to_string();
+    assert!(err.contains("blank"), "{err}");
+    // A PNG whose header claims 30000×30000 pixels.
+    let mut huge = Vec::new();
+    image::codecs::png::PngEncoder::new(&mut huge)
+        .write_image(&[0u8; 4], 2, 2, image::ExtendedColorType::L8)
+        .unwrap();
+    huge[16..20].copy_from_slice(&30000u32.to_be_bytes());
+    huge[20..24].copy_from_slice(&30000u32.to_be_bytes());
+    let mut crc = flate2::Crc::new();
+    crc.update(&huge[12..29]); // the IHDR chunk's type and data
+    huge[29..33].copy_from_slice(&crc.sum().to_be_bytes());
+    std::fs::write(dir.join("huge.png"), &huge).unwrap();
+    let err = digit_features(&dir.join("huge.png")).unwrap_err().to_string();
+    assert!(err.contains("larger than 8192×8192 pixels"), "{err}");
+    let err = digit_features(&dir).unwrap_err().to_string();
+    assert!(
+        err.contains("refusing to read") && err.contains("it is a folder"),
+        "{err}"
+    );
 }

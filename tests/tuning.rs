@@ -331,3 +331,40 @@ fn pairing_is_timed_then_cached_except_on_cpu_adapters_and_can_be_forced() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A kernel cache that is a FIFO, a link to a device, or under something that is not a folder
+/// never blocks or exhausts memory: the run times the kernels and says why nothing is cached.
+#[test]
+fn a_cache_that_cannot_be_used_is_reported_and_never_blocks() {
+    let _ = gpu_or_skip!();
+    let base = std::env::temp_dir().join(format!("shadergrad-bad-cache-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    let (fifo, device, under_a_file) = (base.join("fifo"), base.join("device"), base.join("file/sub"));
+    for dir in [&fifo, &device] {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    let status = std::process::Command::new("mkfifo")
+        .arg(cache_file(&fifo))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::os::unix::fs::symlink("/dev/zero", cache_file(&device)).unwrap();
+    std::fs::write(base.join("file"), b"a file, not a folder").unwrap();
+    for (dir, expected) in [
+        (&fifo, "it is a FIFO, not a regular file"),
+        (&device, "it is a device, not a regular file"),
+        (&under_a_file, "Not a directory"),
+    ] {
+        let ctx = GpuContext::with_request(&AdapterRequest {
+            kernel_cache_dir: Some(dir.clone()),
+            ..AdapterRequest::from_env().unwrap()
+        })
+        .unwrap();
+        assert!(ctx.kernel_cache().is_ok(), "nothing tried yet");
+        let choices = layer_grads(&ctx);
+        assert_eq!(choices.len(), 1);
+        let problem = ctx.kernel_cache().unwrap_err();
+        assert!(problem.contains(expected), "{}: {problem}", dir.display());
+    }
+    let _ = std::fs::remove_dir_all(&base);
+}

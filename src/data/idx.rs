@@ -22,7 +22,7 @@ const MAX_RANK: usize = 4;
 
 /// Reads an IDX file, gunzipping it first when it starts with the gzip magic bytes.
 pub fn read_idx(path: &Path) -> Result<IdxArray> {
-    let raw = std::fs::read(path).map_err(crate::files::io("read", path))?;
+    let raw = crate::files::read_regular(path, "read")?;
     parse_idx(&raw, path)
 }
 
@@ -37,7 +37,8 @@ pub fn parse_idx(raw: &[u8], path: &Path) -> Result<IdxArray> {
     // For gzip, decode the header first, then exactly as many bytes as it promises plus one
     // (to detect trailing data), so a header cannot make us allocate more than is there.
     let mut decoder: Box<dyn Read> = if is_gzip {
-        Box::new(flate2::read::GzDecoder::new(header_source))
+        // Every member of a multi-member file (`cat a.gz b.gz`, bgzip), as `gzip -d` reads it.
+        Box::new(flate2::read::MultiGzDecoder::new(header_source))
     } else {
         Box::new(header_source)
     };

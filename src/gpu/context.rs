@@ -353,6 +353,12 @@ impl GpuContext {
             .collect()
     }
 
+    /// The file timed kernel choices are kept in, or why they are not kept (no cache folder,
+    /// or one that cannot be read or written: reported once on stderr when met).
+    pub fn kernel_cache(&self) -> std::result::Result<&std::path::Path, String> {
+        self.tuner.cache_status()
+    }
+
     /// The matmul kernel each shape class met so far runs, and how it was chosen.
     pub fn matmul_choices(&self) -> Vec<(crate::gpu::ShapeClass, crate::gpu::MatmulChoice)> {
         self.tuner.choices()

@@ -215,8 +215,13 @@ pub(crate) struct Tuner {
     /// Identifies adapter, driver and crate version in the cache file.
     device_key: String,
     cache_path: Option<PathBuf>,
+    /// Why the cache file could not be read or written, once it could not (reported once).
+    cache_problem: Mutex<Option<String>>,
     state: Mutex<TunerState>,
 }
+
+/// The largest cache file read: a real one holds a few KiB; anything past this is not ours.
+const MAX_CACHE_BYTES: u64 = 4 << 20;
 
 #[derive(Default)]
 struct TunerState {
@@ -285,6 +290,7 @@ impl Tuner {
                 env!("CARGO_PKG_VERSION")
             ),
             cache_path: cache_dir.map(|d| d.join(CACHE_FILE)),
+            cache_problem: Mutex::default(),
             state: Mutex::default(),
         }
     }
@@ -460,11 +466,32 @@ impl Tuner {
 
     /// The cache file's devices: `{"devices": {device key: {class key: choice}}}`.
     fn read_cache(&self) -> serde_json::Map<String, Value> {
-        // A missing, unreadable or corrupt cache only means timing again: it is rewritten whole.
-        self.cache_path
-            .as_ref()
-            .and_then(|p| std::fs::read(p).ok())
-            .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+        // A missing or corrupt cache only means timing again: it is rewritten whole. One that is
+        // not a regular file (a FIFO would block, a device never end) or is too large is not
+        // read, and said so once.
+        let Some(path) = &self.cache_path else {
+            return serde_json::Map::new();
+        };
+        let bytes = match std::fs::metadata(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return serde_json::Map::new(),
+            Ok(meta) if meta.is_file() && meta.len() > MAX_CACHE_BYTES => {
+                self.report_cache_problem(format!(
+                    "{} is {} bytes, more than a kernel cache holds ({MAX_CACHE_BYTES}); not read",
+                    path.display(),
+                    meta.len()
+                ));
+                return serde_json::Map::new();
+            }
+            _ => match crate::files::read_regular(path, "read the kernel cache") {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    self.report_cache_problem(e.to_string());
+                    return serde_json::Map::new();
+                }
+            },
+        };
+        serde_json::from_slice::<Value>(&bytes)
+            .ok()
             .and_then(|mut v| match v.get_mut("devices").map(Value::take) {
                 Some(Value::Object(devices)) => Some(devices),
                 _ => None,
@@ -472,8 +499,33 @@ impl Tuner {
             .unwrap_or_default()
     }
 
+    /// Keeps the first problem with the cache file and says it once on stderr: the run goes on
+    /// (timing again costs seconds, not results), but a user whose every run re-times the
+    /// kernels learns why.
+    fn report_cache_problem(&self, problem: String) {
+        let mut kept = self.cache_problem.lock().unwrap_or_else(|p| p.into_inner());
+        if kept.is_none() {
+            eprintln!(
+                "warning: kernel choices are not cached: {problem} (every run times the kernels again; \
+                 set SHADERGRAD_CACHE_DIR to a writable folder, or to empty to turn the cache off)"
+            );
+            *kept = Some(problem);
+        }
+    }
+
+    /// Where timed choices are kept, or why they are not.
+    pub fn cache_status(&self) -> std::result::Result<&Path, String> {
+        if let Some(problem) = self.cache_problem.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+            return Err(problem);
+        }
+        self.cache_path
+            .as_deref()
+            .ok_or_else(|| "SHADERGRAD_CACHE_DIR is empty".to_string())
+    }
+
     /// Adds a measured choice to the cache file (other devices' entries kept). A cache that
-    /// cannot be written costs only the timing on the next run, so failures are ignored.
+    /// cannot be written costs only the timing on the next run: the run goes on, and the
+    /// problem is reported once.
     fn remember(&self, state: &mut TunerState, key: String, pick: &str, seconds: BTreeMap<String, f64>) {
         let entry = CachedChoice {
             kernel: pick.to_string(),
@@ -486,10 +538,16 @@ impl Tuner {
         let mine: serde_json::Map<String, Value> = mine.iter().map(|(k, c)| (k.clone(), c.to_json())).collect();
         devices.insert(self.device_key.clone(), Value::Object(mine));
         let json = serde_json::json!({ "devices": devices });
-        if let (Ok(bytes), Some(dir)) = (serde_json::to_vec_pretty(&json), path.parent())
-            && std::fs::create_dir_all(dir).is_ok()
-        {
-            let _ = crate::files::write_atomically(path, &bytes);
+        let written = serde_json::to_vec_pretty(&json)
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| {
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+                }
+                crate::files::write_atomically(path, &bytes).map_err(|e| e.to_string())
+            });
+        if let Err(problem) = written {
+            self.report_cache_problem(problem);
         }
     }
 }

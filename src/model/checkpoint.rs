@@ -346,7 +346,7 @@ fn read_checked(path: &Path) -> Result<Vec<u8>> {
         path: path.to_path_buf(),
         problem,
     };
-    let mut file = std::fs::File::open(path).map_err(io)?;
+    let mut file = crate::files::open_regular(path, "read")?;
     let size = file.metadata().map_err(io)?.len();
     let mut prefix = [0u8; 8];
     if size < 8 {
