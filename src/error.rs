@@ -35,11 +35,11 @@ pub enum Error {
     NoAdapter { request: String, available: String },
 
     /// An environment variable held a value shadergrad does not understand.
-    #[error("environment variable {var}={value:?} is not valid: {expected}")]
+    #[error("environment variable {var}={value:?} is not valid: expected {expected}")]
     BadEnvVar {
         var: &'static str,
         value: String,
-        expected: &'static str,
+        expected: String,
     },
 
     /// The adapter refused to create a device.

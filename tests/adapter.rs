@@ -90,3 +90,57 @@ fn describe_names_adapter_backend_and_type() {
         "{line}"
     );
 }
+
+/// Prints what `AdapterRequest::from_env` makes of this process's environment: the child side
+/// of `settings_from_the_environment_are_case_insensitive_and_errors_are_readable`.
+#[test]
+#[ignore = "run by settings_from_the_environment_are_case_insensitive_and_errors_are_readable"]
+fn env_request_child() {
+    match shadergrad::gpu::AdapterRequest::from_env() {
+        Ok(r) => println!("\nrequest: ok {:?} {:?} {:?}", r.matmul_kernel, r.pairing, r.conv_path),
+        Err(e) => println!("\nrequest: err {e}"),
+    }
+}
+
+#[test]
+fn settings_from_the_environment_are_case_insensitive_and_errors_are_readable() {
+    use std::os::unix::ffi::OsStrExt;
+    let child = |var: &str, value: &std::ffi::OsStr| {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "env_request_child",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+                "--test-threads",
+                "1",
+            ])
+            .env_remove("SHADERGRAD_MATMUL")
+            .env_remove("SHADERGRAD_PAIRING")
+            .env_remove("SHADERGRAD_CONV")
+            .env(var, value)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let line = stdout.lines().find_map(|l| l.strip_prefix("request: "));
+        line.unwrap_or_else(|| panic!("no request line: {stdout}")).to_string()
+    };
+    let text = |v: &str| std::ffi::OsString::from(v);
+    assert!(child("SHADERGRAD_MATMUL", &text("Rows-Subgroup")).contains("Some(RowBlockSubgroup)"));
+    assert!(child("SHADERGRAD_PAIRING", &text(" PAIRED ")).contains("Forced(Paired)"));
+    assert!(child("SHADERGRAD_CONV", &text("Implicit")).contains("Some(Implicit)"));
+    let err = child("SHADERGRAD_MATMUL", &text("fastest"));
+    assert!(
+        err.contains("expected one of auto, block, tiled, rows, rows-subgroup"),
+        "{err}"
+    );
+    let long = "x".repeat(100_000);
+    let err = child("SHADERGRAD_PAIRING", &text(&long));
+    assert!(
+        err.contains("(100000 characters)") && err.len() < 300,
+        "{}",
+        &err[..err.len().min(300)]
+    );
+    let err = child("SHADERGRAD_CONV", std::ffi::OsStr::from_bytes(b"im2col\xff"));
+    assert!(err.contains("SHADERGRAD_CONV") && err.contains("UTF-8"), "{err}");
+}

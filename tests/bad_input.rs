@@ -75,6 +75,30 @@ fn saving_over_a_fifo_a_folder_or_into_a_missing_folder_is_refused_before_traini
     assert!(matches!(c.save(&fifo), Err(Error::NotARegularFile { .. })));
 }
 
+/// Reading a checkpoint or a data file from a FIFO (a pipe) or a device would block or never end:
+/// refused at once with the error a write gets.
+#[test]
+fn reading_a_fifo_a_device_or_a_folder_is_refused_without_blocking() {
+    let dir = temp("reads");
+    let fifo = dir.join("checkpoint.safetensors");
+    mkfifo(&fifo);
+    let start = std::time::Instant::now();
+    for (path, kind) in [
+        (fifo.clone(), "a FIFO"),
+        (PathBuf::from("/dev/zero"), "a device"),
+        (dir.clone(), "a folder"),
+    ] {
+        let err = Checkpoint::load(&path).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("refusing to read {}: it is {kind}", path.display())),
+            "{err}"
+        );
+        let err = shadergrad::data::idx::read_idx(&path).unwrap_err().to_string();
+        assert!(err.contains(&format!("it is {kind}, not a regular file")), "{err}");
+    }
+    assert!(start.elapsed() < std::time::Duration::from_secs(5), "a read blocked");
+}
+
 #[test]
 fn a_symlinked_checkpoint_is_written_through_to_its_target() {
     let dir = temp("symlink");

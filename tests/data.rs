@@ -264,3 +264,24 @@ fn datasets_reject_inconsistent_parts_with_distinct_errors() {
     let err = Dataset::classification(vec![], 3, vec![], 2).unwrap_err();
     assert!(matches!(err, Error::EmptyDataset { .. }), "{err}");
 }
+
+/// A gzip file of several members (`cat a.gz b.gz`, bgzip) reads whole, as `gzip -d` does.
+#[test]
+fn multi_member_gzip_reads_every_member() {
+    use std::io::Write;
+    let array = shadergrad::data::idx::IdxArray {
+        dims: vec![3, 28, 28],
+        data: (0..3 * 784).map(|i| (i % 251) as u8).collect(),
+    };
+    let raw = shadergrad::data::idx::encode_idx(&array);
+    let member = |bytes: &[u8]| {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(bytes).unwrap();
+        gz.finish().unwrap()
+    };
+    let (first, second) = raw.split_at(1000);
+    let joined = [member(first), member(second)].concat();
+    let read = shadergrad::data::idx::parse_idx(&joined, std::path::Path::new("two-members.gz")).unwrap();
+    assert_eq!(read.dims, array.dims);
+    assert_eq!(read.data, array.data);
+}

@@ -38,39 +38,42 @@ pub struct AdapterRequest {
 }
 
 impl AdapterRequest {
-    /// The request described by `SHADERGRAD_BACKEND` and `SHADERGRAD_ADAPTER`.
+    /// The request described by the `SHADERGRAD_*` variables (see the type's documentation).
+    /// Names are case-insensitive; a value that is not UTF-8 or names nothing is an error that
+    /// lists what the variable takes.
     pub fn from_env() -> Result<Self> {
-        let backend = match std::env::var("SHADERGRAD_BACKEND") {
-            Ok(value) if !value.trim().is_empty() => Some(parse_backend(&value)?),
-            _ => None,
-        };
-        let name_contains = std::env::var("SHADERGRAD_ADAPTER")
-            .ok()
-            .filter(|s| !s.trim().is_empty());
-        let matmul_kernel = match std::env::var("SHADERGRAD_MATMUL").ok().as_deref().map(str::trim) {
-            None | Some("") | Some("auto") => None,
-            Some(name) => Some(
-                crate::gpu::matmul::MatmulKernel::from_name(name).ok_or_else(|| Error::BadEnvVar {
-                    var: "SHADERGRAD_MATMUL",
-                    value: name.to_string(),
-                    expected: "auto, block, tiled or rows",
-                })?,
-            ),
-        };
-        let conv_path = match std::env::var("SHADERGRAD_CONV").ok().as_deref().map(str::trim) {
-            None | Some("") | Some("auto") => None,
-            Some(name) => Some(crate::gpu::ConvPath::from_name(name).ok_or_else(|| Error::BadEnvVar {
-                var: "SHADERGRAD_CONV",
-                value: name.to_string(),
-                expected: "auto, im2col or implicit",
+        let backend = env_setting("SHADERGRAD_BACKEND")?
+            .map(|v| parse_backend(&v))
+            .transpose()?;
+        let name_contains = env_setting("SHADERGRAD_ADAPTER")?;
+        let kernels: Vec<&str> = crate::gpu::MatmulKernel::ALL.iter().map(|k| k.name()).collect();
+        let matmul_kernel = match env_setting("SHADERGRAD_MATMUL")?.map(|v| v.to_ascii_lowercase()) {
+            None => None,
+            Some(name) if name == "auto" => None,
+            Some(name) => Some(crate::gpu::matmul::MatmulKernel::from_name(&name).ok_or_else(|| {
+                bad_env_var(
+                    "SHADERGRAD_MATMUL",
+                    &name,
+                    format!("one of auto, {}", kernels.join(", ")),
+                )
             })?),
         };
-        let pairing = match std::env::var("SHADERGRAD_PAIRING").ok().as_deref().map(str::trim) {
-            None | Some("") => crate::gpu::PairingRequest::Auto,
-            Some(name) => crate::gpu::PairingRequest::from_name(name).ok_or_else(|| Error::BadEnvVar {
-                var: "SHADERGRAD_PAIRING",
-                value: name.to_string(),
-                expected: "auto, timed, paired or separate",
+        let conv_path = match env_setting("SHADERGRAD_CONV")?.map(|v| v.to_ascii_lowercase()) {
+            None => None,
+            Some(name) if name == "auto" => None,
+            Some(name) => Some(
+                crate::gpu::ConvPath::from_name(&name)
+                    .ok_or_else(|| bad_env_var("SHADERGRAD_CONV", &name, "one of auto, im2col, implicit".into()))?,
+            ),
+        };
+        let pairing = match env_setting("SHADERGRAD_PAIRING")?.map(|v| v.to_ascii_lowercase()) {
+            None => crate::gpu::PairingRequest::Auto,
+            Some(name) => crate::gpu::PairingRequest::from_name(&name).ok_or_else(|| {
+                bad_env_var(
+                    "SHADERGRAD_PAIRING",
+                    &name,
+                    "one of auto, timed, paired, separate".into(),
+                )
             })?,
         };
         Ok(AdapterRequest {
@@ -118,12 +121,41 @@ pub fn parse_backend(value: &str) -> Result<wgpu::Backend> {
         "metal" => Ok(wgpu::Backend::Metal),
         "dx12" | "d3d12" => Ok(wgpu::Backend::Dx12),
         "gl" | "gles" | "opengl" => Ok(wgpu::Backend::Gl),
-        _ => Err(Error::BadEnvVar {
-            var: "SHADERGRAD_BACKEND",
-            value: value.to_string(),
-            expected: "one of vulkan, metal, dx12, gl",
-        }),
+        _ => Err(bad_env_var(
+            "SHADERGRAD_BACKEND",
+            value,
+            "one of vulkan, metal, dx12, gl".into(),
+        )),
     }
+}
+
+/// A variable's trimmed value; `None` when unset or empty. A value that is not UTF-8 is an
+/// error rather than silently ignored.
+fn env_setting(var: &'static str) -> Result<Option<String>> {
+    match std::env::var(var) {
+        Ok(value) => Ok(Some(value.trim().to_string()).filter(|v| !v.is_empty())),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(raw)) => Err(bad_env_var(
+            var,
+            &raw.to_string_lossy(),
+            "UTF-8 text (this value is not)".into(),
+        )),
+    }
+}
+
+/// [`Error::BadEnvVar`], with a long value cut to its first 60 characters.
+fn bad_env_var(var: &'static str, value: &str, expected: String) -> Error {
+    const SHOWN: usize = 60;
+    let chars = value.chars().count();
+    let value = if chars > SHOWN {
+        format!(
+            "{}… ({chars} characters)",
+            value.chars().take(SHOWN).collect::<String>()
+        )
+    } else {
+        value.to_string()
+    };
+    Error::BadEnvVar { var, value, expected }
 }
 
 fn backend_bit(b: wgpu::Backend) -> wgpu::Backends {
