@@ -413,16 +413,13 @@ fn gpu_step(
 
 fn main() {
     let args = Args::parse();
-    // A results path in a folder that does not exist fails now, not after minutes of measuring.
-    if let Some(path) = &args.json {
-        let folder = path.parent().filter(|p| !p.as_os_str().is_empty());
-        if folder.is_some_and(|f| !f.is_dir()) {
-            eprintln!(
-                "error: cannot write the JSON results to {}: no such folder",
-                path.display()
-            );
-            std::process::exit(1);
-        }
+    // A results path that cannot be written (a folder, a FIFO, a missing or read-only folder)
+    // fails now, not after minutes of measuring.
+    if let Some(path) = &args.json
+        && let Err(e) = shadergrad::files::check_destination(path)
+    {
+        eprintln!("error: cannot write the JSON results to {}: {e}", path.display());
+        std::process::exit(1);
     }
     let ctx = if args.cpu_only {
         None
@@ -561,7 +558,7 @@ fn main() {
             .collect();
         let described = ctx.as_ref().map_or_else(null, |ctx| format!("{:?}", ctx.describe()));
         let json = format!("{{\"gpu\":{described},\"rows\":[{}]}}\n", items.join(","));
-        if let Err(e) = std::fs::write(&path, json) {
+        if let Err(e) = shadergrad::files::write_atomically(&path, json.as_bytes()) {
             eprintln!("error: writing the JSON results to {}: {e}", path.display());
             std::process::exit(1);
         }

@@ -74,9 +74,10 @@ struct Args {
     /// Samples per training step.
     #[arg(long, default_value_t = 128)]
     batch: usize,
-    /// Seeds initialisation, shuffling and dropout masks.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
+    /// Seeds initialisation, shuffling and dropout masks [default: 0; with --resume, the
+    /// checkpoint's].
+    #[arg(long)]
+    seed: Option<u64>,
     /// Train on the first N training images only (quick runs).
     #[arg(long)]
     limit_train: Option<usize>,
@@ -110,7 +111,10 @@ fn data_dir(args: &Args) -> Result<PathBuf, Box<dyn std::error::Error>> {
         download_mnist(&dir)?;
         return Ok(dir);
     }
-    if has_mnist(&dir) || args.data.is_some() {
+    // A folder that was named (--data, MNIST_DIR) or that exists is used as it is: when files are
+    // missing, loading it names them, rather than quietly training on the sample instead.
+    let named = args.data.is_some() || std::env::var_os("MNIST_DIR").is_some_and(|d| !d.is_empty());
+    if has_mnist(&dir) || named || dir.exists() {
         return Ok(dir);
     }
     let sample = [
@@ -121,7 +125,7 @@ fn data_dir(args: &Args) -> Result<PathBuf, Box<dyn std::error::Error>> {
     .find(|d| has_mnist(d))
     .ok_or("no MNIST found and the bundled sample is missing")?;
     println!(
-        "no full MNIST in {} (set --data or MNIST_DIR, or pass --download): using the bundled sample {}",
+        "no MNIST folder at {} (give --data or MNIST_DIR, or pass --download): using the bundled sample {}",
         dir.display(),
         sample.display()
     );
@@ -179,7 +183,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         schedule: args.schedule,
         epochs: args.epochs,
         batch_size: args.batch,
-        seed: args.seed,
+        seed: args.seed.unwrap_or(0),
         max_grad_norm: args.clip,
         skip_nonfinite: args.skip_nonfinite,
         stop_on_divergence: !args.allow_divergence,
@@ -199,6 +203,13 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                 None => Checkpoint::load(path)?,
             };
             let spec = checkpoint.network.spec.clone();
+            if let Some(seed) = args.seed.filter(|&s| s != checkpoint.progress.seed) {
+                eprintln!(
+                    "notice: --seed {seed} is not used: a resumed run keeps the checkpoint's seed {} \
+                     (its shuffling and dropout masks carry on)",
+                    checkpoint.progress.seed
+                );
+            }
             println!(
                 "resuming from {} (epoch {}, step {}, seed {})",
                 path.display(),
@@ -213,7 +224,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             let spec = asked.expect("a model unless resuming");
             // Refuse a model the device or host cannot hold before allocating any of it.
             device.check_model(&spec, &config)?;
-            let network = Network::try_init(&spec, args.seed)?;
+            let network = Network::try_init(&spec, args.seed.unwrap_or(0))?;
             println!("{}", network.summary());
             (Trainer::new(network, &device, config.clone())?, spec)
         }

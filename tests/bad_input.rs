@@ -456,3 +456,22 @@ fn killing_a_run_never_loses_metrics_rows() {
         "the runs should have made progress between kills"
     );
 }
+
+/// `bench --json` naming a folder (or anything unwritable) fails before measuring anything.
+#[test]
+fn bench_refuses_an_unwritable_results_path_before_measuring() {
+    let dir = temp("bench-json");
+    let start = std::time::Instant::now();
+    let out = std::process::Command::new(common::example("bench"))
+        .args(["--cpu-only", "--json"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("it is a folder, not a regular file"), "{stderr}");
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(10),
+        "it measured first"
+    );
+}

@@ -487,3 +487,31 @@ fn checkpoints_of_the_first_format_still_load() {
     let small = Dataset::classification(vec![0.5; 8], 4, vec![0, 2], 3).unwrap();
     t.train_epoch(&small, None, &mut |_, _| {}).unwrap();
 }
+
+/// A checkpoint whose counters are at their limits (corrupt or hand-edited) is refused before
+/// an epoch wraps them, on both counters, with the counter named.
+#[test]
+fn counters_at_their_limits_are_refused_before_they_wrap() {
+    let mut trainer = Trainer::new(Network::init(&spec(), 0), &Device::Cpu, config(Optimizer::adam(1e-3))).unwrap();
+    trainer.train_epoch(&data(), None, &mut |_, _| {}).unwrap();
+    let good = trainer.checkpoint().unwrap();
+    let mut at_limit = good.clone();
+    at_limit.progress.step = u64::MAX - 1;
+    let mut resumed = Trainer::resume(at_limit, &Device::Cpu, config(Optimizer::adam(1e-3))).unwrap();
+    let err = resumed
+        .train_epoch(&data(), None, &mut |_, _| {})
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("the run's step counter is at 18446744073709551614"),
+        "{err}"
+    );
+    let mut optimizer_at_limit = good;
+    optimizer_at_limit.optimizer.as_mut().unwrap().progress.step = u32::MAX - 1;
+    let mut resumed = Trainer::resume(optimizer_at_limit, &Device::Cpu, config(Optimizer::adam(1e-3))).unwrap();
+    let err = resumed
+        .train_epoch(&data(), None, &mut |_, _| {})
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("the optimizer's step counter is at 4294967294"), "{err}");
+}

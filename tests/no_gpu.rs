@@ -3,6 +3,8 @@
 //! by pointing the Vulkan loader and GLVND's EGL at files that do not exist, in child processes
 //! (this test's own binary, and the examples `cargo test` builds beside it).
 
+mod common;
+
 use std::process::{Command, Output};
 
 use shadergrad::Error;
@@ -77,26 +79,13 @@ fn backend_names_parse_and_bad_ones_are_refused() {
     assert_eq!(BackendChoice::default(), BackendChoice::Auto);
 }
 
-#[cfg(all(feature = "download", feature = "plot", feature = "progress", feature = "png"))]
-/// An example binary built by `cargo test` next to this test's own (`target/<profile>/examples`).
-fn example(name: &str) -> std::path::PathBuf {
-    let deps = std::env::current_exe().unwrap().parent().unwrap().to_path_buf();
-    let path = deps.parent().unwrap().join("examples").join(name);
-    assert!(
-        path.is_file(),
-        "{} is missing: run the tests with `cargo test`, which builds the examples",
-        path.display()
-    );
-    path
-}
-
 #[test]
 #[cfg(all(feature = "download", feature = "plot", feature = "progress", feature = "png"))]
 fn the_examples_run_on_the_cpu_by_default_and_fail_when_a_gpu_is_required() {
     let out_dir = std::env::temp_dir().join(format!("shadergrad-no-gpu-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out_dir);
     let run = |extra: &[&str]| {
-        let mut cmd = Command::new(example("mnist"));
+        let mut cmd = Command::new(common::example("mnist"));
         cmd.args(["--epochs", "1", "--limit-train", "600", "--limit-test", "200", "--out"])
             .arg(&out_dir)
             .args(extra)
@@ -125,7 +114,7 @@ fn the_examples_run_on_the_cpu_by_default_and_fail_when_a_gpu_is_required() {
     }
     image::save_buffer(&digit, &pixels, 28, 28, image::ExtendedColorType::L8).unwrap();
     let classify = |backend: &str| {
-        let mut cmd = Command::new(example("classify"));
+        let mut cmd = Command::new(common::example("classify"));
         cmd.args(["--backend", backend, "--checkpoint"])
             .arg(&checkpoint)
             .arg(&digit);

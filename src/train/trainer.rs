@@ -133,6 +133,9 @@ pub struct Trainer {
     config: TrainConfig,
     epochs_done: usize,
     steps_done: u64,
+    /// The optimizer's own step count (Adam's `t`, a `u32` on both backends), which must not
+    /// wrap: a restored state starts it where the checkpoint left it.
+    optimizer_steps: u64,
     /// Skipped steps counted before the current epoch (the backend counts over the run).
     skipped_before: u64,
     /// The first epoch's training loss in this run, the yardstick for divergence.
@@ -160,6 +163,7 @@ impl Trainer {
         let mut trainer = Trainer::new(checkpoint.network, device, config)?;
         if let Some(snapshot) = &checkpoint.optimizer {
             trainer.backend.restore_optimizer(snapshot)?;
+            trainer.optimizer_steps = u64::from(snapshot.progress.step);
         }
         trainer.epochs_done = checkpoint.progress.epoch;
         trainer.steps_done = checkpoint.progress.step;
@@ -211,6 +215,7 @@ impl Trainer {
             config,
             epochs_done: 0,
             steps_done: 0,
+            optimizer_steps: 0,
             skipped_before: 0,
             first_loss: None,
             written: None,
@@ -268,6 +273,7 @@ impl Trainer {
         self.backend.set_learning_rate(lr)?;
         let order = epoch_order(train.len(), c.seed, epoch, c.shuffle);
         let all: Vec<&[u32]> = batches(&order, c.batch_size, c.drop_last).collect();
+        self.check_counters(all.len() as u64)?;
         let started = Instant::now();
         let mut done = 0;
         progress(0, all.len());
@@ -286,6 +292,7 @@ impl Trainer {
         let test_totals = test.map(|t| self.backend.evaluate(t)).transpose()?;
         self.epochs_done += 1;
         self.steps_done += all.len() as u64;
+        self.optimizer_steps += all.len() as u64;
         let report = EpochReport {
             epoch: self.epochs_done,
             learning_rate: lr,
@@ -371,6 +378,25 @@ impl Trainer {
             reason,
             checkpoint: self.written.clone(),
         })
+    }
+
+    /// Refuses an epoch of `steps` that would wrap the run's step counter (`u64`) or the
+    /// optimizer's (`u32`): wrapped, a resumed run would silently restart its dropout masks and
+    /// Adam's bias correction. Only a corrupt or hand-edited checkpoint gets this far.
+    fn check_counters(&self, steps: u64) -> Result<()> {
+        let check = |what: &str, now: u64, max: u64| {
+            if now.checked_add(steps).is_none_or(|end| end > max) {
+                Err(Error::InvalidOption(format!(
+                    "the {what} counter is at {now}, and epoch {}'s {steps} steps would pass its limit {max}; \
+                     a checkpoint this far along is corrupt",
+                    self.epochs_done + 1
+                )))
+            } else {
+                Ok(())
+            }
+        };
+        check("run's step", self.steps_done, u64::MAX)?;
+        check("optimizer's step", self.optimizer_steps, u64::from(u32::MAX))
     }
 
     /// Trains the remaining epochs of the configuration, calling `on_epoch` after each.

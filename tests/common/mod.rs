@@ -153,3 +153,15 @@ pub fn drift_tolerance(optimizer: &shadergrad::Optimizer, linear: f64) -> f64 {
         Optimizer::Adam { .. } | Optimizer::RmsProp { .. } => 10.0 * linear,
     }
 }
+
+/// An example binary built by `cargo test` next to the running test (`target/<profile>/examples`).
+pub fn example(name: &str) -> std::path::PathBuf {
+    let deps = std::env::current_exe().unwrap().parent().unwrap().to_path_buf();
+    let path = deps.parent().unwrap().join("examples").join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing: run the tests with `cargo test`, which builds the examples",
+        path.display()
+    );
+    path
+}
