@@ -134,3 +134,40 @@ fn the_mnist_table_names_the_four_standard_files() {
         "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
     );
 }
+
+/// A server that accepts and never answers is given up on after the read timeout, naming the
+/// host and the timeout (loopback only).
+#[test]
+fn a_silent_server_times_out_naming_the_host() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let holder = std::thread::spawn(move || {
+        // Accept, read nothing back, answer nothing: hold the connection for a while.
+        let held = listener.accept().map(|(stream, _)| stream);
+        std::thread::sleep(std::time::Duration::from_secs(3));
+        drop(held);
+    });
+    let dir = temp("silent");
+    let timeouts = shadergrad::data::download::Timeouts {
+        connect: std::time::Duration::from_secs(2),
+        read: std::time::Duration::from_millis(300),
+    };
+    let start = std::time::Instant::now();
+    let err = shadergrad::data::download::download_files_with(
+        &format!("http://{addr}"),
+        &[("a.gz", "00")],
+        &dir,
+        &mut |_, _| {},
+        timeouts,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(err.contains(&format!("{addr} sent nothing for 0.3 s")), "{err}");
+    assert!(!dir.join("a.gz").exists());
+    holder.join().unwrap();
+}

@@ -43,19 +43,55 @@ pub fn download_mnist(dir: &Path) -> Result<()> {
     download_files(MNIST_MIRROR, &MNIST_FILES, dir, &mut |_, _| {})
 }
 
+/// How long a download waits before giving up on a server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// To connect (name lookup, TCP and TLS included).
+    pub connect: std::time::Duration,
+    /// For each read: a server that stops sending for this long is given up on.
+    pub read: std::time::Duration,
+}
+
+impl Default for Timeouts {
+    /// 15 s to connect, 30 s of silence in a read.
+    fn default() -> Self {
+        Timeouts {
+            connect: std::time::Duration::from_secs(15),
+            read: std::time::Duration::from_secs(30),
+        }
+    }
+}
+
 /// Downloads each `(name, sha256)` from `base_url + name` into `dir`. A file already there
 /// with the right hash is kept; a download whose hash differs, or that fails, is rejected
 /// and nothing is written for it. `progress(name, bytes)` is told about each file fetched.
+/// Waits at most the default [`Timeouts`] on a silent server.
 pub fn download_files(
     base_url: &str,
     files: &[(&str, &str)],
     dir: &Path,
     progress: &mut dyn FnMut(&str, usize),
 ) -> Result<()> {
+    download_files_with(base_url, files, dir, progress, Timeouts::default())
+}
+
+/// [`download_files`] with the given [`Timeouts`].
+pub fn download_files_with(
+    base_url: &str,
+    files: &[(&str, &str)],
+    dir: &Path,
+    progress: &mut dyn FnMut(&str, usize),
+    timeouts: Timeouts,
+) -> Result<()> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_connect(Some(timeouts.connect))
+        .timeout_per_read(Some(timeouts.read))
+        .build()
+        .into();
     std::fs::create_dir_all(dir).map_err(crate::files::io("create the folder", dir))?;
     for &(name, expected) in files {
         let path = dir.join(name);
-        if let Ok(existing) = std::fs::read(&path)
+        if let Ok(existing) = crate::files::read_regular(&path, "read")
             && sha256_hex(&existing) == expected
         {
             continue;
@@ -65,13 +101,24 @@ pub fn download_files(
             file: url.clone(),
             problem,
         };
-        let mut response = ureq::get(&url).call().map_err(|e| failed(e.to_string()))?;
+        let explain = |e: ureq::Error| match e {
+            ureq::Error::Timeout(ureq::Timeout::Connect) => format!(
+                "could not connect to {} within {} s",
+                host_of(&url),
+                timeouts.connect.as_secs_f64()
+            ),
+            ureq::Error::Timeout(ureq::Timeout::PerRead) => {
+                format!("{} sent nothing for {} s", host_of(&url), timeouts.read.as_secs_f64())
+            }
+            other => other.to_string(),
+        };
+        let mut response = agent.get(&url).call().map_err(|e| failed(explain(e)))?;
         let bytes = response
             .body_mut()
             .with_config()
             .limit(MAX_BYTES)
             .read_to_vec()
-            .map_err(|e| failed(e.to_string()))?;
+            .map_err(|e| failed(explain(e)))?;
         let got = sha256_hex(&bytes);
         if got != expected {
             return Err(failed(format!(
@@ -83,4 +130,10 @@ pub fn download_files(
         progress(name, bytes.len());
     }
     Ok(())
+}
+
+/// `host:port` of a URL, for messages.
+fn host_of(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    rest.split('/').next().unwrap_or(rest)
 }
