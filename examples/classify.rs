@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use shadergrad::data::image::digit_features;
-use shadergrad::model::Checkpoint;
+use shadergrad::model::{Checkpoint, LossKind};
 use shadergrad::train::{BackendChoice, Device, TrainConfig, Trainer};
 
 #[derive(Parser, Debug)]
@@ -56,13 +56,30 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         features.extend(digit_features(path)?);
     }
     let outputs = trainer.predict(&features, rows)?;
-    for (path, probabilities) in args.images.iter().zip(outputs.chunks(spec.outputs())) {
-        let mut ranked: Vec<(usize, f32)> = probabilities.iter().copied().enumerate().collect();
+    // What a prediction is depends on the loss head: softmax probabilities sum to 100 %, a
+    // sigmoid head's are each class's own, a regression head's outputs are scores.
+    let show: fn(f32) -> String = match spec.loss {
+        LossKind::SoftmaxCrossEntropy => |p| format!("{:.1}%", 100.0 * p),
+        LossKind::SigmoidBinaryCrossEntropy => |p| format!("{:.1}%", 100.0 * p),
+        LossKind::MeanSquaredError | LossKind::MeanAbsoluteError => |v| format!("score {v:.3}"),
+    };
+    match spec.loss {
+        LossKind::SoftmaxCrossEntropy => {}
+        LossKind::SigmoidBinaryCrossEntropy => {
+            println!("(a sigmoid head: each class's own probability; they need not sum to 100%)")
+        }
+        LossKind::MeanSquaredError | LossKind::MeanAbsoluteError => println!(
+            "(a {} head: the network's outputs, ranked; they are scores, not probabilities)",
+            spec.loss.name()
+        ),
+    }
+    for (path, scores) in args.images.iter().zip(outputs.chunks(spec.outputs())) {
+        let mut ranked: Vec<(usize, f32)> = scores.iter().copied().enumerate().collect();
         ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
         let top: Vec<String> = ranked
             .iter()
             .take(args.top)
-            .map(|(class, p)| format!("{class} ({:.1}%)", 100.0 * p))
+            .map(|&(class, v)| format!("{class} ({})", show(v)))
             .collect();
         println!("{}: {}", path.display(), top.join(", "));
     }

@@ -174,3 +174,45 @@ fn transparent_blank_huge_and_non_file_images() {
         "{err}"
     );
 }
+
+/// `classify` on a checkpoint with a regression or sigmoid head does not print its outputs as
+/// softmax percentages.
+#[test]
+fn classify_names_what_each_head_outputs() {
+    let dir = temp("classify-heads");
+    std::fs::create_dir_all(&dir).unwrap();
+    let digit = dir.join("digit.png");
+    image::GrayImage::from_fn(28, 28, |x, _| {
+        image::Luma([if (12..16).contains(&x) { 255 } else { 0 }])
+    })
+    .save(&digit)
+    .unwrap();
+    for (loss, says, percent) in [
+        (LossKind::MeanSquaredError, "they are scores, not probabilities", false),
+        (LossKind::MeanAbsoluteError, "they are scores, not probabilities", false),
+        (LossKind::SigmoidBinaryCrossEntropy, "need not sum to 100%", true),
+        (LossKind::SoftmaxCrossEntropy, "", true),
+    ] {
+        let spec = NetworkSpec::new(&[784, 10], Activation::Relu, loss).unwrap();
+        let path = dir.join(format!("{}.safetensors", loss.name()));
+        shadergrad::model::Checkpoint {
+            network: Network::init(&spec, 0),
+            optimizer: None,
+            progress: Default::default(),
+        }
+        .save(&path)
+        .unwrap();
+        let out = std::process::Command::new(common::example("classify"))
+            .args(["--backend", "cpu", "--checkpoint"])
+            .arg(&path)
+            .arg(&digit)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+        assert!(stdout.contains(says), "{loss:?}: {stdout}");
+        let line = stdout.lines().last().unwrap();
+        assert_eq!(line.contains('%'), percent, "{loss:?}: {line}");
+        assert_eq!(line.contains("score"), !percent, "{loss:?}: {line}");
+    }
+}
