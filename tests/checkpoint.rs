@@ -515,3 +515,29 @@ fn counters_at_their_limits_are_refused_before_they_wrap() {
         .to_string();
     assert!(err.contains("the optimizer's step counter is at 4294967294"), "{err}");
 }
+
+/// One flipped bit in a stored tensor is caught on load, naming the tensor; checkpoints
+/// written before checksums (the first-format file in tests/data) still load.
+#[test]
+fn a_flipped_bit_is_named_on_load() {
+    let dir = temp("bitflip");
+    let path = dir.join("c.safetensors");
+    let trainer_checkpoint = Checkpoint {
+        network: Network::init(&spec(), 0),
+        optimizer: None,
+        progress: Default::default(),
+    };
+    trainer_checkpoint.save(&path).unwrap();
+    let mut bytes = std::fs::read(&path).unwrap();
+    // The last tensor's last float: flip its top exponent bit.
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x40;
+    std::fs::write(&path, &bytes).unwrap();
+    let err = Checkpoint::load(&path).unwrap_err().to_string();
+    assert!(
+        err.contains("fails its CRC-32 check") && err.contains("tensor \"layers."),
+        "{err}"
+    );
+    let old = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/checkpoint-format-1.safetensors");
+    Checkpoint::load(&old).unwrap();
+}

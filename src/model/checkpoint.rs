@@ -28,6 +28,15 @@ use crate::optimizer::{OptimProgress, moment_names};
 pub const FORMAT: &str = "shadergrad-checkpoint-2";
 /// The first layout, still read.
 const FORMAT_1: &str = "shadergrad-checkpoint-1";
+/// Metadata key prefix of each tensor's CRC-32 (`crc32.layers.0.weight`: 8 hex digits).
+/// Checkpoints written before checksums have none and load unchecked.
+const CHECKSUM_PREFIX: &str = "crc32.";
+
+fn crc32_hex(bytes: &[u8]) -> String {
+    let mut crc = flate2::Crc::new();
+    crc.update(bytes);
+    format!("{:08x}", crc.sum())
+}
 
 /// Bytes of the optimizer state block stored by the first format (19 four-byte fields).
 const STATE_BYTES: usize = 76;
@@ -154,6 +163,11 @@ impl Checkpoint {
                 add_layers(spec, &format!("optimizer.{name}."), moment, &mut all)?;
             }
         }
+        // A CRC-32 of every tensor's bytes, so a damaged or edited file is named on load rather
+        // than silently predicting nonsense (PyTorch ignores metadata it does not know).
+        for (name, view) in &all {
+            metadata.insert(format!("{CHECKSUM_PREFIX}{name}"), crc32_hex(view.data()));
+        }
         safetensors::serialize(all, Some(metadata)).map_err(|e| e.to_string())
     }
 
@@ -235,8 +249,13 @@ impl Checkpoint {
             spec.dense()
                 .map(|d| {
                     let (i, fan_out) = (d.index, d.fan_out);
-                    let weight = read_f32(&tensors, &format!("{prefix}layers.{i}.weight"), &weight_shape(&d))?;
-                    let bias = read_f32(&tensors, &format!("{prefix}layers.{i}.bias"), &[fan_out])?;
+                    let weight = read_f32(
+                        &tensors,
+                        &meta,
+                        &format!("{prefix}layers.{i}.weight"),
+                        &weight_shape(&d),
+                    )?;
+                    let bias = read_f32(&tensors, &meta, &format!("{prefix}layers.{i}.bias"), &[fan_out])?;
                     expected_names.push(format!("{prefix}layers.{i}.weight"));
                     expected_names.push(format!("{prefix}layers.{i}.bias"));
                     Ok(DenseLayer { weight, bias })
@@ -389,7 +408,14 @@ fn read_checked(path: &Path) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
-fn read_f32(tensors: &SafeTensors<'_>, name: &str, shape: &[usize]) -> std::result::Result<Vec<f32>, String> {
+/// Tensor `name` as f32 values of `shape`, its bytes checked against the CRC-32 in `meta` when
+/// the checkpoint has checksums (any `crc32.` key: then every tensor must have one).
+fn read_f32(
+    tensors: &SafeTensors<'_>,
+    meta: &HashMap<String, String>,
+    name: &str,
+    shape: &[usize],
+) -> std::result::Result<Vec<f32>, String> {
     let t = tensors
         .tensor(name)
         .map_err(|_| format!("missing tensor {name:?} (expected F32 {shape:?})"))?;
@@ -398,6 +424,19 @@ fn read_f32(tensors: &SafeTensors<'_>, name: &str, shape: &[usize]) -> std::resu
     }
     if t.shape() != shape {
         return Err(format!("tensor {name:?} has shape {:?}, expected {shape:?}", t.shape()));
+    }
+    if meta.keys().any(|k| k.starts_with(CHECKSUM_PREFIX)) {
+        let computed = crc32_hex(t.data());
+        match meta.get(&format!("{CHECKSUM_PREFIX}{name}")) {
+            Some(stored) if *stored == computed => {}
+            Some(stored) => {
+                return Err(format!(
+                    "tensor {name:?} fails its CRC-32 check (stored {stored}, computed {computed}): \
+                     the file was damaged or changed after it was written"
+                ));
+            }
+            None => return Err(format!("tensor {name:?} has no CRC-32 while the others do")),
+        }
     }
     let values: Vec<f32> = t
         .data()
