@@ -300,8 +300,23 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
 }
 
 fn main() {
-    if let Err(e) = run(Args::parse()) {
+    let args = Args::parse();
+    let resumed = args.resume.clone();
+    if let Err(e) = run(args) {
         eprintln!("error: {e}");
+        // A resumed run that fails before writing a checkpoint of its own never touched the
+        // file it resumed from: say so, since the error has no checkpoint of this run to name.
+        if let (Some(path), Some(shadergrad::Error::NonFiniteLoss { checkpoint: None, .. }))
+        | (Some(path), Some(shadergrad::Error::NonFiniteParameters { checkpoint: None, .. }))
+        | (Some(path), Some(shadergrad::Error::Diverged { checkpoint: None, .. }))
+        | (Some(path), Some(shadergrad::Error::DeviceLost { checkpoint: None, .. })) =
+            (resumed, e.downcast_ref::<shadergrad::Error>())
+        {
+            eprintln!(
+                "the --resume file {} is unchanged: resume from it again (with other settings)",
+                path.display()
+            );
+        }
         std::process::exit(1);
     }
 }

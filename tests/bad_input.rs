@@ -475,3 +475,84 @@ fn bench_refuses_an_unwritable_results_path_before_measuring() {
         "it measured first"
     );
 }
+
+/// The mnist example as a user meets it: a partial MNIST_DIR names the missing file instead of
+/// quietly training on the sample; --seed with --resume says it is not used; a resumed run
+/// that goes non-finite before saving says its --resume file is unchanged; a test set of
+/// another width says it is the test set.
+#[test]
+#[cfg(all(feature = "download", feature = "plot", feature = "progress"))]
+fn the_mnist_example_names_what_it_does_not_use() {
+    let dir = temp("mnist-example");
+    let run = |args: &[&str], mnist_dir: Option<&Path>| {
+        let mut cmd = std::process::Command::new(common::example("mnist"));
+        cmd.args(["--backend", "cpu", "--limit-train", "300", "--limit-test", "100"])
+            .args(args);
+        match mnist_dir {
+            Some(d) => cmd.env("MNIST_DIR", d),
+            None => cmd.env_remove("MNIST_DIR"),
+        };
+        let out = cmd.output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let partial = dir.join("partial");
+    std::fs::create_dir_all(&partial).unwrap();
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/data/mnist-sample");
+    for name in [
+        "train-images-idx3-ubyte.gz",
+        "train-labels-idx1-ubyte.gz",
+        "t10k-images-idx3-ubyte.gz",
+    ] {
+        std::fs::copy(sample.join(name), partial.join(name)).unwrap();
+    }
+    let out = dir.join("run");
+    let (ok, stderr) = run(&["--epochs", "1", "--out", out.to_str().unwrap()], Some(&partial));
+    assert!(
+        !ok && stderr.contains("test labels not found in") && stderr.contains("t10k-labels-idx1-ubyte"),
+        "{stderr}"
+    );
+
+    let (ok, stderr) = run(&["--epochs", "1", "--out", out.to_str().unwrap()], None);
+    assert!(ok, "{stderr}");
+    let checkpoint = out.join("checkpoint.safetensors");
+    let resumed = dir.join("resumed");
+    let args = [
+        "--epochs",
+        "2",
+        "--lr",
+        "1e30",
+        "--seed",
+        "4",
+        "--resume",
+        checkpoint.to_str().unwrap(),
+        "--out",
+        resumed.to_str().unwrap(),
+    ];
+    let before = std::fs::read(&checkpoint).unwrap();
+    let (ok, stderr) = run(&args, None);
+    assert!(!ok);
+    assert!(
+        stderr.contains("notice: --seed 4 is not used: a resumed run keeps the checkpoint's seed 0"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("the --resume file {} is unchanged", checkpoint.display())),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read(&checkpoint).unwrap(), before);
+}
+
+#[test]
+fn a_test_set_of_another_width_is_named_as_the_test_set() {
+    let mut t = trainer(TrainConfig {
+        epochs: 1,
+        ..TrainConfig::default()
+    })
+    .unwrap();
+    let narrow = Dataset::classification(vec![0.5; 7 * 3], 3, vec![0; 7], 2).unwrap();
+    let err = t
+        .train_epoch(&data(), Some(&narrow), &mut |_, _| {})
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("the test set: samples have 3 features"), "{err}");
+}

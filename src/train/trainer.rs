@@ -123,6 +123,14 @@ impl EpochReport {
 /// Progress within an epoch: `(steps done, steps in the epoch)`.
 pub type StepProgress<'a> = &'a mut dyn FnMut(usize, usize);
 
+/// Says which dataset a mismatch is about: the training and the test set are checked alike.
+fn naming_set(set: &'static str) -> impl Fn(Error) -> Error {
+    move |e| match e {
+        Error::DatasetMismatch(problem) => Error::DatasetMismatch(format!("{set}: {problem}")),
+        other => other,
+    }
+}
+
 /// Steps handed to the backend at once: a GPU records several into one submit, and progress
 /// is reported between groups.
 const STEPS_PER_CALL: usize = 32;
@@ -278,7 +286,9 @@ impl Trainer {
         let mut done = 0;
         progress(0, all.len());
         for group in all.chunks(STEPS_PER_CALL) {
-            self.backend.train_batches(train, group)?;
+            self.backend
+                .train_batches(train, group)
+                .map_err(naming_set("the training set"))?;
             done += group.len();
             progress(done, all.len());
         }
@@ -289,7 +299,9 @@ impl Trainer {
         self.skipped_before = train_totals.skipped_steps;
         self.check_health(epoch + 1, &train_totals, skipped_steps, all.len())?;
         let eval_started = Instant::now();
-        let test_totals = test.map(|t| self.backend.evaluate(t)).transpose()?;
+        let test_totals = test
+            .map(|t| self.backend.evaluate(t).map_err(naming_set("the test set")))
+            .transpose()?;
         self.epochs_done += 1;
         self.steps_done += all.len() as u64;
         self.optimizer_steps += all.len() as u64;
