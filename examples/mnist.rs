@@ -16,7 +16,7 @@ use shadergrad::data::download::download_mnist;
 use shadergrad::data::{BUNDLED_SAMPLE, Mnist, find_mnist_dir, has_mnist};
 use shadergrad::model::{Checkpoint, LossKind, Network, NetworkSpec};
 use shadergrad::train::{
-    BackendChoice, Device, EpochProgress, LrSchedule, MetricsLog, TrainConfig, Trainer, draw_curves,
+    BackendChoice, Claim, Device, EpochProgress, LrSchedule, MetricsLog, RunFolder, TrainConfig, Trainer, draw_curves,
 };
 use shadergrad::{Activation, Optimizer};
 
@@ -94,6 +94,10 @@ struct Args {
     /// optimizer state, seed and epoch carry on; every other setting comes from these flags.
     #[arg(long)]
     resume: Option<PathBuf>,
+    /// Replace the results of an earlier run in --out (without it, a folder that holds a run's
+    /// metrics or checkpoint is refused unless --resume continues it).
+    #[arg(long, conflicts_with = "resume")]
+    overwrite: bool,
     /// Skip steps whose loss is NaN or infinite instead of stopping (the epoch line counts them).
     #[arg(long)]
     skip_nonfinite: bool,
@@ -176,6 +180,24 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         _ => None,
     };
     let lr = args.lr.or(preset_lr);
+    let save = args
+        .save
+        .clone()
+        .unwrap_or_else(|| args.out.join("checkpoint.safetensors"));
+    let curves = args.out.join("curves.svg");
+    // The output folder is this run's alone (locked until it exits), an earlier run's results
+    // are replaced only when asked, and no output is written over another.
+    let claim = match (&args.resume, args.overwrite) {
+        (Some(_), _) => Claim::Continue,
+        (None, true) => Claim::Replace,
+        (None, false) => Claim::New,
+    };
+    let _run = RunFolder::claim(&args.out, &save, claim)?;
+    check_distinct_outputs(&[
+        ("the metrics file", &args.out.join("metrics.csv")),
+        ("the training curves", &curves),
+        ("the checkpoint (--save)", &save),
+    ])?;
     // The output folder (metrics.csv, curves.svg, the default checkpoint) exists before training.
     let log = MetricsLog::open(&args.out)?;
     let config = TrainConfig {
@@ -188,11 +210,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         skip_nonfinite: args.skip_nonfinite,
         stop_on_divergence: !args.allow_divergence,
         metrics: Some(log.path().to_path_buf()),
-        checkpoint: Some(
-            args.save
-                .clone()
-                .unwrap_or_else(|| args.out.join("checkpoint.safetensors")),
-        ),
+        checkpoint: Some(save.clone()),
         ..TrainConfig::default()
     };
     let setup = Instant::now();
@@ -240,11 +258,6 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         setup.elapsed().as_secs_f64()
     );
 
-    let curves = args.out.join("curves.svg");
-    let save = args
-        .save
-        .clone()
-        .unwrap_or_else(|| args.out.join("checkpoint.safetensors"));
     let mut training_seconds = 0.0;
     let mut last = None;
     while trainer.epochs_done() < config.epochs {
@@ -300,6 +313,12 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
 }
 
 fn main() {
+    // Ctrl-C or SIGTERM during a save leaves the previous checkpoint and no temporary file.
+    let _ = ctrlc::set_handler(|| {
+        shadergrad::files::remove_unfinished_temps();
+        eprintln!("interrupted: no save was left half-written (continue from the last checkpoint with --resume)");
+        std::process::exit(130);
+    });
     let args = Args::parse();
     let resumed = args.resume.clone();
     if let Err(e) = run(args) {
@@ -329,4 +348,19 @@ fn open_device(backend: &str) -> Result<Device, Box<dyn std::error::Error>> {
         eprintln!("notice: {reason}; training on the CPU backend instead (--backend gpu requires a GPU)");
     }
     Ok(device)
+}
+
+/// Refuses outputs of one run that are the same file (after symlinks): one would overwrite the
+/// other after every epoch.
+fn check_distinct_outputs(outputs: &[(&str, &Path)]) -> Result<(), Box<dyn std::error::Error>> {
+    let resolved: Vec<_> = outputs
+        .iter()
+        .map(|(what, path)| Ok((*what, *path, shadergrad::files::check_destination(path)?)))
+        .collect::<Result<_, shadergrad::Error>>()?;
+    for (i, (what, path, target)) in resolved.iter().enumerate() {
+        if let Some((other, _, _)) = resolved[..i].iter().find(|(_, _, t)| t == target) {
+            return Err(format!("{what} {} would be {other} too: give it another path", path.display()).into());
+        }
+    }
+    Ok(())
 }

@@ -191,6 +191,21 @@ pub enum Error {
         kind: &'static str,
     },
 
+    /// Another process holds the lock of an output folder or file: two runs writing one place
+    /// would interleave their histories and overwrite each other's checkpoints.
+    #[error("{path} is in use by another run ({holder}): wait for it to finish, or write elsewhere (--out, --save)")]
+    InUse { path: std::path::PathBuf, holder: String },
+
+    /// A new run would replace an earlier run's results.
+    #[error(
+        "{dir} already holds a run ({found}): --resume {checkpoint} continues it, --overwrite replaces it, --out names another folder"
+    )]
+    RunExists {
+        dir: std::path::PathBuf,
+        found: String,
+        checkpoint: std::path::PathBuf,
+    },
+
     /// An image cannot be read as a digit.
     #[error("cannot read {path} as a digit image: {problem}")]
     InvalidImage { path: std::path::PathBuf, problem: String },

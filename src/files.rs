@@ -19,6 +19,34 @@ pub(crate) fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::i
     }
 }
 
+/// Temporary names that exist right now in this process (between a save's link and its
+/// rename): what [`remove_unfinished_temps`] removes when a signal ends the process.
+static UNFINISHED: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// Removes the temporary files of saves this process has under way, for a signal handler that
+/// is about to end the process (the examples install one for Ctrl-C and SIGTERM). The file
+/// being replaced keeps its previous content.
+pub fn remove_unfinished_temps() {
+    let names = UNFINISHED.lock().unwrap_or_else(|p| p.into_inner());
+    for name in names.iter() {
+        let _ = std::fs::remove_file(name);
+    }
+}
+
+/// Keeps `temp` in [`UNFINISHED`] while `f` runs.
+fn while_unfinished<R>(temp: &Path, f: impl FnOnce() -> R) -> R {
+    UNFINISHED
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(temp.to_path_buf());
+    let result = f();
+    UNFINISHED
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .retain(|p| p != temp);
+    result
+}
+
 /// Links followed at most, so a loop of links is an error rather than a hang.
 const MAX_LINKS: usize = 32;
 
@@ -185,7 +213,11 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let target = check_destination(path)?;
     remove_stale_temps(&target);
     let temp = temp_for(&target);
-    let result = (|| {
+    #[cfg(target_os = "linux")]
+    if let Some(result) = write_unnamed_then_rename(&target, &temp, bytes) {
+        return result;
+    }
+    let result = while_unfinished(&temp, || {
         // This process's own leftover (a save that failed half way) goes first; `create_new`
         // then never follows a symlink or opens a FIFO someone put at the temporary name.
         if std::fs::symlink_metadata(&temp).is_ok() {
@@ -205,9 +237,116 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
             .and_then(|d| d.sync_all())
             .map_err(io("sync the folder of", &target))?;
         Ok(())
-    })();
+    });
     if result.is_err() {
         let _ = std::fs::remove_file(&temp);
     }
     result
+}
+
+/// An exclusive lock on an output (a run's folder or a checkpoint), held until dropped or until
+/// the process ends however it ends (the operating system releases it: a killed run leaves no
+/// stale lock). The lock file holds the holder's PID, for the message another run gets.
+#[derive(Debug)]
+pub struct OutputLock {
+    _file: std::fs::File,
+    path: PathBuf,
+}
+
+impl OutputLock {
+    /// Locks `lock_file` (created if missing) for this process, or fails with
+    /// [`Error::InUse`] naming `what` and the holder's PID.
+    pub fn acquire(lock_file: &Path, what: &Path) -> Result<OutputLock> {
+        use std::io::{Read, Seek};
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(lock_file)
+            .map_err(io("create the lock file", lock_file))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                let holder = holder.trim();
+                return Err(Error::InUse {
+                    path: what.to_path_buf(),
+                    holder: if holder.is_empty() {
+                        "another process".to_string()
+                    } else {
+                        format!("process {holder}")
+                    },
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io("lock", lock_file)(e)),
+        }
+        file.set_len(0).map_err(io("write the lock file", lock_file))?;
+        file.rewind().map_err(io("write the lock file", lock_file))?;
+        file.write_all(std::process::id().to_string().as_bytes())
+            .map_err(io("write the lock file", lock_file))?;
+        Ok(OutputLock {
+            _file: file,
+            path: lock_file.to_path_buf(),
+        })
+    }
+
+    /// The lock file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Linux: writes `bytes` to an unnamed file in `target`'s folder (`O_TMPFILE`), syncs it, gives
+/// it the temporary name and renames it over `target` at once. A kill (SIGINT, SIGTERM, even
+/// SIGKILL) while the bytes are written leaves nothing behind: the file has no name until
+/// they are all on disk. `None` where the filesystem has no `O_TMPFILE` (or `/proc` is not
+/// mounted): the caller then writes a named temporary file.
+#[cfg(target_os = "linux")]
+fn write_unnamed_then_rename(target: &Path, temp: &Path, bytes: &[u8]) -> Option<Result<()>> {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::io::AsRawFd;
+    let folder = folder_of(target);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_TMPFILE)
+        .mode(0o644)
+        .open(&folder)
+        .ok()?;
+    if let Err(e) = file.write_all(bytes).and_then(|()| file.sync_all()) {
+        return Some(Err(io("write", temp)(e)));
+    }
+    if std::fs::symlink_metadata(temp).is_ok() {
+        // This process's own leftover of a failed save.
+        if let Err(e) = std::fs::remove_file(temp) {
+            return Some(Err(io("remove the old temporary file", temp)(e)));
+        }
+    }
+    let source = std::ffi::CString::new(format!("/proc/self/fd/{}", file.as_raw_fd())).ok()?;
+    let dest = std::ffi::CString::new(temp.as_os_str().as_bytes()).ok()?;
+    // SAFETY: both are valid NUL-terminated paths; linkat does not keep them.
+    let linked_and_renamed = while_unfinished(temp, || {
+        let linked = unsafe {
+            libc::linkat(
+                libc::AT_FDCWD,
+                source.as_ptr(),
+                libc::AT_FDCWD,
+                dest.as_ptr(),
+                libc::AT_SYMLINK_FOLLOW,
+            )
+        };
+        (linked == 0).then(|| std::fs::rename(temp, target).map_err(io("rename a temporary file onto", target)))
+    });
+    let renamed = linked_and_renamed?;
+    if renamed.is_err() {
+        let _ = std::fs::remove_file(temp);
+        return Some(renamed);
+    }
+    Some(
+        std::fs::File::open(&folder)
+            .and_then(|d| d.sync_all())
+            .map_err(io("sync the folder of", target)),
+    )
 }

@@ -556,3 +556,138 @@ fn a_test_set_of_another_width_is_named_as_the_test_set() {
         .to_string();
     assert!(err.contains("the test set: samples have 3 features"), "{err}");
 }
+
+/// The child of `a_kill_during_a_save_leaves_no_temporary_file`: saves a 6 MB checkpoint over
+/// and over into the folder it is given.
+#[test]
+#[ignore = "run by a_kill_during_a_save_leaves_no_temporary_file"]
+fn saving_child() {
+    let Some(dir) = std::env::var_os("SHADERGRAD_SAVING_CHILD") else {
+        return;
+    };
+    let spec = NetworkSpec::new(&[784, 2000, 10], Activation::Relu, LossKind::SoftmaxCrossEntropy).unwrap();
+    let c = Checkpoint {
+        network: Network::init(&spec, 0),
+        optimizer: None,
+        progress: Default::default(),
+    };
+    let path = PathBuf::from(dir).join("checkpoint.safetensors");
+    // What the examples install: Ctrl-C or SIGTERM removes an unfinished save's temporary file.
+    ctrlc::set_handler(|| {
+        shadergrad::files::remove_unfinished_temps();
+        std::process::exit(130);
+    })
+    .unwrap();
+    loop {
+        c.save(&path).unwrap();
+    }
+}
+
+/// SIGTERM or SIGINT in the middle of saving leaves the previous checkpoint and no temporary
+/// file: the bytes go to an unnamed file (named only for the instant between its link and its
+/// rename), and the handler the examples install removes that name. (SIGKILL cannot be handled:
+/// a name it leaves in that instant is removed by the next save to the path.)
+#[test]
+fn a_kill_during_a_save_leaves_no_temporary_file() {
+    let dir = temp("kill-during-save");
+    let exe = std::env::current_exe().unwrap();
+    for (round, signal) in ["TERM", "INT"].iter().cycle().take(12).enumerate() {
+        let mut child = std::process::Command::new(&exe)
+            .args(["saving_child", "--exact", "--ignored", "--test-threads", "1"])
+            .env("SHADERGRAD_SAVING_CHILD", &dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(150 + (round as u64 * 37) % 200));
+        let status = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        child.wait().unwrap();
+        let leftovers: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains(".tmp-"))
+            .collect();
+        assert!(leftovers.is_empty(), "SIG{signal}: {leftovers:?}");
+        if dir.join("checkpoint.safetensors").exists() {
+            Checkpoint::load(&dir.join("checkpoint.safetensors")).unwrap();
+        }
+    }
+}
+
+/// One folder, one run: a second run into a folder in use is refused naming the first one's
+/// PID (and a killed run's lock does not linger); a new run never replaces an earlier run's
+/// results without --resume or --overwrite; no output may be another output.
+#[test]
+#[cfg(all(feature = "download", feature = "plot", feature = "progress"))]
+fn runs_do_not_share_or_replace_an_output_folder() {
+    let dir = temp("run-folders");
+    let mnist = |args: &[&str]| {
+        let mut cmd = std::process::Command::new(common::example("mnist"));
+        cmd.args(["--backend", "cpu", "--limit-train", "300", "--limit-test", "100"])
+            .args(args)
+            .env_remove("MNIST_DIR");
+        cmd
+    };
+    let run = |args: &[&str]| {
+        let out = mnist(args).output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let out = dir.join("out");
+    let out_s = out.to_str().unwrap();
+    let (ok, stderr) = run(&["--epochs", "1", "--out", out_s]);
+    assert!(ok, "{stderr}");
+    let (ok, stderr) = run(&["--epochs", "1", "--out", out_s]);
+    assert!(
+        !ok && stderr.contains("already holds a run (1 epoch in metrics.csv") && stderr.contains("--resume"),
+        "{stderr}"
+    );
+    let (ok, stderr) = run(&["--epochs", "2", "--out", out_s, "--overwrite"]);
+    assert!(ok, "{stderr}");
+    let rows = std::fs::read_to_string(out.join("metrics.csv"))
+        .unwrap()
+        .lines()
+        .count();
+    assert_eq!(rows, 3, "a header and the new run's 2 epochs");
+    let curves = out.join("curves.svg");
+    let (ok, stderr) = run(&[
+        "--epochs",
+        "1",
+        "--out",
+        out_s,
+        "--overwrite",
+        "--save",
+        curves.to_str().unwrap(),
+    ]);
+    assert!(!ok && stderr.contains("would be the training curves too"), "{stderr}");
+    assert!(std::fs::read_to_string(&curves).unwrap().contains("<svg"));
+
+    // A long run holds its folder; a second run there is refused naming it.
+    let busy = dir.join("busy");
+    let mut first = mnist(&["--epochs", "100000", "--out", busy.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let lock = busy.join(".shadergrad.lock");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::fs::read_to_string(&lock).unwrap_or_default().trim() != first.id().to_string() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first run never locked its folder"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let (ok, stderr) = run(&["--epochs", "1", "--out", busy.to_str().unwrap(), "--overwrite"]);
+    assert!(
+        !ok && stderr.contains(&format!("is in use by another run (process {})", first.id())),
+        "{stderr}"
+    );
+    first.kill().unwrap(); // SIGKILL: the lock goes with the process
+    first.wait().unwrap();
+    let (ok, stderr) = run(&["--epochs", "1", "--out", busy.to_str().unwrap(), "--overwrite"]);
+    assert!(ok, "{stderr}");
+}

@@ -14,6 +14,7 @@ mod params;
 mod program;
 #[cfg(feature = "progress")]
 pub mod progress;
+mod run_folder;
 mod schedule;
 mod trainer;
 
@@ -29,6 +30,7 @@ pub use metrics::{EpochRow, MetricsLog};
 pub use program::Stage;
 #[cfg(feature = "progress")]
 pub use progress::EpochProgress;
+pub use run_folder::{Claim, RunFolder};
 pub use schedule::LrSchedule;
 pub use trainer::{DIVERGENCE_FACTOR, EpochReport, StepProgress, TrainConfig, Trainer};
 
