@@ -388,13 +388,13 @@ fn gpu_step(
         .unwrap()
         .map(|s| s / steps.min(8) as f64);
     gpu.take_train_totals().unwrap();
-    if std::env::var_os("BENCH_PROFILE").is_some() {
-        if let Some(times) = gpu_profile::profile_step(&mut gpu, &data, all[0]).unwrap() {
-            let total: f64 = times.iter().map(|t| t.1).sum();
-            println!("{name}: per-dispatch GPU time (sum {:.2} ms)", total * 1e3);
-            for (what, s) in times {
-                println!("  {:>8.3} ms  {what}", s * 1e3);
-            }
+    if std::env::var_os("BENCH_PROFILE").is_some()
+        && let Some(times) = gpu_profile::profile_step(&mut gpu, &data, all[0]).unwrap()
+    {
+        let total: f64 = times.iter().map(|t| t.1).sum();
+        println!("{name}: per-dispatch GPU time (sum {:.2} ms)", total * 1e3);
+        for (what, s) in times {
+            println!("  {:>8.3} ms  {what}", s * 1e3);
         }
     }
     let dispatches = gpu.dispatches_per_step().unwrap_or(0);
