@@ -8,8 +8,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use shadergrad::data::image::digit_features;
-use shadergrad::model::{Checkpoint, LossKind};
-use shadergrad::train::{BackendChoice, Device, TrainConfig, Trainer};
+use shadergrad::prelude::*;
 
 #[derive(Parser, Debug)]
 #[command(about = "Classify PNG digits with a shadergrad checkpoint")]
@@ -29,8 +28,12 @@ struct Args {
 }
 
 fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let checkpoint = Checkpoint::load(&args.checkpoint)?;
-    let spec = checkpoint.network.spec.clone();
+    let (device, fallback) = Device::open(args.backend.parse::<BackendChoice>()?)?;
+    if let Some(reason) = fallback {
+        eprintln!("notice: {reason}; classifying on the CPU backend instead (--backend gpu requires a GPU)");
+    }
+    let mut predictor = Predictor::load(&args.checkpoint, &device)?;
+    let spec = predictor.spec().clone();
     if spec.inputs() != 784 {
         return Err(format!(
             "the checkpoint's network takes {} inputs, not 28×28 = 784 pixels",
@@ -38,24 +41,12 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         )
         .into());
     }
-    let (device, fallback) = Device::open(args.backend.parse::<BackendChoice>()?)?;
-    if let Some(reason) = fallback {
-        eprintln!("notice: {reason}; classifying on the CPU backend instead (--backend gpu requires a GPU)");
-    }
     let rows = args.images.len();
-    let mut trainer = Trainer::new(
-        checkpoint.network,
-        &device,
-        TrainConfig {
-            batch_size: rows,
-            ..TrainConfig::default()
-        },
-    )?;
     let mut features = Vec::with_capacity(rows * 784);
     for path in &args.images {
         features.extend(digit_features(path)?);
     }
-    let outputs = trainer.predict(&features, rows)?;
+    let outputs = predictor.predict(&features, rows)?;
     // What a prediction is depends on the loss head: softmax probabilities sum to 100 %, a
     // sigmoid head's are each class's own, a regression head's outputs are scores.
     let show: fn(f32) -> String = match spec.loss {

@@ -52,6 +52,21 @@ pub mod ops;
 pub mod optimizer;
 pub mod train;
 
+/// What a user of the crate needs, in one import: `use shadergrad::prelude::*;`.
+///
+/// The model builder and its text form, the network and its checkpoints, datasets and MNIST,
+/// the device choice, training (trainer, configuration, schedules, optimizers), inference, and
+/// the error type (not `Result`, which would shadow the standard one: use `shadergrad::Result`).
+pub mod prelude {
+    pub use crate::activation::Activation;
+    pub use crate::data::{Dataset, Mnist};
+    pub use crate::error::Error;
+    pub use crate::gpu::GpuContext;
+    pub use crate::model::{Checkpoint, LossKind, Model, Network, NetworkSpec};
+    pub use crate::optimizer::Optimizer;
+    pub use crate::train::{BackendChoice, Device, EpochReport, LrSchedule, Predictor, TrainConfig, Trainer};
+}
+
 pub use activation::Activation;
 pub use error::{Error, Result};
 pub use ops::{Epilogue, MatmulDims, MatmulForm};

@@ -541,3 +541,24 @@ fn a_flipped_bit_is_named_on_load() {
     let old = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/checkpoint-format-1.safetensors");
     Checkpoint::load(&old).unwrap();
 }
+
+/// `Predictor` loads a checkpoint and predicts with no training configuration, on the CPU and
+/// the GPU, as the trainer that wrote it does.
+#[test]
+fn a_predictor_predicts_what_the_trainer_did_on_both_backends() {
+    let dir = temp("predictor");
+    let path = dir.join("c.safetensors");
+    let mut trainer = Trainer::new(Network::init(&spec(), 3), &Device::Cpu, config(Optimizer::adam(1e-2))).unwrap();
+    trainer.train_epoch(&data(), None, &mut |_, _| {}).unwrap();
+    trainer.checkpoint().unwrap().save(&path).unwrap();
+    let features: Vec<f32> = (0..37 * 12).map(|i| ((i * 7) % 13) as f32 / 13.0).collect();
+    let want = trainer.predict(&features, 37).unwrap();
+    let _ = gpu_or_skip!();
+    let gpu = Device::Gpu(Arc::new(GpuContext::new().unwrap()));
+    for device in [Device::Cpu, gpu] {
+        let mut predictor = shadergrad::train::Predictor::load(&path, &device).unwrap();
+        assert_eq!(predictor.spec(), &spec());
+        let got = predictor.predict(&features, 37).unwrap();
+        common::assert_close(&predictor.backend_name(), &got, &want, 1e-5);
+    }
+}

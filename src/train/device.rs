@@ -2,10 +2,10 @@
 
 use std::sync::Arc;
 
-use super::TrainConfig;
+use super::{Backend, CpuBackend, GpuBackend, TrainConfig};
 use crate::error::{Error, Result};
 use crate::gpu::{AdapterRequest, GpuContext};
-use crate::model::NetworkSpec;
+use crate::model::{Network, NetworkSpec};
 
 /// Where training runs.
 #[derive(Debug, Clone)]
@@ -17,6 +17,14 @@ pub enum Device {
 }
 
 impl Device {
+    /// The backend that runs `network` with `config` on this device.
+    pub(crate) fn backend(&self, network: Network, config: &TrainConfig) -> Result<Box<dyn Backend>> {
+        Ok(match self {
+            Device::Cpu => Box::new(CpuBackend::new(network, config)?),
+            Device::Gpu(ctx) => Box::new(GpuBackend::new(Arc::clone(ctx), &network, config)?),
+        })
+    }
+
     /// Checks, before anything is allocated, that training `spec` with `config` fits this
     /// device: host memory for the CPU (parameters, gradients, moments, activations), the
     /// device's buffer and binding limits for a GPU. Errors name the layer and the limit.

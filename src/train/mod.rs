@@ -11,6 +11,7 @@ mod gpu;
 mod layer_ops;
 pub mod metrics;
 mod params;
+mod predictor;
 mod program;
 #[cfg(feature = "progress")]
 pub mod progress;
@@ -27,6 +28,7 @@ pub use device::{BackendChoice, Device};
 pub use gpu::profile as gpu_profile;
 pub use gpu::{DEFAULT_STEPS_PER_SUBMIT, GpuBackend};
 pub use metrics::{EpochRow, MetricsLog};
+pub use predictor::Predictor;
 pub use program::Stage;
 #[cfg(feature = "progress")]
 pub use progress::EpochProgress;

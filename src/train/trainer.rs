@@ -1,13 +1,10 @@
 //! The training loop: epochs of shuffled batches on a backend, a learning-rate schedule, and
 //! per-epoch reports.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use super::backend::{Backend, Totals};
-use super::cpu_backend::CpuBackend;
 use super::device::Device;
-use super::gpu::GpuBackend;
 use super::metrics::{EpochRow, MetricsLog};
 use super::schedule::LrSchedule;
 use crate::data::{Dataset, batches, epoch_order};
@@ -155,10 +152,7 @@ pub struct Trainer {
 impl Trainer {
     /// A trainer for `network` on `device`.
     pub fn new(network: Network, device: &Device, config: TrainConfig) -> Result<Trainer> {
-        let backend: Box<dyn Backend> = match device {
-            Device::Cpu => Box::new(CpuBackend::new(network, &config)?),
-            Device::Gpu(ctx) => Box::new(GpuBackend::new(Arc::clone(ctx), &network, &config)?),
-        };
+        let backend = device.backend(network, &config)?;
         Self::with_backend(backend, config)
     }
 
