@@ -187,7 +187,7 @@ pub enum ChoiceSource {
     /// The timing budget was spent: the nearest measured class's kernel, or the adapter default.
     Unmeasured,
     /// Not timed, decided by the adapter's type: on a CPU adapter (lavapipe, WARP) a layer's
-    /// gradients run as two launches (see [`Tuner::choose_pairing`]).
+    /// gradients run as two launches (see `Tuner::choose_pairing`).
     AdapterType,
     /// Not timed: the device cannot run the alternative (a paired kernel binds more storage
     /// buffers per stage than the device allows).
