@@ -570,7 +570,25 @@ fn loss_metrics_match_cpu() {
                 } else {
                     assert_close(&what, &got_total, &[want_total as f32], GPU_TOLERANCE);
                     assert_close(&what, &ctx.read(&gloss).unwrap(), &loss_rows, GPU_TOLERANCE);
-                    assert_close(&what, &ctx.read(&gdz).unwrap(), &dz, GPU_TOLERANCE);
+                    // dZ is a difference of nearly equal terms where the model fits (σ(z) ≈ y,
+                    // softmax p ≈ 1 at the label): its error is measured against the size of
+                    // those terms, not of the difference. One 1×1 sigmoid-BCE case, σ − y =
+                    // −0.0025, differed by 2.4e-5 of itself on lavapipe at 16 lanes, whose exp
+                    // rounds differently (seed 1796466480729106633).
+                    let inv_b = 1.0 / rows as f32;
+                    let terms: Vec<f32> = (0..rows * cols)
+                        .map(|i| match head {
+                            Head::SoftmaxCe | Head::SigmoidBce => (1.0 + targets[i].abs()) * inv_b,
+                            Head::Mse => 2.0 * (z[i].abs() + targets[i].abs()) * inv_b,
+                            Head::Mae => inv_b,
+                        })
+                        .collect();
+                    let got_dz = ctx.read(&gdz).unwrap();
+                    assert!(got_dz.iter().all(|v| v.is_finite()), "{what}: dZ not finite");
+                    let gap: Vec<f32> = got_dz.iter().zip(&dz).map(|(g, w)| g - w).collect();
+                    let diff = norm(&gap);
+                    let err = diff / norm(&dz).max(norm(&terms));
+                    assert!(err <= GPU_TOLERANCE, "{what}: dZ error {err:e} of its terms' size");
                 }
                 assert_eq!(ctx.read(&gstate).unwrap()[0], state, "{what}: state");
             }
@@ -1189,4 +1207,9 @@ fn max_pool2d_matches_cpu() {
         ));
     }
     eprintln!("max_pool2d worst relative error: {worst:.3e}");
+}
+
+/// The Euclidean norm.
+fn norm(v: &[f32]) -> f64 {
+    v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt()
 }
