@@ -645,6 +645,16 @@ fn runs_do_not_share_or_replace_an_output_folder() {
         !ok && stderr.contains("already holds a run (1 epoch in metrics.csv") && stderr.contains("--resume"),
         "{stderr}"
     );
+    // --overwrite with a setting refused at start-up costs the earlier run nothing.
+    let (ok, _) = run(&["--epochs", "2", "--out", out_s, "--overwrite", "--lr", "-1"]);
+    assert!(!ok);
+    assert_eq!(
+        std::fs::read_to_string(out.join("metrics.csv"))
+            .unwrap()
+            .lines()
+            .count(),
+        2
+    );
     let (ok, stderr) = run(&["--epochs", "2", "--out", out_s, "--overwrite"]);
     assert!(ok, "{stderr}");
     let rows = std::fs::read_to_string(out.join("metrics.csv"))

@@ -13,8 +13,8 @@ pub enum Claim {
     New,
     /// The run continues the results there (`--resume`).
     Continue,
-    /// The run replaces them (`--overwrite`): the earlier metrics are removed now, the
-    /// checkpoint is replaced by the first one this run saves.
+    /// The run replaces them (`--overwrite`): the earlier metrics rows and checkpoint are
+    /// replaced by this run's first epoch, not before.
     Replace,
 }
 
@@ -46,12 +46,10 @@ impl RunFolder {
         }
         let metrics = dir.join("metrics.csv");
         match claim {
-            Claim::Continue => {}
-            Claim::Replace => {
-                if metrics.exists() {
-                    std::fs::remove_file(&metrics).map_err(crate::files::io("remove", &metrics))?;
-                }
-            }
+            // Replacing removes nothing now: a setting refused after this point must not have
+            // cost the earlier run its results. Its metrics rows go at this run's first epoch
+            // (`MetricsLog::append` drops rows from that epoch on), its checkpoint at the first save.
+            Claim::Continue | Claim::Replace => {}
             Claim::New => {
                 let epochs = if metrics.exists() {
                     MetricsLog::at(&metrics)?.read()?.len()
