@@ -69,10 +69,20 @@ pub enum Epilogue<R> {
     /// Store `C` as is.
     None,
     /// `C[i,j] = act(C[i,j] + bias[j])`: the dense layer's forward pass in one dispatch.
-    BiasAct { bias: R, act: Activation },
+    BiasAct {
+        /// The bias, one value per column of `C`.
+        bias: R,
+        /// The activation applied after adding the bias.
+        act: Activation,
+    },
     /// `C[i,j] *= act'(·)` from the layer's stored output `act_output[i,j]`: turns the
     /// backward `dA = dZ·W` into the previous layer's `dZ` in the same dispatch.
-    ActGrad { act_output: R, act: Activation },
+    ActGrad {
+        /// The layer's stored activation output, shaped like `C`.
+        act_output: R,
+        /// The activation whose derivative is applied.
+        act: Activation,
+    },
 }
 
 impl<R> Epilogue<R> {

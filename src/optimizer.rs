@@ -12,22 +12,43 @@ use bytemuck::{Pod, Zeroable};
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Optimizer {
     /// `update = g`.
-    Sgd { lr: f32, weight_decay: f32 },
+    Sgd {
+        /// Learning rate, ≥ 0.
+        lr: f32,
+        /// Decoupled weight decay, ≥ 0 (0 turns it off).
+        weight_decay: f32,
+    },
     /// PyTorch-style heavy ball: `v ← μ·v + g`, `update = v`.
-    Momentum { lr: f32, momentum: f32, weight_decay: f32 },
+    Momentum {
+        /// Learning rate, ≥ 0.
+        lr: f32,
+        /// Momentum factor μ, in [0, 1).
+        momentum: f32,
+        /// Decoupled weight decay, ≥ 0 (0 turns it off).
+        weight_decay: f32,
+    },
     /// Adam with bias correction: `update = m̂ / (√v̂ + ε)`; with `weight_decay > 0` it is AdamW.
     Adam {
+        /// Learning rate, ≥ 0.
         lr: f32,
+        /// Decay rate β₁ of the first moment, in [0, 1).
         beta1: f32,
+        /// Decay rate β₂ of the second moment, in [0, 1).
         beta2: f32,
+        /// ε added to the denominator for stability, > 0.
         eps: f32,
+        /// Decoupled weight decay, ≥ 0 (> 0 makes it AdamW).
         weight_decay: f32,
     },
     /// RMSProp as PyTorch's default: `v ← α·v + (1−α)·g²`, `update = g / (√v + ε)`.
     RmsProp {
+        /// Learning rate, ≥ 0.
         lr: f32,
+        /// Smoothing constant α of the squared-gradient average, in [0, 1).
         alpha: f32,
+        /// ε added to the denominator for stability, > 0.
         eps: f32,
+        /// Decoupled weight decay, ≥ 0 (0 turns it off).
         weight_decay: f32,
     },
 }
@@ -311,11 +332,17 @@ impl From<&OptimState> for OptimProgress {
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Pod, Zeroable)]
 pub struct OptimState {
+    /// Learning rate of the current step.
     pub lr: f32,
+    /// Momentum factor μ (momentum SGD only).
     pub momentum: f32,
+    /// Adam's β₁.
     pub beta1: f32,
+    /// Adam's β₂.
     pub beta2: f32,
+    /// ε of Adam and RMSProp.
     pub eps: f32,
+    /// Decoupled weight decay.
     pub weight_decay: f32,
     /// Updates taken so far (Adam's `t`).
     pub step: u32,
@@ -343,6 +370,7 @@ pub struct OptimState {
     pub skipped_steps: u32,
     /// RMSProp's smoothing constant α.
     pub alpha: f32,
+    /// Unused padding, matching the WGSL struct in `shaders/optim_state.wgsl`.
     pub _pad: u32,
 }
 

@@ -9,7 +9,12 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone)]
 pub enum Features {
     /// Bytes scaled by `scale` on use (MNIST pixels with `scale = 1/255`): 4× smaller on the device.
-    U8 { data: Arc<Vec<u8>>, scale: f32 },
+    U8 {
+        /// The bytes, `len × dim` of them.
+        data: Arc<Vec<u8>>,
+        /// Factor each byte is multiplied by on use.
+        scale: f32,
+    },
     /// Floats used as they are.
     F32(Arc<Vec<f32>>),
 }
@@ -18,9 +23,19 @@ pub enum Features {
 #[derive(Debug, Clone)]
 pub enum Targets {
     /// A class index per sample (softmax-CE; one-hot targets for BCE/MSE).
-    Classes { labels: Arc<Vec<u32>>, classes: usize },
+    Classes {
+        /// One label per sample, each in `0..classes`.
+        labels: Arc<Vec<u32>>,
+        /// Number of classes.
+        classes: usize,
+    },
     /// `width` floats per sample (BCE targets in [0, 1], MSE regression targets).
-    Values { values: Arc<Vec<f32>>, width: usize },
+    Values {
+        /// The targets, row-major `[len × width]`.
+        values: Arc<Vec<f32>>,
+        /// Targets per sample.
+        width: usize,
+    },
 }
 
 /// A dataset of `len` samples held in memory. Cloning is cheap (the arrays are shared).

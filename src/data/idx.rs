@@ -11,7 +11,9 @@ use crate::error::{Error, Result};
 /// An IDX array of unsigned bytes: its dimensions and data (row-major).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdxArray {
+    /// Size of each dimension, outermost first (e.g. `[count, rows, cols]` for images).
     pub dims: Vec<usize>,
+    /// The elements, row-major; as many as the product of `dims`.
     pub data: Vec<u8>,
 }
 

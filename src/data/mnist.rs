@@ -13,8 +13,11 @@ pub const MNIST_CLASSES: usize = 10;
 /// The training and test sets of an MNIST-style folder, pixels scaled to `[0, 1]`.
 #[derive(Debug, Clone)]
 pub struct Mnist {
+    /// The training set (`train-*` files).
     pub train: Dataset,
+    /// The test set (`t10k-*` files).
     pub test: Dataset,
+    /// The folder the files were loaded from.
     pub dir: PathBuf,
 }
 

@@ -11,12 +11,19 @@ pub const CSV_HEADER: &str = "epoch,learning_rate,train_loss,train_accuracy,test
 /// One epoch as recorded in `metrics.csv`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EpochRow {
+    /// 1-based epoch number.
     pub epoch: usize,
+    /// Learning rate used during the epoch.
     pub learning_rate: f64,
+    /// Mean training loss per sample.
     pub train_loss: f64,
+    /// Fraction of training samples classified correctly (class data only).
     pub train_accuracy: Option<f64>,
+    /// Mean test loss per sample, when a test set was evaluated.
     pub test_loss: Option<f64>,
+    /// Fraction of test samples classified correctly (class data with a test set only).
     pub test_accuracy: Option<f64>,
+    /// Seconds spent training (evaluation excluded).
     pub seconds: f64,
 }
 

@@ -8,9 +8,17 @@ pub enum LrSchedule {
     /// The optimizer's learning rate throughout.
     Constant,
     /// Multiply by `gamma` every `every` epochs.
-    Step { every: usize, gamma: f32 },
+    Step {
+        /// Epochs between decays, ≥ 1.
+        every: usize,
+        /// Factor the rate is multiplied by at each decay, finite and > 0.
+        gamma: f32,
+    },
     /// Cosine annealing from the base rate down to `min_lr` over the run's epochs.
-    Cosine { min_lr: f32 },
+    Cosine {
+        /// The rate annealed towards over the run, finite and ≥ 0.
+        min_lr: f32,
+    },
 }
 
 impl LrSchedule {

@@ -16,9 +16,13 @@ use std::path::PathBuf;
 /// How to train.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrainConfig {
+    /// The optimizer and its hyperparameters (its `lr` is the schedule's base rate).
     pub optimizer: Optimizer,
+    /// How the learning rate changes from epoch to epoch.
     pub schedule: LrSchedule,
+    /// Epochs to train.
     pub epochs: usize,
+    /// Samples per optimizer step.
     pub batch_size: usize,
     /// Seeds the per-epoch shuffle.
     pub seed: u64,
@@ -97,8 +101,11 @@ impl Default for TrainConfig {
 pub struct EpochReport {
     /// 1-based epoch number.
     pub epoch: usize,
+    /// Learning rate used during the epoch.
     pub learning_rate: f32,
+    /// Loss and accuracy summed over the training set.
     pub train: Totals,
+    /// Loss and accuracy summed over the test set, when one was given.
     pub test: Option<Totals>,
     /// Seconds spent training (evaluation excluded).
     pub train_seconds: f64,
