@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use shadergrad::gpu::{ChoiceSource, ConvPath, GpuContext, ShapeClass, list_adapters, tuning};
-use shadergrad::model::{LossKind, Network, NetworkSpec};
+use shadergrad::model::{LossKind, Network, NetworkSpec, ParamKind};
 use shadergrad::train::{Device, TrainConfig, Trainer};
 use shadergrad::{Activation, MatmulDims, MatmulForm, data};
 
@@ -126,11 +126,13 @@ fn show_conv_paths(ctx: &GpuContext, batch: usize) -> shadergrad::Result<()> {
         "
 convolutions of --preset lenet at batch {batch}:"
     );
-    for d in lenet.dense() {
-        let Some(geometry) = d.conv else { continue };
+    for l in lenet.param_layers() {
+        let ParamKind::Conv2d { geometry, out_channels } = l.kind else {
+            continue;
+        };
         let shape = shadergrad::gpu::ConvShape {
             geometry,
-            out_channels: d.fan_out,
+            out_channels,
             batch,
         };
         let path = ConvPath::choose(ctx, &shape)?;
@@ -139,7 +141,7 @@ convolutions of --preset lenet at batch {batch}:"
             None => {
                 let class = ShapeClass::of(
                     MatmulForm::AB,
-                    MatmulDims::new(d.fan_out, shape.patch(), shape.columns()),
+                    MatmulDims::new(out_channels, shape.patch(), shape.columns()),
                     true,
                 );
                 let kernel = ctx
@@ -152,9 +154,9 @@ convolutions of --preset lenet at batch {batch}:"
         };
         println!(
             "  layer {}: {} → {} channels, {}×{} kernel: {} ({why})",
-            d.index,
+            l.index,
             geometry.in_channels,
-            d.fan_out,
+            out_channels,
             geometry.kernel,
             geometry.kernel,
             path.name()

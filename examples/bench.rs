@@ -289,14 +289,11 @@ fn bench_conv(gpu: Option<Gpu<'_>>, quick: bool) -> Vec<Row> {
 }
 
 fn step_flops(spec: &NetworkSpec, batch: usize) -> f64 {
-    // Forward X·Wᵀ, backward dZᵀ·X and dZ·W (not for the first layer): 2·B·in·out each, times
-    // the output positions for a conv (its weight is out × in·k·k).
-    spec.dense()
-        .map(|d| {
-            let (l, i, o) = (d.index, d.fan_in, d.fan_out);
-            let positions = d.conv.map_or(1, |g| g.out_height * g.out_width);
-            let passes = if l == 0 { 2.0 } else { 3.0 };
-            passes * 2.0 * (batch * i * o * positions) as f64
+    // Forward X·Wᵀ, backward dZᵀ·X and dZ·W (not for the first layer): 2·B·MACs each.
+    spec.param_layers()
+        .map(|l| {
+            let passes = if l.index == 0 { 2.0 } else { 3.0 };
+            passes * 2.0 * (batch * l.kind.forward_macs()) as f64
         })
         .sum()
 }

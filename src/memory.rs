@@ -2,7 +2,7 @@
 //! allocated, so a model that cannot fit is an error naming the layer instead of an abort.
 
 use crate::error::{Error, Result};
-use crate::model::NetworkSpec;
+use crate::model::{NetworkSpec, ParamKind, TensorRole};
 
 /// Bytes the host can still hand out (Linux: `MemAvailable` of `/proc/meminfo`); `None` where
 /// it cannot be read, and then no limit is checked.
@@ -32,24 +32,31 @@ pub fn check_fits(spec: &NetworkSpec, copies: u64, batch: usize, limit: u64, lim
     } else {
         batch.max(crate::train::cpu_backend::EVAL_BATCH)
     } as u64;
-    // Per-sample floats of the tensors after each layer with parameters: its output, the outputs
-    // of the parameterless layers up to the next one (pooling, dropout, activations), and for a
-    // conv the im2col matrix (C·k·k per output position).
+    // Per-sample floats of the tensors after each layer with tensors: its output, the outputs
+    // of the layers without tensors up to the next one (pooling, dropout, activations), and for
+    // a conv the im2col matrix (C·k·k per output position).
     let shapes = spec.shapes();
-    let params: Vec<_> = spec.dense().collect();
+    let owners: Vec<_> = spec.param_layers().collect();
     let mut total: u64 = 0;
-    for (i, d) in params.iter().enumerate() {
-        let end = params.get(i + 1).map_or(spec.layers.len(), |next| next.position);
-        let outputs = shapes[d.position + 1..=end]
+    for (i, l) in owners.iter().enumerate() {
+        let end = owners.get(i + 1).map_or(spec.layers.len(), |next| next.position);
+        let outputs = shapes[l.position + 1..=end]
             .iter()
             .try_fold(0u64, |sum, shape| sum.checked_add(shape.len() as u64));
-        let scratch = d.conv.map_or(Some(0), |g| {
-            (d.fan_in as u64).checked_mul((g.out_height as u64).checked_mul(g.out_width as u64)?)
-        });
-        let per_copy = (d.fan_in as u64)
-            .checked_mul(d.fan_out as u64)
-            .and_then(|w| w.checked_add(d.fan_out as u64))
-            .and_then(|n| n.checked_mul(4));
+        let scratch = match l.kind {
+            ParamKind::Conv2d { geometry: g, .. } => (g.in_channels as u64)
+                .checked_mul((g.kernel * g.kernel) as u64)
+                .and_then(|n| n.checked_mul((g.out_height as u64).checked_mul(g.out_width as u64)?)),
+            ParamKind::Dense { .. } => Some(0),
+        };
+        // Parameters come in `copies` (with gradients and moments); state once.
+        let bytes = |role: TensorRole| {
+            l.tensors
+                .iter()
+                .filter(|t| t.role == role)
+                .try_fold(0u64, |sum, t| sum.checked_add((t.len() as u64).checked_mul(4)?))
+        };
+        let per_copy = bytes(TensorRole::Parameter);
         // Each tensor and its gradient, f32.
         let activations = outputs
             .and_then(|o| o.checked_add(scratch?))
@@ -57,10 +64,11 @@ pub fn check_fits(spec: &NetworkSpec, copies: u64, batch: usize, limit: u64, lim
             .and_then(|n| n.checked_mul(4 * 2));
         let layer = per_copy
             .and_then(|b| b.checked_mul(copies))
+            .and_then(|b| b.checked_add(bytes(TensorRole::State)?))
             .and_then(|b| b.checked_add(activations?));
         total = match layer.and_then(|b| total.checked_add(b)) {
             Some(t) if t <= limit => t,
-            other => return Err(too_big(d.index, other)),
+            other => return Err(too_big(l.index, other)),
         };
     }
     Ok(())

@@ -305,7 +305,7 @@ fn values_that_cannot_be_used_are_refused_at_the_boundary() {
     }
     // A checkpoint with a NaN weight does not load.
     let mut network = Network::init(&spec(), 0);
-    network.layers[1].weight[3] = f32::NAN;
+    network.layers[1].get_mut("weight").unwrap()[3] = f32::NAN;
     let c = Checkpoint {
         network,
         optimizer: None,

@@ -192,7 +192,7 @@ fn resume_matches_uninterrupted(device: Device, tolerance: f64) {
             assert_eq!(straight_reports[3].train, resumed_reports[1].train, "{optimizer:?}");
         } else {
             for (la, lb) in a.layers.iter().zip(&b.layers) {
-                let err = common::relative_error(&lb.weight, &la.weight);
+                let err = common::relative_error(lb.weight(), la.weight());
                 assert!(err <= tolerance, "{optimizer:?}: resumed weights differ by {err:e}");
             }
         }

@@ -153,11 +153,11 @@ fn layers_split_across_bindings_train_like_the_cpu() {
             let tolerance = common::drift_tolerance(&optimizer, 1e-5);
             assert_close(
                 &format!("{optimizer:?} layer {l} weight"),
-                &b.weight,
-                &a.weight,
+                b.weight(),
+                a.weight(),
                 tolerance,
             );
-            assert_close(&format!("{optimizer:?} layer {l} bias"), &b.bias, &a.bias, tolerance);
+            assert_close(&format!("{optimizer:?} layer {l} bias"), b.bias(), a.bias(), tolerance);
         }
         let (ce, ge) = (cpu.evaluate(&data).unwrap(), gpu.evaluate(&data).unwrap());
         assert!(

@@ -106,16 +106,16 @@ fn initialisation_is_seeded_and_scaled_per_activation() {
     assert_ne!(a, Network::init(&relu, 6));
     let std = |w: &[f32]| (w.iter().map(|v| (*v as f64).powi(2)).sum::<f64>() / w.len() as f64).sqrt();
     // He for the ReLU layer: σ = √(2/400) ≈ 0.0707.
-    let he = std(&a.layers[0].weight);
+    let he = std(&a.layers[0].weight());
     assert!((he - (2.0f64 / 400.0).sqrt()).abs() < 0.003, "He std {he}");
     // Glorot uniform for the linear output: σ = √(2/(300+10)) ≈ 0.0803.
-    let glorot = std(&a.layers[1].weight);
+    let glorot = std(&a.layers[1].weight());
     assert!((glorot - (2.0f64 / 310.0).sqrt()).abs() < 0.004, "Glorot std {glorot}");
     let bound = (6.0f32 / 310.0).sqrt();
-    assert!(a.layers[1].weight.iter().all(|w| w.abs() <= bound));
-    assert!(a.layers.iter().all(|l| l.bias.iter().all(|&b| b == 0.0)));
+    assert!(a.layers[1].weight().iter().all(|w| w.abs() <= bound));
+    assert!(a.layers.iter().all(|l| l.bias().iter().all(|&b| b == 0.0)));
     let tanh = NetworkSpec::new(&[400, 300, 10], Activation::Tanh, LossKind::SoftmaxCrossEntropy).unwrap();
-    let glorot_hidden = std(&Network::init(&tanh, 5).layers[0].weight);
+    let glorot_hidden = std(&Network::init(&tanh, 5).layers[0].weight());
     assert!(
         (glorot_hidden - (2.0f64 / 700.0).sqrt()).abs() < 0.003,
         "Glorot hidden std {glorot_hidden}"
@@ -136,11 +136,11 @@ fn bad_specs_are_errors() {
     assert!(matches!(err, Error::ZeroSizedLayer { position: 1, .. }), "{err}");
     let spec = NetworkSpec::new(&[3, 2], Activation::Relu, LossKind::MeanSquaredError).unwrap();
     let mut layers = Network::init(&spec, 0).layers;
-    layers[0].bias.push(0.0);
+    layers[0].tensors[1].values.push(0.0);
     let err = Network::from_layers(&spec, layers).unwrap_err();
     assert!(
         err.to_string()
-            .contains("layer 0 should have weight [2×3] and bias [2]"),
+            .contains("layer 0 tensor bias should have shape [2] (2 values), got 3 values"),
         "{err}"
     );
 }

@@ -93,7 +93,7 @@ proptest! {
         let bytes = mutate(&valid_checkpoint(), &edits, cut, &extra);
         if let Ok(c) = Checkpoint::from_bytes(&bytes, None) {
             // Whatever parsed is a consistent, finite network that saves and reads back the same.
-            prop_assert_eq!(c.network.layers.len(), c.network.spec.dense_count());
+            prop_assert_eq!(c.network.layers.len(), c.network.spec.param_layer_count());
             prop_assert!(c.network.is_finite());
             let again = Checkpoint::from_bytes(&c.to_bytes().unwrap(), None).unwrap();
             prop_assert_eq!(again, c);

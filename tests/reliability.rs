@@ -80,7 +80,7 @@ fn a_non_finite_loss_stops_with_epoch_step_and_the_last_good_checkpoint() {
                 .network
                 .layers
                 .iter()
-                .all(|l| l.weight.iter().all(|w| w.is_finite()))
+                .all(|l| l.weight().iter().all(|w| w.is_finite()))
         );
     }
 }
@@ -102,7 +102,7 @@ fn non_finite_steps_can_be_skipped_instead() {
         assert!(report.train.nonfinite_step.is_some());
         let network = trainer.network().unwrap();
         assert!(
-            network.layers.iter().all(|l| l.weight.iter().all(|w| w.is_finite())),
+            network.layers.iter().all(|l| l.weight().iter().all(|w| w.is_finite())),
             "skipped steps leave finite weights"
         );
     }
@@ -158,7 +158,7 @@ fn a_lost_device_is_an_error_and_training_resumes_from_the_checkpoint() {
     straight.fit(&data, None, |_| {}).unwrap();
     let (a, b) = (straight.network().unwrap(), resumed.network().unwrap());
     for (la, lb) in a.layers.iter().zip(&b.layers) {
-        let err = common::relative_error(&lb.weight, &la.weight);
+        let err = common::relative_error(lb.weight(), la.weight());
         assert!(err < 1e-5, "resumed run differs from the uninterrupted one by {err:e}");
     }
 }
@@ -216,7 +216,7 @@ fn killing_a_process_mid_save_never_corrupts_the_checkpoint() {
         child.wait().unwrap();
         let loaded = Checkpoint::load(&path).unwrap_or_else(|e| panic!("round {round}: checkpoint corrupted: {e}"));
         assert_eq!(loaded.network.spec, big);
-        seen.insert(loaded.network.layers[0].weight[0].to_bits());
+        seen.insert(loaded.network.layers[0].weight()[0].to_bits());
     }
     eprintln!("15 kills, {} distinct checkpoints seen, every one loadable", seen.len());
     assert!(

@@ -92,7 +92,8 @@ fn compare_backends_on(
         .layers
         .iter()
         .zip(&gn.layers)
-        .map(|(c, g)| relative(&g.weight, &c.weight).max(relative(&g.bias, &c.bias)))
+        .flat_map(|(c, g)| c.tensors.iter().zip(&g.tensors))
+        .map(|(c, g)| relative(&g.values, &c.values))
         .fold(0.0, f64::max);
     (worst_loss, worst_param)
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use shadergrad::data::Dataset;
 use shadergrad::gpu::GpuContext;
-use shadergrad::model::{DenseLayer, Model, Network, NetworkSpec};
+use shadergrad::model::{LayerTensors, Model, Network, NetworkSpec};
 use shadergrad::train::{Backend, CpuBackend, CpuExecutor, GpuBackend};
 use shadergrad::{Optimizer, Result};
 
@@ -71,14 +71,8 @@ fn spec() -> NetworkSpec {
 
 fn network() -> Network {
     let layers = vec![
-        DenseLayer {
-            weight: W1.to_vec(),
-            bias: B1.to_vec(),
-        },
-        DenseLayer {
-            weight: W2.to_vec(),
-            bias: B2.to_vec(),
-        },
+        LayerTensors::weight_and_bias(W1.to_vec(), B1.to_vec()),
+        LayerTensors::weight_and_bias(W2.to_vec(), B2.to_vec()),
     ];
     Network::from_layers(&spec(), layers).unwrap()
 }
@@ -110,14 +104,14 @@ fn run(backend: &mut dyn Backend) -> Trace {
     Trace {
         a2,
         loss,
-        dw2: grads.layers[1].weight.clone(),
-        db2: grads.layers[1].bias.clone(),
-        dw1: grads.layers[0].weight.clone(),
-        db1: grads.layers[0].bias.clone(),
-        w2: after.layers[1].weight.clone(),
-        b2: after.layers[1].bias.clone(),
-        w1: after.layers[0].weight.clone(),
-        b1: after.layers[0].bias.clone(),
+        dw2: grads.layers[1].weight().to_vec(),
+        db2: grads.layers[1].bias().to_vec(),
+        dw1: grads.layers[0].weight().to_vec(),
+        db1: grads.layers[0].bias().to_vec(),
+        w2: after.layers[1].weight().to_vec(),
+        b2: after.layers[1].bias().to_vec(),
+        w1: after.layers[0].weight().to_vec(),
+        b1: after.layers[0].bias().to_vec(),
     }
 }
 

@@ -1,11 +1,13 @@
-//! Checkpoints in safetensors: the network's weights under PyTorch `nn.Linear` names, the
-//! optimizer state, and where training stood. Written atomically.
+//! Checkpoints in safetensors: the network's tensors under PyTorch's names, the optimizer
+//! state, and where training stood. Written atomically.
 //!
-//! Tensors: `layers.{i}.weight` `[out, in]` (`[out, in, k, k]` for a conv) and `layers.{i}.bias`
-//! `[out]` (f32) for the `i`-th layer with parameters, so `nn.ModuleList([nn.Conv2d(...),
-//! nn.Linear(...)])` named `layers` loads them unchanged; with
-//! an optimizer, its moments under PyTorch's names, `optimizer.{exp_avg|exp_avg_sq|
-//! momentum_buffer|square_avg}.layers.{i}.weight|bias`. Metadata: `format`, `layers` (the
+//! Tensors: `layers.{i}.{name}` for each tensor the `i`-th layer with tensors declares
+//! ([`crate::model::ParamKind::tensors`]): `weight` `[out, in]` and `bias` `[out]` for a dense
+//! layer, `weight` `[out, in, k, k]` and `bias` for a conv, `weight`, `bias`, `running_mean`,
+//! `running_var` (f32 `[C]`) and `num_batches_tracked` (i64 scalar) for a batch norm, so
+//! `nn.ModuleList([nn.Conv2d(...), nn.BatchNorm2d(...), nn.Linear(...)])` named `layers` loads
+//! them unchanged; with an optimizer, its moments of the parameters under PyTorch's names,
+//! `optimizer.{exp_avg|exp_avg_sq|momentum_buffer|square_avg}.layers.{i}.{name}`. Metadata: `format`, `layers` (the
 //! model's text form), `sizes` (the input width, then the width after each layer with
 //! parameters), `loss`, `epoch`, `step`, `seed`, and with an
 //! optimizer `optimizer`, `optimizer.step`, `optimizer.beta1_power`, `optimizer.beta2_power`.
@@ -14,12 +16,13 @@
 //! Files of the first format (`shadergrad-checkpoint-1`: `sizes` + `hidden_activation`,
 //! `optimizer.moment{j}.…` and the raw `optimizer.state` block) still load.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::Path;
 
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
-use super::{DenseLayer, DenseShape, LossKind, Network, NetworkSpec};
+use super::{LayerTensors, LossKind, NamedTensor, Network, NetworkSpec, StoredAs, TensorRole};
 use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::optimizer::{OptimProgress, moment_names};
@@ -51,7 +54,7 @@ pub struct OptimizerSnapshot {
     pub kind: String,
     pub progress: OptimProgress,
     /// `moments[j][layer]`, named by [`crate::Optimizer::moment_names`], shaped like the layer.
-    pub moments: Vec<Vec<DenseLayer>>,
+    pub moments: Vec<Vec<LayerTensors>>,
 }
 
 /// Where training stood when the checkpoint was written.
@@ -81,32 +84,35 @@ fn view(data: &[u8], shape: Vec<usize>, dtype: Dtype) -> std::result::Result<Ten
     TensorView::new(dtype, shape, data).map_err(|e| e.to_string())
 }
 
-/// The stored shape of a layer's weight: `[out, in]` (`nn.Linear`) or `[out, in, k, k]`
-/// (`nn.Conv2d`).
-fn weight_shape(d: &DenseShape) -> Vec<usize> {
-    match d.conv {
-        Some(g) => vec![d.fan_out, g.in_channels, g.kernel, g.kernel],
-        None => vec![d.fan_out, d.fan_in],
-    }
-}
+/// One tensor to write: its name, dtype, shape and bytes (borrowed where they are `f32`).
+type Entry<'a> = (String, Dtype, Vec<usize>, Cow<'a, [u8]>);
 
-/// Appends `prefix + layers.{i}.weight|bias` views of `layers`.
+/// Appends `prefix + layers.{i}.{name}` entries of `layers` (`parameters_only`: just each
+/// layer's parameters, as optimizer moments hold; counters are converted to `I64`).
 fn add_layers<'a>(
     spec: &NetworkSpec,
     prefix: &str,
-    layers: &'a [DenseLayer],
-    out: &mut Vec<(String, TensorView<'a>)>,
+    layers: &'a [LayerTensors],
+    parameters_only: bool,
+    out: &mut Vec<Entry<'a>>,
 ) -> std::result::Result<(), String> {
-    for (d, layer) in spec.dense().zip(layers) {
-        let (i, fan_out) = (d.index, d.fan_out);
-        out.push((
-            format!("{prefix}layers.{i}.weight"),
-            view(f32_bytes(&layer.weight), weight_shape(&d), Dtype::F32)?,
-        ));
-        out.push((
-            format!("{prefix}layers.{i}.bias"),
-            view(f32_bytes(&layer.bias), vec![fan_out], Dtype::F32)?,
-        ));
+    crate::model::check_tensors(spec, layers, parameters_only).map_err(|e| e.to_string())?;
+    for (l, layer) in spec.param_layers().zip(layers) {
+        let decls = l
+            .tensors
+            .iter()
+            .filter(|t| !parameters_only || t.role == TensorRole::Parameter);
+        for (decl, tensor) in decls.zip(&layer.tensors) {
+            let name = format!("{prefix}layers.{}.{}", l.index, decl.name);
+            let (dtype, bytes) = match decl.stored_as {
+                StoredAs::F32 => (Dtype::F32, Cow::Borrowed(f32_bytes(&tensor.values))),
+                StoredAs::I64 => (
+                    Dtype::I64,
+                    Cow::Owned(tensor.values.iter().flat_map(|&v| (v as i64).to_le_bytes()).collect()),
+                ),
+            };
+            out.push((name, dtype, decl.shape.clone(), bytes));
+        }
     }
     Ok(())
 }
@@ -125,8 +131,8 @@ impl Checkpoint {
     /// The checkpoint as safetensors bytes.
     pub fn to_bytes(&self) -> std::result::Result<Vec<u8>, String> {
         let spec = &self.network.spec;
-        let mut all: Vec<(String, TensorView<'_>)> = Vec::new();
-        add_layers(spec, "", &self.network.layers, &mut all)?;
+        let mut entries: Vec<Entry<'_>> = Vec::new();
+        add_layers(spec, "", &self.network.layers, false, &mut entries)?;
         let mut metadata = HashMap::from([
             ("format".to_string(), FORMAT.to_string()),
             ("layers".to_string(), spec.text()),
@@ -160,9 +166,13 @@ impl Checkpoint {
                 opt.progress.beta2_power.to_string(),
             );
             for (name, moment) in names.iter().zip(&opt.moments) {
-                add_layers(spec, &format!("optimizer.{name}."), moment, &mut all)?;
+                add_layers(spec, &format!("optimizer.{name}."), moment, true, &mut entries)?;
             }
         }
+        let all = entries
+            .iter()
+            .map(|(name, dtype, shape, bytes)| Ok((name.clone(), view(bytes, shape.clone(), *dtype)?)))
+            .collect::<std::result::Result<Vec<_>, String>>()?;
         // A CRC-32 of every tensor's bytes, so a damaged or edited file is named on load rather
         // than silently predicting nonsense (PyTorch ignores metadata it does not know).
         for (name, view) in &all {
@@ -245,24 +255,29 @@ impl Checkpoint {
         };
 
         let mut expected_names: Vec<String> = Vec::new();
-        let mut read_layers = |prefix: &str| -> std::result::Result<Vec<DenseLayer>, String> {
-            spec.dense()
-                .map(|d| {
-                    let (i, fan_out) = (d.index, d.fan_out);
-                    let weight = read_f32(
-                        &tensors,
-                        &meta,
-                        &format!("{prefix}layers.{i}.weight"),
-                        &weight_shape(&d),
-                    )?;
-                    let bias = read_f32(&tensors, &meta, &format!("{prefix}layers.{i}.bias"), &[fan_out])?;
-                    expected_names.push(format!("{prefix}layers.{i}.weight"));
-                    expected_names.push(format!("{prefix}layers.{i}.bias"));
-                    Ok(DenseLayer { weight, bias })
+        let mut read_layers = |prefix: &str, parameters_only: bool| -> std::result::Result<Vec<LayerTensors>, String> {
+            spec.param_layers()
+                .map(|l| {
+                    let decls = l
+                        .tensors
+                        .iter()
+                        .filter(|t| !parameters_only || t.role == TensorRole::Parameter);
+                    let tensors = decls
+                        .map(|decl| {
+                            let name = format!("{prefix}layers.{}.{}", l.index, decl.name);
+                            let values = read_tensor(&tensors, &meta, &name, &decl.shape, decl.stored_as)?;
+                            expected_names.push(name);
+                            Ok(NamedTensor {
+                                name: decl.name,
+                                values,
+                            })
+                        })
+                        .collect::<std::result::Result<_, String>>()?;
+                    Ok(LayerTensors { tensors })
                 })
                 .collect()
         };
-        let layers = read_layers("")?;
+        let layers = read_layers("", false)?;
         let optimizer = match meta.get("optimizer") {
             None => None,
             Some(kind) => {
@@ -276,7 +291,7 @@ impl Checkpoint {
                         } else {
                             format!("optimizer.{name}.")
                         };
-                        read_layers(&prefix)
+                        read_layers(&prefix, true)
                     })
                     .collect::<std::result::Result<Vec<_>, _>>()?;
                 let progress = if first_format {
@@ -408,19 +423,25 @@ fn read_checked(path: &Path) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// Tensor `name` as f32 values of `shape`, its bytes checked against the CRC-32 in `meta` when
-/// the checkpoint has checksums (any `crc32.` key: then every tensor must have one).
-fn read_f32(
+/// Tensor `name` as f32 values of `shape` (stored as `stored_as`), its bytes checked against
+/// the CRC-32 in `meta` when the checkpoint has checksums (any `crc32.` key: then every tensor
+/// must have one).
+fn read_tensor(
     tensors: &SafeTensors<'_>,
     meta: &HashMap<String, String>,
     name: &str,
     shape: &[usize],
+    stored_as: StoredAs,
 ) -> std::result::Result<Vec<f32>, String> {
+    let dtype = match stored_as {
+        StoredAs::F32 => Dtype::F32,
+        StoredAs::I64 => Dtype::I64,
+    };
     let t = tensors
         .tensor(name)
-        .map_err(|_| format!("missing tensor {name:?} (expected F32 {shape:?})"))?;
-    if t.dtype() != Dtype::F32 {
-        return Err(format!("tensor {name:?} has dtype {:?}, expected F32", t.dtype()));
+        .map_err(|_| format!("missing tensor {name:?} (expected {dtype:?} {shape:?})"))?;
+    if t.dtype() != dtype {
+        return Err(format!("tensor {name:?} has dtype {:?}, expected {dtype:?}", t.dtype()));
     }
     if t.shape() != shape {
         return Err(format!("tensor {name:?} has shape {:?}, expected {shape:?}", t.shape()));
@@ -438,11 +459,19 @@ fn read_f32(
             None => return Err(format!("tensor {name:?} has no CRC-32 while the others do")),
         }
     }
-    let values: Vec<f32> = t
-        .data()
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
+    let values: Vec<f32> = match stored_as {
+        StoredAs::F32 => t
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect(),
+        StoredAs::I64 => t
+            .data()
+            .chunks_exact(8)
+            .map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes")))
+            .map(|v| if v < 0 { f32::NAN } else { v as f32 })
+            .collect(),
+    };
     if let Some(i) = values.iter().position(|v| !v.is_finite()) {
         return Err(format!(
             "tensor {name:?} holds {} at index {i}: not a usable checkpoint",

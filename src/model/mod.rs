@@ -5,11 +5,13 @@ pub mod checkpoint;
 mod layer;
 mod network;
 mod spec;
+mod tensors;
 
 pub use checkpoint::{Checkpoint, OptimizerSnapshot, Progress};
 pub use layer::Layer;
-pub(crate) use network::check_shapes;
-pub use network::{DenseLayer, Network, group_thousands};
-pub use spec::{
-    ConvGeometry, DenseShape, LossKind, Model, ModelBuilder, NetworkSpec, Preset, SampleShape, output_shape,
+pub(crate) use network::check_tensors;
+pub use network::{LayerTensors, NamedTensor, Network, group_thousands};
+pub use spec::{ConvGeometry, LossKind, Model, ModelBuilder, NetworkSpec, Preset, SampleShape, output_shape};
+pub use tensors::{
+    BATCH_NORM_EPS, BATCH_NORM_MOMENTUM, Init, NormShape, ParamKind, ParamLayer, StoredAs, TensorDecl, TensorRole,
 };

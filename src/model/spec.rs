@@ -1,6 +1,7 @@
 //! What a network is: an input width, a sequence of layers, and the loss head.
 
 use super::layer::Layer;
+use super::tensors::ParamLayer;
 use crate::activation::Activation;
 use crate::error::{Error, Result};
 
@@ -188,33 +189,6 @@ pub struct ConvGeometry {
     pub out_width: usize,
 }
 
-/// The shape of one layer with parameters (dense or conv) and the activation right after it
-/// (which picks its init). Its weight is a `fan_out × fan_in` matrix: `[out × in]` for a dense
-/// layer, `[out_channels × in_channels·k·k]` for a conv (PyTorch's `[out, in, k, k]`, flat).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DenseShape {
-    /// Index among the layers with parameters (the `i` of `layers.{i}.weight`).
-    pub index: usize,
-    /// Index in [`NetworkSpec::layers`].
-    pub position: usize,
-    pub fan_in: usize,
-    pub fan_out: usize,
-    /// The activation layer directly after this one, or identity.
-    pub activation_after: Activation,
-    /// For a conv layer, its geometry; `None` for a dense layer.
-    pub conv: Option<ConvGeometry>,
-}
-
-impl DenseShape {
-    /// Features per sample the layer outputs.
-    pub fn output_len(&self) -> usize {
-        match self.conv {
-            Some(g) => self.fan_out * g.out_height * g.out_width,
-            None => self.fan_out,
-        }
-    }
-}
-
 /// The shape after `layer` for `input`, or why the layer cannot take that input.
 pub fn output_shape(layer: &Layer, input: SampleShape) -> std::result::Result<SampleShape, String> {
     let window = |size: usize, kernel: usize, stride: usize, padding: usize| {
@@ -373,12 +347,12 @@ impl NetworkSpec {
             )));
         }
         if spec
-            .dense()
-            .try_fold(0u64, |acc, d| {
-                (d.fan_in as u64)
-                    .checked_add(1)?
-                    .checked_mul(d.fan_out as u64)?
-                    .checked_mul(4)?
+            .param_layers()
+            .flat_map(|l| l.tensors)
+            .try_fold(0u64, |acc, t| {
+                t.shape
+                    .iter()
+                    .try_fold(4u64, |n, &d| n.checked_mul(d as u64))?
                     .checked_add(acc)
             })
             .is_none()
@@ -485,70 +459,32 @@ impl NetworkSpec {
             .join(",")
     }
 
-    /// The input width, then each layer with parameters' output width: `[784, 512, 256, 10]`.
+    /// The input width, then the output width of each dense or conv layer: `[784, 512, 256, 10]`.
     pub fn sizes(&self) -> Vec<usize> {
         std::iter::once(self.inputs)
-            .chain(self.dense().map(|d| d.output_len()))
+            .chain(self.param_layers().map(|l| l.output.len()))
             .collect()
     }
 
-    /// The layers with parameters (dense and conv) in order, with their shapes.
-    pub fn dense(&self) -> impl Iterator<Item = DenseShape> + '_ {
+    /// The layers that own tensors, in order, with their shapes and declared tensors.
+    pub fn param_layers(&self) -> impl Iterator<Item = ParamLayer> + '_ {
         let shapes = self.shapes();
         let outputs: Vec<SampleShape> = shapes.iter().skip(1).copied().collect();
         let mut index = 0;
         self.layers.iter().zip(shapes).zip(outputs).enumerate().filter_map(
             move |(position, ((layer, input), output))| {
-                let (fan_in, fan_out, conv) = match (*layer, input) {
-                    (Layer::Dense { units }, _) => (input.len(), units, None),
-                    (
-                        Layer::Conv2d {
-                            out_channels,
-                            kernel,
-                            stride,
-                            padding,
-                        },
-                        SampleShape::Image {
-                            channels,
-                            height,
-                            width,
-                        },
-                    ) => {
-                        // The output the flow computed (a conv without one is past the first
-                        // invalid layer and has no shape).
-                        let SampleShape::Image {
-                            height: out_height,
-                            width: out_width,
-                            ..
-                        } = output
-                        else {
-                            return None;
-                        };
-                        let geometry = ConvGeometry {
-                            in_channels: channels,
-                            height,
-                            width,
-                            kernel,
-                            stride,
-                            padding,
-                            out_height,
-                            out_width,
-                        };
-                        let fan_in = channels.saturating_mul(kernel).saturating_mul(kernel);
-                        (fan_in, out_channels, Some(geometry))
-                    }
-                    _ => return None,
-                };
-                let shape = DenseShape {
+                let kind = layer.param_kind(input, output)?;
+                let shape = ParamLayer {
                     index,
                     position,
-                    fan_in,
-                    fan_out,
+                    input,
+                    output,
                     activation_after: match self.layers.get(position + 1) {
                         Some(Layer::Activation(a)) => *a,
                         _ => Activation::Identity,
                     },
-                    conv,
+                    tensors: kind.tensors(),
+                    kind,
                 };
                 index += 1;
                 Some(shape)
@@ -556,16 +492,9 @@ impl NetworkSpec {
         )
     }
 
-    /// Number of dense layers (layers with parameters).
-    pub fn dense_count(&self) -> usize {
-        self.dense().count()
-    }
-
-    /// `(fan_in, fan_out)` of layer with parameters `l`: its weight matrix is `fan_out × fan_in`
-    /// (`in·k·k` columns for a conv).
-    pub fn layer_shape(&self, l: usize) -> (usize, usize) {
-        let d = self.dense().nth(l).expect("dense layer index in range");
-        (d.fan_in, d.fan_out)
+    /// Number of layers that own tensors.
+    pub fn param_layer_count(&self) -> usize {
+        self.param_layers().count()
     }
 
     /// Features per sample.
@@ -578,9 +507,9 @@ impl NetworkSpec {
         self.shapes().last().expect("the input shape at least").len()
     }
 
-    /// Weights plus biases of every dense layer.
+    /// Trainable values of every layer (weights and biases; not batch norm's running statistics).
     pub fn parameter_count(&self) -> usize {
-        self.dense().map(|d| d.fan_in * d.fan_out + d.fan_out).sum()
+        self.param_layers().map(|l| l.parameter_count()).sum()
     }
 
     /// Whether any layer behaves differently in training (dropout).

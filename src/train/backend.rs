@@ -93,7 +93,7 @@ pub(crate) fn check_snapshot(kind: &str, spec: &NetworkSpec, snapshot: &Optimize
         )));
     }
     for moment in &snapshot.moments {
-        crate::model::check_shapes(spec, moment)?;
+        crate::model::check_tensors(spec, moment, true)?;
     }
     Ok(())
 }

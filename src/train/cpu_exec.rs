@@ -5,10 +5,10 @@ use std::collections::HashMap;
 
 use super::layer_ops::{LayerAt, cpu_backward, cpu_forward};
 use super::params::ParamLayout;
-use super::program::{Op, Stage, StepMetrics, StepProgram, plan};
+use super::program::{Op, PlainLayer, Stage, StepMetrics, StepProgram, plan};
 use crate::cpu::{self, Real};
 use crate::error::{Result, check_len};
-use crate::model::{ConvGeometry, DenseLayer, LossKind, Network, NetworkSpec, SampleShape};
+use crate::model::{LayerTensors, LossKind, Network, NetworkSpec};
 use crate::ops::{Epilogue, MatmulDims, MatmulForm};
 use crate::optimizer::{OptimProgress, OptimState, Optimizer};
 
@@ -72,6 +72,8 @@ pub struct CpuExecutor<T: Real> {
     spec: NetworkSpec,
     layout: ParamLayout,
     params: Vec<T>,
+    /// The layers' own state (batch norm's running statistics), flat.
+    layer_state: Vec<T>,
     grads: Vec<T>,
     /// One flat buffer per moment, in [`Optimizer::moment_names`] order.
     moments: Vec<Vec<T>>,
@@ -79,10 +81,6 @@ pub struct CpuExecutor<T: Real> {
     state: OptimState,
     run_seed: u64,
     workspaces: HashMap<(usize, Stage), Workspace<T>>,
-    /// The geometry of each layer with parameters that is a convolution.
-    convs: Vec<Option<ConvGeometry>>,
-    /// One sample's shape at the input and after each layer.
-    shapes: Vec<SampleShape>,
 }
 
 fn cast<T: Real>(v: f32) -> T {
@@ -103,8 +101,7 @@ impl<T: Real> CpuExecutor<T> {
         let layout = ParamLayout::new(&spec);
         let params = layout.flatten(&network.layers, cast::<T>);
         CpuExecutor {
-            convs: spec.dense().map(|d| d.conv).collect(),
-            shapes: spec.shapes(),
+            layer_state: layout.flatten_state(&network.layers, cast::<T>),
             grads: vec![T::zero(); layout.len],
             moments: vec![vec![T::zero(); layout.len]; optimizer.state_tensors()],
             state: optimizer.state_for_run(max_grad_norm, skip_nonfinite, None),
@@ -156,24 +153,23 @@ impl<T: Real> CpuExecutor<T> {
         &mut self.state
     }
 
-    /// The parameters as layers.
+    /// The parameters and layer state as layers.
     pub fn network(&self) -> Result<Network> {
-        let layers = self
-            .layout
-            .unflatten(&self.params, |v: T| v.to_f32().unwrap_or(f32::NAN));
+        let to_f32 = |v: T| v.to_f32().unwrap_or(f32::NAN);
+        let layers = self.layout.unflatten(&self.params, Some(&self.layer_state), to_f32);
         Network::from_layers(&self.spec, layers)
     }
 
-    /// The optimizer's moments as layers, in [`Optimizer::moment_names`] order.
-    pub fn moments(&self) -> Vec<Vec<DenseLayer>> {
+    /// The optimizer's moments of the parameters as layers, in [`Optimizer::moment_names`] order.
+    pub fn moments(&self) -> Vec<Vec<LayerTensors>> {
         self.moments
             .iter()
-            .map(|m| self.layout.unflatten(m, |v: T| v.to_f32().unwrap_or(f32::NAN)))
+            .map(|m| self.layout.unflatten(m, None, |v: T| v.to_f32().unwrap_or(f32::NAN)))
             .collect()
     }
 
     /// Continues from a checkpoint's optimizer state: step, β powers and moments.
-    pub fn restore(&mut self, progress: &OptimProgress, moments: &[Vec<DenseLayer>]) {
+    pub fn restore(&mut self, progress: &OptimProgress, moments: &[Vec<LayerTensors>]) {
         self.state = OptimState {
             lr: self.state.lr,
             ..self
@@ -261,12 +257,11 @@ impl<T: Real> CpuExecutor<T> {
         result.map(|()| out)
     }
 
-    fn layer_at(&self, position: usize) -> LayerAt<'_> {
+    fn layer_at(&self, position: usize, plain: PlainLayer) -> LayerAt {
         LayerAt {
-            layer: &self.spec.layers[position],
+            plain,
             position,
             run_seed: self.run_seed,
-            input: self.shapes[position],
         }
     }
 
@@ -283,18 +278,13 @@ impl<T: Real> CpuExecutor<T> {
             Op::Gather => unreachable!("handled by run"),
             Op::Tick => self.state.tick(),
             Op::DenseForward {
-                dense,
+                layer,
                 input,
                 output,
                 act,
             } => {
-                let (w, b) = self.layout.layers[dense];
+                let (w, b) = self.layout.layers[layer].weight_bias();
                 let (before, after) = ws.tensors.split_at_mut(output);
-                if let Some(g) = self.convs[dense] {
-                    let (weight, bias) = (&self.params[w.range()], &self.params[b.range()]);
-                    return cpu::conv2d_forward(&before[input], weight, bias, &mut after[0], rows, g, w.rows, act)
-                        .map(|()| false);
-                }
                 cpu::matmul(
                     MatmulForm::ABt,
                     MatmulDims::new(rows, w.cols, w.rows),
@@ -307,17 +297,45 @@ impl<T: Real> CpuExecutor<T> {
                     },
                 )?;
             }
+            Op::ConvForward {
+                layer,
+                geometry,
+                out_channels,
+                input,
+                output,
+                act,
+            } => {
+                let (w, b) = self.layout.layers[layer].weight_bias();
+                let (before, after) = ws.tensors.split_at_mut(output);
+                let (weight, bias) = (&self.params[w.range()], &self.params[b.range()]);
+                cpu::conv2d_forward(
+                    &before[input],
+                    weight,
+                    bias,
+                    &mut after[0],
+                    rows,
+                    geometry,
+                    out_channels,
+                    act,
+                )?;
+            }
             Op::ActivationForward { input, output, act } => {
                 let (before, after) = ws.tensors.split_at_mut(output);
                 cpu::activation_forward(&before[input], &mut after[0], act)?;
             }
             Op::LayerForward {
                 position,
+                plain,
                 input,
                 output,
             } => {
                 let (before, after) = ws.tensors.split_at_mut(output);
-                cpu_forward(self.layer_at(position), self.state.step, &before[input], &mut after[0])?;
+                cpu_forward(
+                    self.layer_at(position, plain),
+                    self.state.step,
+                    &before[input],
+                    &mut after[0],
+                )?;
             }
             Op::Loss { logits, metrics } => {
                 let (z, dz, cols) = (&ws.tensors[logits], &mut ws.grads[logits], spec.outputs());
@@ -341,21 +359,15 @@ impl<T: Real> CpuExecutor<T> {
                 }
             }
             Op::DenseBackward {
-                dense,
+                layer,
                 input,
                 output,
                 input_grad,
             } => {
-                let (w, b) = self.layout.layers[dense];
+                let (w, b) = self.layout.layers[layer].weight_bias();
                 let (fan_in, fan_out) = (w.cols, w.rows);
                 let (grads_before, grads_after) = ws.grads.split_at_mut(output);
                 let dz = &grads_after[0];
-                if let Some(g) = self.convs[dense] {
-                    let (dw, db) = split_two(&mut self.grads, w.range(), b.range());
-                    let dx = input_grad.map(|act| (&mut grads_before[input][..], act));
-                    let (x, weight) = (&ws.tensors[input], &self.params[w.range()]);
-                    return cpu::conv2d_backward(dz, x, weight, (dw, db), dx, rows, g, fan_out).map(|()| false);
-                }
                 cpu::matmul(
                     MatmulForm::AtB,
                     MatmulDims::new(fan_out, rows, fan_in),
@@ -379,18 +391,34 @@ impl<T: Real> CpuExecutor<T> {
                     )?;
                 }
             }
+            Op::ConvBackward {
+                layer,
+                geometry,
+                out_channels,
+                input,
+                output,
+                input_grad,
+            } => {
+                let (w, b) = self.layout.layers[layer].weight_bias();
+                let (grads_before, grads_after) = ws.grads.split_at_mut(output);
+                let (dw, db) = split_two(&mut self.grads, w.range(), b.range());
+                let dx = input_grad.map(|act| (&mut grads_before[input][..], act));
+                let (x, weight) = (&ws.tensors[input], &self.params[w.range()]);
+                cpu::conv2d_backward(&grads_after[0], x, weight, (dw, db), dx, rows, geometry, out_channels)?;
+            }
             Op::ActivationBackward { input, output, act } => {
                 let (before, after) = ws.grads.split_at_mut(output);
                 cpu::activation_backward(&after[0], &ws.tensors[output], &mut before[input], act)?;
             }
             Op::LayerBackward {
                 position,
+                plain,
                 input,
                 output,
                 input_act,
             } => {
                 let (before, after) = ws.grads.split_at_mut(output);
-                let at = self.layer_at(position);
+                let at = self.layer_at(position, plain);
                 cpu_backward(
                     at,
                     self.state.step,

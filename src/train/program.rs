@@ -11,7 +11,8 @@
 
 use super::layer_ops;
 use crate::activation::Activation;
-use crate::model::{Layer, NetworkSpec};
+use crate::cpu::PoolGeometry;
+use crate::model::{ConvGeometry, Layer, NetworkSpec, ParamKind, ParamLayer, SampleShape};
 
 /// Index of a batch tensor in a [`StepProgram`].
 pub(crate) type TensorId = usize;
@@ -55,9 +56,19 @@ pub(crate) enum Op {
     /// Advances the optimizer's step counter, before the forward pass when dropout masks read
     /// it (otherwise [`Op::Loss`]'s metrics advance it, saving a dispatch).
     Tick,
-    /// `output = act(input·Wᵀ + b)` with dense layer `dense`'s parameters, one fused op.
+    /// `output = act(input·Wᵀ + b)` with the weight and bias of dense layer `layer` (its index
+    /// among the layers with tensors), one fused op.
     DenseForward {
-        dense: usize,
+        layer: usize,
+        input: TensorId,
+        output: TensorId,
+        act: Activation,
+    },
+    /// `output = act(conv2d(input, W) + b)` for conv layer `layer`, one fused op.
+    ConvForward {
+        layer: usize,
+        geometry: ConvGeometry,
+        out_channels: usize,
         input: TensorId,
         output: TensorId,
         act: Activation,
@@ -68,10 +79,11 @@ pub(crate) enum Op {
         output: TensorId,
         act: Activation,
     },
-    /// `output = layer(input)` for the parameterless layer at `position` in the model (dropout);
-    /// what it computes lives in `train/layer_ops.rs`.
+    /// `output = layer(input)` for a layer without tensors (dropout, pooling) at `position` in
+    /// the model; what it computes lives in `train/layer_ops.rs`.
     LayerForward {
         position: usize,
+        plain: PlainLayer,
         input: TensorId,
         output: TensorId,
     },
@@ -85,7 +97,16 @@ pub(crate) enum Op {
     /// `grad[input] = (dZ·W) ⊙ input_grad'(input)` (the derivative of the activation fused into
     /// the op that produced `input`).
     DenseBackward {
-        dense: usize,
+        layer: usize,
+        input: TensorId,
+        output: TensorId,
+        input_grad: Option<Activation>,
+    },
+    /// The conv's `dW`, `db` and, with `input_grad`, `grad[input]` (as [`Op::DenseBackward`]).
+    ConvBackward {
+        layer: usize,
+        geometry: ConvGeometry,
+        out_channels: usize,
         input: TensorId,
         output: TensorId,
         input_grad: Option<Activation>,
@@ -100,6 +121,7 @@ pub(crate) enum Op {
     /// `position` (the derivative of the activation fused into `input`'s producer applied too).
     LayerBackward {
         position: usize,
+        plain: PlainLayer,
         input: TensorId,
         output: TensorId,
         input_act: Activation,
@@ -108,6 +130,64 @@ pub(crate) enum Op {
     GradNorm,
     /// The optimizer's update over the flat parameters.
     Update,
+}
+
+/// A layer without tensors, other than an activation, that does something in a stage: what
+/// its ops (`train/layer_ops.rs`) need to know.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum PlainLayer {
+    /// Inverted dropout at `rate` (in training only).
+    Dropout { rate: f32 },
+    /// Max pooling over the input image.
+    MaxPool2d(PoolGeometry),
+}
+
+/// What a layer of the model does in a stage.
+#[derive(Clone, Copy)]
+enum Role {
+    /// Nothing: its output is its input (flatten; dropout at evaluation or at rate 0).
+    Skip,
+    /// Ops over its tensors, which layer `index` (among the layers with tensors) owns.
+    Owns(usize, ParamKind),
+    /// An elementwise nonlinearity, which the op before may fuse.
+    Activation(Activation),
+    /// A layer without tensors.
+    Plain(PlainLayer),
+}
+
+/// What `layer` does in `stage`, given its input and output.
+fn role(spec: &NetworkSpec, position: usize, stage: Stage, owners: &[ParamLayer]) -> Role {
+    let layer = spec.layers[position];
+    let owned = || {
+        let l = owners
+            .iter()
+            .find(|l| l.position == position)
+            .expect("every layer with tensors is among the spec's param layers");
+        Role::Owns(l.index, l.kind)
+    };
+    match layer {
+        Layer::Dense { .. } | Layer::Conv2d { .. } => owned(),
+        Layer::Activation(act) => Role::Activation(act),
+        Layer::Dropout { rate } if stage.training_mode() && rate > 0.0 => Role::Plain(PlainLayer::Dropout { rate }),
+        Layer::Dropout { .. } | Layer::Flatten => Role::Skip,
+        Layer::MaxPool2d { kernel, stride } => {
+            let SampleShape::Image {
+                channels,
+                height,
+                width,
+            } = spec.shapes()[position]
+            else {
+                unreachable!("validation gives pooling an image input")
+            };
+            Role::Plain(PlainLayer::MaxPool2d(PoolGeometry {
+                channels,
+                height,
+                width,
+                kernel,
+                stride,
+            }))
+        }
+    }
 }
 
 /// What the loss op does after the loss: add the batch's loss sum (and correct count, for class
@@ -141,14 +221,12 @@ pub(crate) struct StepProgram {
 /// plain input). Backward fuses each fused activation's derivative into the op that computes
 /// its gradient: the next dense layer's `dZ·W` epilogue, or the next dropout's mask.
 pub(crate) fn plan(spec: &NetworkSpec, stage: Stage, clip: bool) -> StepProgram {
-    // Layers that do something in this stage (dropout is the identity at evaluation and at rate
-    // 0), left out before fusion is decided. Each keeps its position in the model.
-    let layers: Vec<(usize, Layer)> = spec
-        .layers
-        .iter()
-        .copied()
-        .enumerate()
-        .filter(|(_, l)| layer_ops::acts(l, stage))
+    // What each layer does in this stage; those that do nothing (dropout at evaluation and at
+    // rate 0, flatten) are left out before fusion is decided. Each keeps its position.
+    let owners: Vec<ParamLayer> = spec.param_layers().collect();
+    let layers: Vec<(usize, Role)> = (0..spec.layers.len())
+        .map(|position| (position, role(spec, position, stage, &owners)))
+        .filter(|(_, r)| !matches!(r, Role::Skip))
         .collect();
     // One sample's shape after each layer of the model.
     let shapes = spec.shapes();
@@ -157,66 +235,72 @@ pub(crate) fn plan(spec: &NetworkSpec, stage: Stage, clip: bool) -> StepProgram 
     let mut produced_with = vec![Activation::Identity];
     let mut forward = Vec::new();
     let mut current: TensorId = 0;
-    let mut dense = 0;
     let mut i = 0;
     while i < layers.len() {
-        let new_tensor = |width: usize, act: Activation, widths: &mut Vec<usize>, with: &mut Vec<Activation>| {
+        let (position, ref role) = layers[i];
+        let width = shapes[position + 1].len();
+        let mut new_tensor = |act: Activation| {
             widths.push(width);
-            with.push(act);
+            produced_with.push(act);
             widths.len() - 1
         };
-        match layers[i].1 {
-            Layer::Dense { .. } | Layer::Conv2d { .. } => {
-                let act = match (layers.get(i + 1).map(|l| l.1), layers.get(i + 2).map(|l| l.1)) {
-                    (Some(Layer::Activation(a)), Some(next)) if !matches!(next, Layer::Activation(_)) => {
+        let op = match *role {
+            Role::Skip => unreachable!("left out above"),
+            Role::Owns(layer, kind) => {
+                // The activation right after is fused, unless it is the last layer or another
+                // activation follows it.
+                let act = match (layers.get(i + 1).map(|l| &l.1), layers.get(i + 2).map(|l| &l.1)) {
+                    (Some(Role::Activation(a)), Some(next)) if !matches!(next, Role::Activation(_)) => {
                         i += 1;
-                        a
+                        *a
                     }
                     _ => Activation::Identity,
                 };
-                let output = new_tensor(shapes[layers[i].0 + 1].len(), act, &mut widths, &mut produced_with);
-                forward.push(Op::DenseForward {
-                    dense,
-                    input: current,
-                    output,
-                    act,
-                });
-                dense += 1;
-                current = output;
+                let output = new_tensor(act);
+                let input = current;
+                match kind {
+                    ParamKind::Dense { .. } => Op::DenseForward {
+                        layer,
+                        input,
+                        output,
+                        act,
+                    },
+                    ParamKind::Conv2d { geometry, out_channels } => Op::ConvForward {
+                        layer,
+                        geometry,
+                        out_channels,
+                        input,
+                        output,
+                        act,
+                    },
+                }
             }
-            Layer::Activation(act) => {
-                let output = new_tensor(widths[current], Activation::Identity, &mut widths, &mut produced_with);
-                forward.push(Op::ActivationForward {
-                    input: current,
-                    output,
-                    act,
-                });
-                current = output;
-            }
-            _ => {
-                // Any other layer: parameterless, its ops in layer_ops.rs.
-                let width = shapes[layers[i].0 + 1].len();
-                let output = new_tensor(width, Activation::Identity, &mut widths, &mut produced_with);
-                forward.push(Op::LayerForward {
-                    position: layers[i].0,
-                    input: current,
-                    output,
-                });
-                current = output;
-            }
-        }
+            Role::Activation(act) => Op::ActivationForward {
+                input: current,
+                output: new_tensor(Activation::Identity),
+                act,
+            },
+            Role::Plain(plain) => Op::LayerForward {
+                position,
+                plain,
+                input: current,
+                output: new_tensor(Activation::Identity),
+            },
+        };
+        current = output_of(&op);
+        forward.push(op);
         i += 1;
     }
     let output = current;
 
     // A tensor needs a gradient when some layer with parameters comes before it.
     let mut has_grad = vec![false; widths.len()];
-    let mut seen_dense = false;
+    let mut seen_params = false;
     for op in &forward {
-        if let Op::DenseForward { .. } = op {
-            seen_dense = true;
+        if matches!(op, Op::DenseForward { .. } | Op::ConvForward { .. }) {
+            seen_params = true;
         }
-        if seen_dense {
+        if seen_params {
             has_grad[output_of(op)] = true;
         }
     }
@@ -227,7 +311,9 @@ pub(crate) fn plan(spec: &NetworkSpec, stage: Stage, clip: bool) -> StepProgram 
     }
     // The step advances before anything reads it: dropout masks in the forward pass if there
     // are any, else nothing before the metrics op, which then ticks in the same dispatch.
-    let masks_read_step = layers.iter().any(|(_, l)| layer_ops::reads_step(l));
+    let masks_read_step = layers
+        .iter()
+        .any(|(_, r)| matches!(r, Role::Plain(p) if layer_ops::reads_step(p)));
     let train = stage == Stage::Train;
     if train && masks_read_step {
         ops.push(Op::Tick);
@@ -246,29 +332,57 @@ pub(crate) fn plan(spec: &NetworkSpec, stage: Stage, clip: bool) -> StepProgram 
     }
     if stage.has_backward() {
         for op in forward.iter().rev() {
+            let grad_of = |input: TensorId| has_grad[input].then_some(produced_with[input]);
             match *op {
                 Op::DenseForward {
-                    dense, input, output, ..
+                    layer, input, output, ..
                 } => ops.push(Op::DenseBackward {
-                    dense,
+                    layer,
                     input,
                     output,
-                    input_grad: has_grad[input].then_some(produced_with[input]),
+                    input_grad: grad_of(input),
+                }),
+                Op::ConvForward {
+                    layer,
+                    geometry,
+                    out_channels,
+                    input,
+                    output,
+                    ..
+                } => ops.push(Op::ConvBackward {
+                    layer,
+                    geometry,
+                    out_channels,
+                    input,
+                    output,
+                    input_grad: grad_of(input),
                 }),
                 Op::ActivationForward { input, output, act } if has_grad[input] => {
                     ops.push(Op::ActivationBackward { input, output, act })
                 }
                 Op::LayerForward {
                     position,
+                    plain,
                     input,
                     output,
                 } if has_grad[input] => ops.push(Op::LayerBackward {
                     position,
+                    plain,
                     input,
                     output,
                     input_act: produced_with[input],
                 }),
-                _ => {}
+                // Layers before the first with parameters need no backward.
+                Op::ActivationForward { .. } | Op::LayerForward { .. } => {}
+                Op::Gather
+                | Op::Tick
+                | Op::Loss { .. }
+                | Op::DenseBackward { .. }
+                | Op::ConvBackward { .. }
+                | Op::ActivationBackward { .. }
+                | Op::LayerBackward { .. }
+                | Op::GradNorm
+                | Op::Update => unreachable!("only forward ops are in the forward pass"),
             }
         }
     }
@@ -294,10 +408,19 @@ pub(crate) fn plan(spec: &NetworkSpec, stage: Stage, clip: bool) -> StepProgram 
 
 fn output_of(op: &Op) -> TensorId {
     match *op {
-        Op::DenseForward { output, .. } | Op::ActivationForward { output, .. } | Op::LayerForward { output, .. } => {
-            output
-        }
-        _ => unreachable!("only forward ops produce tensors"),
+        Op::DenseForward { output, .. }
+        | Op::ConvForward { output, .. }
+        | Op::ActivationForward { output, .. }
+        | Op::LayerForward { output, .. } => output,
+        Op::Gather
+        | Op::Tick
+        | Op::Loss { .. }
+        | Op::DenseBackward { .. }
+        | Op::ConvBackward { .. }
+        | Op::ActivationBackward { .. }
+        | Op::LayerBackward { .. }
+        | Op::GradNorm
+        | Op::Update => unreachable!("only forward ops produce tensors"),
     }
 }
 
@@ -344,7 +467,7 @@ mod tests {
         assert_eq!(
             p.ops[1],
             Op::DenseForward {
-                dense: 0,
+                layer: 0,
                 input: 0,
                 output: 1,
                 act: Activation::Relu
@@ -354,7 +477,7 @@ mod tests {
         assert_eq!(
             p.ops[4],
             Op::DenseBackward {
-                dense: 1,
+                layer: 1,
                 input: 1,
                 output: 2,
                 input_grad: Some(Activation::Relu)
@@ -363,7 +486,7 @@ mod tests {
         assert_eq!(
             p.ops[5],
             Op::DenseBackward {
-                dense: 0,
+                layer: 0,
                 input: 0,
                 output: 1,
                 input_grad: None
@@ -384,6 +507,7 @@ mod tests {
         assert_eq!(train.ops[1], Op::Tick, "masks read the step: it advances first");
         assert!(train.ops.contains(&Op::LayerBackward {
             position: 2,
+            plain: PlainLayer::Dropout { rate: 0.5 },
             input: 1,
             output: 2,
             input_act: Activation::Relu

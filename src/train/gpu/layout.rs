@@ -7,7 +7,7 @@ use std::ops::Range;
 
 use crate::error::{Error, Result};
 use crate::gpu::{GpuBuffer, GpuContext, GpuView};
-use crate::model::{ConvGeometry, Layer, NetworkSpec, SampleShape};
+use crate::model::{Layer, NetworkSpec, ParamKind, SampleShape};
 use crate::train::cpu_backend::EVAL_BATCH;
 use crate::train::params::{ALIGN, ParamLayout, ParamTensor};
 
@@ -22,20 +22,6 @@ pub(crate) struct DeviceLayout {
     /// segment, binding-sized, 256-byte aligned).
     pub update_chunks: Vec<Range<usize>>,
     pub eval_batch: usize,
-    /// The geometry of each layer with parameters that is a convolution.
-    pub convs: Vec<Option<ConvGeometry>>,
-}
-
-/// The widest per-sample buffer a layer with parameters binds: its input, its output, and for a
-/// conv its im2col columns (`C·k·k` per output position).
-fn per_sample(d: &crate::model::DenseShape) -> usize {
-    let widest = d.fan_in.max(d.output_len());
-    match d.conv {
-        Some(g) => widest
-            .max(d.fan_in * g.out_height * g.out_width)
-            .max(g.in_channels * g.height * g.width),
-        None => widest,
-    }
 }
 
 fn gcd(a: u64, b: u64) -> u64 {
@@ -50,13 +36,14 @@ impl DeviceLayout {
         let align = u64::from(limits.min_storage_buffer_offset_alignment);
         let params = ParamLayout::new(spec);
         let mut weight_chunks = Vec::new();
-        for (d, &(w, _)) in spec.dense().zip(&params.layers) {
-            let (l, fan_in, fan_out) = (d.index, d.fan_in, d.fan_out);
+        for (l, slots) in spec.param_layers().zip(&params.layers) {
+            let (w, _) = slots.weight_bias();
+            let (index, fan_in, fan_out) = (l.index, w.cols, w.rows);
             let row_bytes = fan_in as u64 * 4;
             let weight_bytes = row_bytes * fan_out as u64;
             if weight_bytes > limits.max_buffer_size {
                 return Err(Error::LayerTooLarge {
-                    layer: l,
+                    layer: index,
                     what: "weight",
                     bytes: weight_bytes,
                     limit: limits.max_buffer_size,
@@ -66,19 +53,30 @@ impl DeviceLayout {
             // Chunk starts must sit on the binding-offset alignment: whole multiples of `step` rows.
             let step = align / gcd(row_bytes, align);
             let rows_per_chunk = (binding / row_bytes) / step * step;
-            if weight_bytes <= binding {
+            // Only dense weights are split across bindings; every other tensor binds whole.
+            let splits = match l.kind {
+                ParamKind::Dense { .. } => true,
+                ParamKind::Conv2d { .. } => false,
+            };
+            let largest = slots
+                .params
+                .iter()
+                .chain(&slots.state)
+                .map(|t| t.len() as u64 * 4)
+                .max();
+            if weight_bytes <= binding && largest.is_some_and(|b| b <= binding) {
                 weight_chunks.push(std::iter::once(0..fan_out).collect());
-            } else if d.conv.is_some() {
+            } else if !splits {
                 return Err(Error::LayerTooLarge {
-                    layer: l,
-                    what: "conv weight (conv weights are not split across bindings)",
-                    bytes: weight_bytes,
+                    layer: index,
+                    what: "tensor (only dense weights are split across bindings)",
+                    bytes: largest.unwrap_or(weight_bytes).max(weight_bytes),
                     limit: binding,
                     limit_name: "max_storage_buffer_binding_size",
                 });
             } else if rows_per_chunk == 0 {
                 return Err(Error::LayerTooLarge {
-                    layer: l,
+                    layer: index,
                     what: "weight rows (one aligned group of rows)",
                     bytes: row_bytes * step,
                     limit: binding,
@@ -88,17 +86,26 @@ impl DeviceLayout {
                 let per = rows_per_chunk as usize;
                 weight_chunks.push((0..fan_out).step_by(per).map(|s| s..(s + per).min(fan_out)).collect());
             }
-            debug_assert_eq!(w.len(), fan_in * fan_out);
-            let activation_bytes = max_batch as u64 * per_sample(&d) as u64 * 4;
+            let activation_bytes = max_batch as u64 * l.kind.per_sample(l.input, l.output) as u64 * 4;
             if activation_bytes > binding {
                 return Err(Error::LayerTooLarge {
-                    layer: l,
+                    layer: index,
                     what: "batch activations (with a conv's im2col matrix)",
                     bytes: activation_bytes,
                     limit: binding,
                     limit_name: "max_storage_buffer_binding_size",
                 });
             }
+        }
+        let state_bytes = params.state_len as u64 * 4;
+        if state_bytes > binding {
+            return Err(Error::LayerTooLarge {
+                layer: params.layers.len().saturating_sub(1),
+                what: "layer state (running statistics, all layers together)",
+                bytes: state_bytes,
+                limit: binding,
+                limit_name: "max_storage_buffer_binding_size",
+            });
         }
         // Segments: consecutive tensors while they fit one buffer.
         let max_elems = (limits.max_buffer_size / 4) as usize / ALIGN * ALIGN;
@@ -124,32 +131,29 @@ impl DeviceLayout {
         let widest = spec
             .sizes()
             .into_iter()
-            .chain(spec.dense().map(|d| per_sample(&d)))
+            .chain(spec.param_layers().map(|l| l.kind.per_sample(l.input, l.output)))
             .max()
             .expect("sizes") as u64;
         let fits = (binding / (4 * widest)) as usize;
         let eval_batch = EVAL_BATCH.min(fits).max(max_batch);
-        // The conv kernels' grids put samples, channels and im2col rows on the y and z axes.
+        // The conv and pooling kernels' grids put samples, channels and im2col rows on the y and
+        // z axes.
         let limit = limits.max_compute_workgroups_per_dimension;
-        let image_layers = spec
-            .layers
-            .iter()
-            .zip(spec.shapes())
-            .filter(|(l, _)| matches!(l, Layer::Conv2d { .. } | Layer::MaxPool2d { .. }));
-        for (layer, input) in image_layers {
-            let channels = match input {
-                SampleShape::Image { channels, .. } => channels,
-                SampleShape::Flat(_) => continue,
+        for (layer, input) in spec.layers.iter().zip(spec.shapes()) {
+            let SampleShape::Image { channels, .. } = input else {
+                continue;
             };
-            let (kernel, patch) = match *layer {
-                Layer::Conv2d { kernel, .. } => ("im2col", channels.saturating_mul(kernel * kernel)),
-                _ => ("max_pool_forward", channels),
+            let (kernel, extents) = match *layer {
+                Layer::Conv2d {
+                    kernel, out_channels, ..
+                } => (
+                    "im2col",
+                    [channels.saturating_mul(kernel * kernel), channels, out_channels],
+                ),
+                Layer::MaxPool2d { .. } => ("max_pool_forward", [channels; 3]),
+                Layer::Dense { .. } | Layer::Activation(_) | Layer::Dropout { .. } | Layer::Flatten => continue,
             };
-            let out_channels = match *layer {
-                Layer::Conv2d { out_channels, .. } => out_channels,
-                _ => channels,
-            };
-            for extent in [eval_batch, patch, channels, out_channels] {
+            for extent in std::iter::once(eval_batch).chain(extents) {
                 if extent > limit as usize {
                     return Err(Error::DispatchTooLarge {
                         kernel,
@@ -165,7 +169,6 @@ impl DeviceLayout {
             weight_chunks,
             update_chunks,
             eval_batch,
-            convs: spec.dense().map(|d| d.conv).collect(),
         })
     }
 

@@ -53,6 +53,8 @@ pub struct GpuBackend {
     optimizer: Optimizer,
     layout: DeviceLayout,
     params: FlatBuffers,
+    /// The layers' own state (batch norm's running statistics), flat.
+    layer_state: GpuBuffer<f32>,
     grads: FlatBuffers,
     moments: Vec<FlatBuffers>,
     state: GpuBuffer<OptimState>,
@@ -83,6 +85,10 @@ impl GpuBackend {
         let layout = DeviceLayout::plan(&ctx, &spec, config.batch_size)?;
         let flat = layout.params.flatten(&network.layers, |v| v);
         let params = layout.allocate(&ctx, "params", Some(&flat))?;
+        // At least one value: a buffer of no bytes cannot be bound.
+        let mut kept = layout.params.flatten_state(&network.layers, |v| v);
+        kept.resize(kept.len().max(1), 0.0);
+        let layer_state = ctx.upload("layer state", &kept)?;
         let grads = layout.allocate(&ctx, "grads", None)?;
         let moments = config
             .optimizer
@@ -104,6 +110,7 @@ impl GpuBackend {
             optimizer: config.optimizer,
             layout,
             params,
+            layer_state,
             grads,
             moments,
             state,
@@ -370,14 +377,15 @@ impl Backend for GpuBackend {
 
     fn network(&mut self) -> Result<Network> {
         let flat = self.params.read(&self.ctx)?;
-        Network::from_layers(&self.spec, self.layout.params.unflatten(&flat, |v| v))
+        let kept = self.ctx.read(&self.layer_state)?;
+        Network::from_layers(&self.spec, self.layout.params.unflatten(&flat, Some(&kept), |v| v))
     }
 
     fn optimizer_snapshot(&mut self) -> Result<OptimizerSnapshot> {
         let moments = self
             .moments
             .iter()
-            .map(|m| Ok(self.layout.params.unflatten(&m.read(&self.ctx)?, |v| v)))
+            .map(|m| Ok(self.layout.params.unflatten(&m.read(&self.ctx)?, None, |v| v)))
             .collect::<Result<Vec<_>>>()?;
         let state = self.ctx.read(&self.state)?[0];
         Ok(OptimizerSnapshot {

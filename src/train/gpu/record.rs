@@ -5,11 +5,11 @@ use crate::data::Dataset;
 use crate::error::Result;
 use crate::gpu::data::{BatchTargets, DeviceDataset};
 use crate::gpu::{self, Dispatch, GpuBuffer, GpuContext, GpuView, Operand};
-use crate::model::{ConvGeometry, NetworkSpec};
+use crate::model::{ConvGeometry, NetworkSpec, ParamKind};
 use crate::ops::{Epilogue, MatmulDims, MatmulForm};
 use crate::optimizer::{OptimState, Optimizer};
 use crate::train::layer_ops::{self, LayerAt};
-use crate::train::program::{Op, StepProgram};
+use crate::train::program::{Op, PlainLayer, StepProgram};
 
 use super::layout::{DeviceLayout, FlatBuffers};
 
@@ -25,7 +25,7 @@ pub(crate) struct Workspace {
     pub labels: GpuBuffer<u32>,
     pub targets: GpuBuffer<f32>,
     pub loss_rows: GpuBuffer<f32>,
-    /// Per layer with parameters that is a conv: its path, with the im2col scratch if it needs it.
+    /// Per layer with tensors that is a conv: its path, with the im2col scratch if it needs it.
     pub conv: Vec<Option<gpu::ConvWork>>,
 }
 
@@ -51,22 +51,21 @@ impl Workspace {
             targets: ctx.zeros("batch targets", rows * spec.outputs())?,
             loss_rows: ctx.zeros("loss rows", rows)?,
             conv: spec
-                .dense()
-                .map(|d| {
-                    d.conv
-                        .map(|geometry| {
-                            let s = conv_shape(geometry, d.fan_out, rows);
-                            gpu::ConvWork::new(ctx, &s, &format!("conv {}", d.index))
-                        })
-                        .transpose()
+                .param_layers()
+                .map(|l| match l.kind {
+                    ParamKind::Conv2d { geometry, out_channels } => {
+                        let s = conv_shape(geometry, out_channels, rows);
+                        gpu::ConvWork::new(ctx, &s, &format!("conv {}", l.index)).map(Some)
+                    }
+                    ParamKind::Dense { .. } => Ok(None),
                 })
                 .collect::<Result<_>>()?,
         })
     }
 
-    /// Conv layer `dense`'s path and scratch.
-    fn conv_work(&self, dense: usize) -> &gpu::ConvWork {
-        self.conv[dense].as_ref().expect("a conv layer has its path")
+    /// Conv layer `layer`'s path and scratch.
+    fn conv_work(&self, layer: usize) -> &gpu::ConvWork {
+        self.conv[layer].as_ref().expect("a conv layer has its path")
     }
 
     fn grad(&self, t: usize) -> &GpuBuffer<f32> {
@@ -106,12 +105,11 @@ pub(crate) struct Resources<'a> {
 }
 
 impl Resources<'_> {
-    fn layer_at(&self, position: usize) -> LayerAt<'_> {
+    fn layer_at(&self, position: usize, plain: PlainLayer) -> LayerAt {
         LayerAt {
-            layer: &self.spec.layers[position],
+            plain,
             position,
             run_seed: self.run_seed,
-            input: self.spec.shapes()[position],
         }
     }
 }
@@ -167,26 +165,15 @@ fn record(r: &Resources<'_>, op: Op, ws: &Workspace, classes: bool, out: &mut Ve
         Op::Gather => {}
         Op::Tick => out.push(gpu::tick(ctx, r.state)?),
         Op::DenseForward {
-            dense,
+            layer,
             input,
             output,
             act,
         } => {
-            let (w, b) = r.layout.params.layers[dense];
-            if let Some(geometry) = r.layout.convs[dense] {
-                out.extend(ws.conv_work(dense).forward(
-                    ctx,
-                    conv_shape(geometry, w.rows, rows),
-                    &ws.tensors[input],
-                    (r.params.tensor(w)?, r.params.tensor(b)?),
-                    &ws.tensors[output],
-                    act,
-                )?);
-                return Ok(());
-            }
             // One dispatch per weight chunk, each writing its block of output columns.
+            let (w, b) = r.layout.params.layers[layer].weight_bias();
             let (fan_in, fan_out) = (w.cols, w.rows);
-            for chunk in &r.layout.weight_chunks[dense] {
+            for chunk in &r.layout.weight_chunks[layer] {
                 out.push(gpu::matmul_strided(
                     ctx,
                     MatmulForm::ABt,
@@ -202,6 +189,24 @@ fn record(r: &Resources<'_>, op: Op, ws: &Workspace, classes: bool, out: &mut Ve
                 )?);
             }
         }
+        Op::ConvForward {
+            layer,
+            geometry,
+            out_channels,
+            input,
+            output,
+            act,
+        } => {
+            let (w, b) = r.layout.params.layers[layer].weight_bias();
+            out.extend(ws.conv_work(layer).forward(
+                ctx,
+                conv_shape(geometry, out_channels, rows),
+                &ws.tensors[input],
+                (r.params.tensor(w)?, r.params.tensor(b)?),
+                &ws.tensors[output],
+                act,
+            )?);
+        }
         Op::ActivationForward { input, output, act } => out.push(gpu::activation_forward(
             ctx,
             &ws.tensors[input],
@@ -210,11 +215,12 @@ fn record(r: &Resources<'_>, op: Op, ws: &Workspace, classes: bool, out: &mut Ve
         )?),
         Op::LayerForward {
             position,
+            plain,
             input,
             output,
         } => out.push(layer_ops::gpu_forward(
             ctx,
-            r.layer_at(position),
+            r.layer_at(position, plain),
             r.state,
             &ws.tensors[input],
             &ws.tensors[output],
@@ -245,8 +251,26 @@ fn record(r: &Resources<'_>, op: Op, ws: &Workspace, classes: bool, out: &mut Ve
                 ctx, head, inputs, outputs, totals, r.state, shape, flags,
             )?);
         }
+        Op::ConvBackward {
+            layer,
+            geometry,
+            out_channels,
+            input,
+            output,
+            input_grad,
+        } => {
+            let (w, b) = r.layout.params.layers[layer].weight_bias();
+            out.extend(ws.conv_work(layer).backward(
+                ctx,
+                conv_shape(geometry, out_channels, rows),
+                ws.grad(output),
+                (&ws.tensors[input], r.params.tensor(w)?),
+                (r.grads.tensor(w)?, r.grads.tensor(b)?),
+                input_grad.map(|act| (ws.grad(input), act)),
+            )?);
+        }
         Op::DenseBackward {
-            dense,
+            layer,
             input,
             output,
             input_grad,
@@ -254,21 +278,10 @@ fn record(r: &Resources<'_>, op: Op, ws: &Workspace, classes: bool, out: &mut Ve
             // Chunk by chunk for split layers: dW[chunk] = dZ[:, chunk]ᵀ·input with
             // db[chunk] = Σ_rows dZ[:, chunk] in the same dispatch, and
             // grad[input] = Σ_chunks dZ[:, chunk]·W[chunk], the last chunk applying act'.
-            let (w, b) = r.layout.params.layers[dense];
+            let (w, b) = r.layout.params.layers[layer].weight_bias();
             let (fan_in, fan_out) = (w.cols, w.rows);
-            let chunks = &r.layout.weight_chunks[dense];
+            let chunks = &r.layout.weight_chunks[layer];
             let dz = ws.grad(output);
-            if let Some(geometry) = r.layout.convs[dense] {
-                out.extend(ws.conv_work(dense).backward(
-                    ctx,
-                    conv_shape(geometry, fan_out, rows),
-                    dz,
-                    (&ws.tensors[input], r.params.tensor(w)?),
-                    (r.grads.tensor(w)?, r.grads.tensor(b)?),
-                    input_grad.map(|act| (ws.grad(input), act)),
-                )?);
-                return Ok(());
-            }
             if let ([whole], Some(act)) = (chunks.as_slice(), input_grad) {
                 // An unsplit layer: both gradients in one launch where the kernels allow.
                 out.push(gpu::dense_grads(
@@ -328,12 +341,13 @@ fn record(r: &Resources<'_>, op: Op, ws: &Workspace, classes: bool, out: &mut Ve
         )?),
         Op::LayerBackward {
             position,
+            plain,
             input,
             output,
             input_act,
         } => out.push(layer_ops::gpu_backward(
             ctx,
-            r.layer_at(position),
+            r.layer_at(position, plain),
             r.state,
             (ws.grad(output), &ws.tensors[input]),
             ws.grad(input),
