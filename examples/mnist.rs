@@ -1,7 +1,7 @@
 //! Train an MLP or a CNN on MNIST (or Fashion-MNIST) on the GPU or the CPU and print the test accuracy.
 //!
 //! `cargo run --release --example mnist -- [--data DIR] [--backend auto|gpu|cpu] [--layers 784,512,256,10]
-//!  [--activation relu] [--model 784,dense512,relu,dropout0.2,dense10] [--preset mlp|lenet] [--optimizer adam]
+//!  [--activation relu] [--model 784,dense512,relu,dropout0.2,dense10] [--preset mlp|lenet|lenet_bn] [--optimizer adam]
 //!  [--lr X] [--epochs N] [--batch B] [--seed S] [--out DIR] [--save FILE] [--resume FILE] [--download]`
 //!  (`--help` lists every flag).
 //!
@@ -45,8 +45,9 @@ struct Args {
     /// 1x28x28,conv32k3p1,relu,maxpool2,flatten,dense10.
     #[arg(long, conflicts_with_all = ["layers", "activation"])]
     model: Option<String>,
-    /// A named model instead of the model flags: mlp (784,dense512,relu,dense256,relu,dense10)
-    /// or lenet (1x28x28,conv32k3p1,relu,maxpool2,conv64k3p1,relu,maxpool2,flatten,dense128,relu,dense10).
+    /// A named model instead of the model flags: mlp (784,dense512,relu,dense256,relu,dense10),
+    /// lenet (1x28x28,conv32k3p1,relu,maxpool2,conv64k3p1,relu,maxpool2,flatten,dense128,relu,dense10)
+    /// or lenet_bn (lenet with a batchnorm after each conv).
     #[arg(long, conflicts_with_all = ["layers", "activation", "model"])]
     preset: Option<String>,
     /// Loss head: softmax_ce, sigmoid_bce, mse or mae [default: softmax_ce].
@@ -56,7 +57,7 @@ struct Args {
     #[arg(long, default_value = "adam")]
     optimizer: String,
     /// Learning rate (default: 1e-3 for adam/adamw/rmsprop, 0.05 for momentum, 0.1 for sgd;
-    /// with --preset and adam, the preset's: 2e-3 for lenet).
+    /// with --preset and adam, the preset's: 2e-3 for lenet and lenet_bn).
     #[arg(long, allow_negative_numbers = true)]
     lr: Option<f32>,
     /// Decoupled weight decay.

@@ -47,7 +47,8 @@ pub fn check_fits(spec: &NetworkSpec, copies: u64, batch: usize, limit: u64, lim
             ParamKind::Conv2d { geometry: g, .. } => (g.in_channels as u64)
                 .checked_mul((g.kernel * g.kernel) as u64)
                 .and_then(|n| n.checked_mul((g.out_height as u64).checked_mul(g.out_width as u64)?)),
-            ParamKind::Dense { .. } => Some(0),
+            // Batch norm keeps 3 statistics per channel: nothing per sample.
+            ParamKind::Dense { .. } | ParamKind::BatchNorm(_) => Some(0),
         };
         // Parameters come in `copies` (with gradients and moments); state once.
         let bytes = |role: TensorRole| {

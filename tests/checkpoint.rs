@@ -152,6 +152,68 @@ fn cnn_checkpoints_use_conv2d_names_and_shapes_and_round_trip() {
     assert_eq!(again.predict(&x, 3).unwrap(), trainer.predict(&x, 3).unwrap());
 }
 
+fn batch_norm_spec() -> NetworkSpec {
+    NetworkSpec::parse("12,dense20,batchnorm,relu,dense3", LossKind::SoftmaxCrossEntropy).unwrap()
+}
+
+/// Batch norm's tensors under PyTorch's `nn.BatchNorm1d`/`nn.BatchNorm2d` names: weight, bias,
+/// running_mean, running_var (f32 `[C]`), num_batches_tracked (i64 scalar); the optimizer keeps
+/// moments of the weight and bias only.
+#[test]
+fn batch_norm_checkpoints_use_pytorch_names_and_round_trip() {
+    let spec = NetworkSpec::parse(
+        "1x6x6,conv4k3p1,batchnorm,relu,maxpool2,flatten,dense5,batchnorm,relu,dense3",
+        LossKind::SoftmaxCrossEntropy,
+    )
+    .unwrap();
+    let mut r = common::rng("batch norm checkpoint data");
+    let features = common::random_vec(&mut r, 64 * 36, 1.0);
+    let labels = features
+        .chunks(36)
+        .map(|x| u32::from(x[7] > 0.0) + u32::from(x[20] > 0.5))
+        .collect();
+    let data = Dataset::classification(features, 36, labels, 3).unwrap();
+    let mut trainer = Trainer::new(Network::init(&spec, 1), &Device::Cpu, config(Optimizer::adam(1e-2))).unwrap();
+    let report = trainer.train_epoch(&data, None, &mut |_, _| {}).unwrap();
+    let checkpoint = trainer.checkpoint().unwrap();
+    let bytes = checkpoint.to_bytes().unwrap();
+    let tensors = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    for (i, channels) in [(1, 4usize), (3, 5)] {
+        for name in ["weight", "bias", "running_mean", "running_var"] {
+            let t = tensors.tensor(&format!("layers.{i}.{name}")).unwrap();
+            assert_eq!(
+                (t.dtype(), t.shape()),
+                (Dtype::F32, &[channels][..]),
+                "layers.{i}.{name}"
+            );
+        }
+        let count = tensors.tensor(&format!("layers.{i}.num_batches_tracked")).unwrap();
+        assert_eq!((count.dtype(), count.shape()), (Dtype::I64, &[][..]));
+        assert_eq!(
+            i64::from_le_bytes(count.data().try_into().unwrap()),
+            report.steps as i64
+        );
+        assert!(tensors.tensor(&format!("optimizer.exp_avg.layers.{i}.weight")).is_ok());
+        assert!(
+            tensors
+                .tensor(&format!("optimizer.exp_avg.layers.{i}.running_mean"))
+                .is_err(),
+            "running statistics are not trained: no optimizer moments"
+        );
+    }
+    // The running statistics moved from their start (0 and 1).
+    let mean = checkpoint.network.layers[1].get("running_mean").unwrap();
+    assert!(mean.iter().all(|&m| m != 0.0), "{mean:?}");
+    let dir = temp("batch-norm");
+    let path = dir.join("bn.safetensors");
+    checkpoint.save(&path).unwrap();
+    let loaded = Checkpoint::load(&path).unwrap();
+    assert_eq!(loaded, checkpoint);
+    let x = common::random_vec(&mut r, 3 * 36, 1.0);
+    let mut again = Trainer::new(loaded.network, &Device::Cpu, config(Optimizer::adam(1e-2))).unwrap();
+    assert_eq!(again.predict(&x, 3).unwrap(), trainer.predict(&x, 3).unwrap());
+}
+
 fn resume_matches_uninterrupted(device: Device, tolerance: f64) {
     let data = data();
     for (spec, optimizer) in [
@@ -160,6 +222,8 @@ fn resume_matches_uninterrupted(device: Device, tolerance: f64) {
         (spec(), Optimizer::adamw(1e-2, 0.01)),
         // Dropout masks follow the restored step counter and seed.
         (dropout_spec(), Optimizer::rmsprop(1e-2)),
+        // Batch norm's running statistics come back from the checkpoint.
+        (batch_norm_spec(), Optimizer::momentum(0.05, 0.9)),
     ] {
         let dir = temp(&format!("resume-{}", if tolerance == 0.0 { "cpu" } else { "gpu" }));
         let path = dir.join("checkpoint.safetensors");

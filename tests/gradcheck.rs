@@ -232,3 +232,30 @@ fn the_step_program_gradients_for_conv_and_pool_layers() {
         check_program(&NetworkSpec::parse(text, loss).unwrap(), &mut rng);
     }
 }
+
+/// Batch norm after dense layers (BatchNorm1d) and convs (BatchNorm2d), with its activation
+/// fused after it or before it (then its backward differentiates the activation at its input),
+/// on the input (no input gradient) and as the last layer.
+#[test]
+fn the_step_program_gradients_through_batch_norm() {
+    let mut rng = common::rng("gradcheck_batch_norm");
+    for (text, loss) in [
+        ("5,dense7,batchnorm,relu,dense4", LossKind::SoftmaxCrossEntropy),
+        (
+            "5,batchnorm,dense6,tanh,batchnorm,dense4",
+            LossKind::SoftmaxCrossEntropy,
+        ),
+        ("5,dense6,sigmoid,batchnorm,dense4", LossKind::SigmoidBinaryCrossEntropy),
+        ("5,dense4,batchnorm", LossKind::MeanSquaredError),
+        (
+            "1x5x5,conv3k3p1,batchnorm,tanh,maxpool2,flatten,dense3",
+            LossKind::SoftmaxCrossEntropy,
+        ),
+        (
+            "2x4x4,conv3k3p1,leaky_relu,batchnorm,flatten,dense6,batchnorm,sigmoid,dense3",
+            LossKind::MeanAbsoluteError,
+        ),
+    ] {
+        check_program(&NetworkSpec::parse(text, loss).unwrap(), &mut rng);
+    }
+}

@@ -1213,3 +1213,118 @@ fn max_pool2d_matches_cpu() {
 fn norm(v: &[f32]) -> f64 {
     v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt()
 }
+
+#[test]
+fn batch_norm_matches_cpu() {
+    use cpu::NormBatch;
+    use gpu::batchnorm::{self, NormGrads, NormTensors};
+    use shadergrad::model::{BATCH_NORM_EPS, BATCH_NORM_MOMENTUM, NormShape};
+    let ctx = gpu_or_skip!();
+    let mut r = rng("batch_norm");
+    let mut worst: f64 = 0.0;
+    // (rows, channels, spatial): BatchNorm1d shapes (spatial 1) and BatchNorm2d ones.
+    for &(rows, channels, spatial) in &[
+        (1, 1, 1),
+        (3, 17, 1),
+        (17, 3, 1),
+        (127, 10, 1),
+        (2, 785, 1),
+        (1, 3, 17),
+        (4, 5, 127),
+        (3, 1, 785),
+    ] {
+        let batch = NormBatch {
+            rows,
+            shape: NormShape { channels, spatial },
+        };
+        let (c, len) = (channels, rows * channels * spatial);
+        let (act, input_act) = (Activation::Relu, Activation::Tanh);
+        // Off-centre inputs, as a layer's outputs are; the input is a tanh output (input_act).
+        let x: Vec<f32> = random_vec(&mut r, len, 2.0).iter().map(|v| (v + 0.5).tanh()).collect();
+        let dy = random_vec(&mut r, len, 1.0);
+        let gamma: Vec<f32> = random_vec(&mut r, c, 0.5).iter().map(|v| 1.0 + v).collect();
+        let beta = random_vec(&mut r, c, 0.5);
+        let running_mean = random_vec(&mut r, c, 0.5);
+        let running_var: Vec<f32> = random_vec(&mut r, c, 0.5).iter().map(|v| 1.0 + v.abs()).collect();
+        let count = 7.0f32;
+
+        // CPU: train forward, backward with dx, tracking; evaluation forward.
+        let (mut y, mut stats) = (vec![0.0f32; len], vec![0.0f32; 3 * c]);
+        cpu::batch_norm_train_forward(&x, (&gamma, &beta), &mut y, &mut stats, batch, act, BATCH_NORM_EPS).unwrap();
+        let (mut dgamma, mut dbeta, mut dx) = (vec![0.0f32; c], vec![0.0f32; c], vec![0.0f32; len]);
+        let dx_arg = Some((&mut dx[..], input_act));
+        cpu::batch_norm_backward(&dy, &x, &gamma, &stats, (&mut dgamma, &mut dbeta), dx_arg, batch).unwrap();
+        let (mut mean_after, mut var_after, mut count_after) = (running_mean.clone(), running_var.clone(), count);
+        let running = (&mut mean_after[..], &mut var_after[..], &mut count_after);
+        cpu::batch_norm_track(&stats, running, batch, BATCH_NORM_MOMENTUM).unwrap();
+        let mut y_eval = vec![0.0f32; len];
+        let running = (&running_mean[..], &running_var[..]);
+        cpu::batch_norm_eval_forward(&x, (&gamma, &beta), running, &mut y_eval, batch, act, BATCH_NORM_EPS).unwrap();
+
+        // GPU: weight and bias in one buffer, the running statistics and the count in another.
+        let affine = ctx.upload("affine", &[&gamma[..], &beta[..]].concat()).unwrap();
+        let running = ctx
+            .upload("running", &[&running_mean[..], &running_var[..], &[count]].concat())
+            .unwrap();
+        let tensors = || NormTensors {
+            affine: (&affine).into(),
+            bias_at: c,
+            running: (&running).into(),
+            var_at: c,
+            count_at: 2 * c,
+        };
+        let (gx, gdy) = (ctx.upload("x", &x).unwrap(), ctx.upload("dy", &dy).unwrap());
+        let (gy, gy_eval, gdx) = (
+            poisoned(ctx, "y", len),
+            poisoned(ctx, "y eval", len),
+            poisoned(ctx, "dx", len),
+        );
+        let (gstats, ggrads) = (poisoned(ctx, "stats", 3 * c), poisoned(ctx, "grads", 2 * c));
+        let state = ctx.upload("state", &[Optimizer::sgd(0.1).initial_state()]).unwrap();
+        let eval = batchnorm::batch_norm_eval_forward(ctx, &gx, tensors(), &gy_eval, batch, act).unwrap();
+        let train = batchnorm::batch_norm_train_forward(ctx, &gx, tensors(), (&gy, &gstats), batch, act).unwrap();
+        let grads = NormGrads {
+            affine: (&ggrads).into(),
+            dx: Some((&gdx, input_act)),
+        };
+        let backward =
+            batchnorm::batch_norm_backward(ctx, (&gdy, &gx), tensors(), &gstats, grads, &state, batch, true).unwrap();
+        ctx.run(&[&eval, &train, &backward]).unwrap();
+
+        let what = format!("batch_norm {rows}x{channels}x{spatial}");
+        let mut check = |name: &str, got: &[f32], want: &[f32]| {
+            worst = worst.max(assert_close(&format!("{what} {name}"), got, want, GPU_TOLERANCE));
+        };
+        check("y (training)", &ctx.read(&gy).unwrap(), &y);
+        check("y (evaluation)", &ctx.read(&gy_eval).unwrap(), &y_eval);
+        check("batch statistics", &ctx.read(&gstats).unwrap(), &stats);
+        check("dx", &ctx.read(&gdx).unwrap(), &dx);
+        check(
+            "dγ, dβ",
+            &ctx.read(&ggrads).unwrap(),
+            &[&dgamma[..], &dbeta[..]].concat(),
+        );
+        let tracked = ctx.read(&running).unwrap();
+        check(
+            "running statistics",
+            &tracked,
+            &[&mean_after[..], &var_after[..], &[count_after]].concat(),
+        );
+        assert_eq!(tracked[2 * c], count + 1.0, "{what}: the batch is counted");
+
+        // A step the guard skips leaves the running statistics as they were.
+        let skipped = OptimState {
+            step_nonfinite: 1,
+            skip_nonfinite: 1,
+            ..Optimizer::sgd(0.1).initial_state()
+        };
+        ctx.write(&state, &[skipped]).unwrap();
+        ctx.run(&[&backward]).unwrap();
+        assert_eq!(
+            ctx.read(&running).unwrap(),
+            tracked,
+            "{what}: a skipped step must not move the running statistics"
+        );
+    }
+    eprintln!("batch_norm worst relative error: {worst:.3e}");
+}

@@ -4,6 +4,7 @@
 //! generic over [`Real`], so the backend runs in `f32` while the gradient checks run the
 //! very same code in `f64`.
 
+pub mod batchnorm;
 pub mod conv;
 pub mod data;
 pub mod dropout;
@@ -15,6 +16,9 @@ pub mod metrics;
 pub mod optim;
 pub mod pool;
 
+pub use batchnorm::{
+    NormBatch, batch_norm_backward, batch_norm_eval_forward, batch_norm_track, batch_norm_train_forward,
+};
 pub use conv::{conv2d_backward, conv2d_forward};
 pub use data::gather_batch;
 pub use dropout::*;

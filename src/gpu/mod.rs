@@ -4,6 +4,7 @@
 //! [`Dispatch`] (pipeline from the cache, bind group, grid) once; recording it later creates
 //! nothing, so a training step is a fixed list of dispatches replayed every step.
 
+pub mod batchnorm;
 pub(crate) mod buffer;
 mod context;
 pub mod conv;

@@ -92,6 +92,7 @@ pub(crate) struct PairParams {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gpu::batchnorm::{BATCH_NORM, BatchNormParams};
     use crate::gpu::conv::{CONV, ConvParams};
     use crate::gpu::conv_implicit::{CONV_IMPLICIT, CONV_IMPLICIT_SUBGROUP};
     use crate::gpu::dropout::{DROPOUT, DropoutParams};
@@ -170,6 +171,7 @@ mod tests {
         });
         check(&OPTIM, "OptimState", state.clone());
         check(&DROPOUT, "OptimState", state.clone());
+        check(&BATCH_NORM, "OptimState", state.clone());
         check(&OPTIM, "OptimState", state.clone());
         check(
             &OPTIM,
@@ -275,6 +277,28 @@ mod tests {
                 threshold,
                 scale,
                 input_act,
+                _pad0,
+                _pad1
+            }),
+        );
+        check(
+            &BATCH_NORM,
+            "BatchNormParams",
+            fields!(BatchNormParams {
+                rows,
+                channels,
+                spatial,
+                groups_x,
+                bias_at,
+                var_at,
+                count_at,
+                act,
+                input_act,
+                flags,
+                eps,
+                momentum,
+                threads_x,
+                len,
                 _pad0,
                 _pad1
             }),

@@ -30,6 +30,11 @@ pub enum Layer {
     /// `[C × H × W]` to `C·H·W` features, as `torch.flatten(x, 1)`: the layout is already
     /// row-major, so nothing moves.
     Flatten,
+    /// Batch normalization, as PyTorch's `nn.BatchNorm1d` after flat features and
+    /// `nn.BatchNorm2d` after an image (per channel): learnable weight and bias, running mean
+    /// and variance (momentum 0.1, ε 1e-5); batch statistics in training, running ones in
+    /// evaluation.
+    BatchNorm,
 }
 
 impl Layer {
@@ -60,6 +65,9 @@ impl Layer {
         if t == "flatten" {
             return Ok(Layer::Flatten);
         }
+        if t == "batchnorm" {
+            return Ok(Layer::BatchNorm);
+        }
         if let Some(rest) = t.strip_prefix("dropout") {
             let rate = rest
                 .parse::<f32>()
@@ -69,7 +77,7 @@ impl Layer {
         t.parse::<Activation>().map(Layer::Activation).map_err(|_| {
             format!(
                 "unknown layer {token:?}; expected denseN (or N), dropoutP, convNkK[sS][pP], maxpoolK[sS], \
-                 flatten, or an activation: {}",
+                 flatten, batchnorm, or an activation: {}",
                 Activation::ALL.map(|a| a.name()).join(", ")
             )
         })
@@ -204,6 +212,7 @@ impl std::fmt::Display for Layer {
                 Ok(())
             }
             Layer::Flatten => f.write_str("flatten"),
+            Layer::BatchNorm => f.write_str("batchnorm"),
         }
     }
 }

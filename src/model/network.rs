@@ -162,7 +162,7 @@ impl Network {
             };
             let name = match layer {
                 Layer::Dense { units } => format!("dense {} → {units}", input.len()),
-                Layer::Conv2d { .. } => format!("{layer} {input}"),
+                Layer::Conv2d { .. } | Layer::BatchNorm => format!("{layer} {input}"),
                 Layer::Activation(_) | Layer::Dropout { .. } | Layer::MaxPool2d { .. } | Layer::Flatten => {
                     layer.to_string()
                 }
@@ -174,7 +174,7 @@ impl Network {
             // Layers that change the sample's shape say what comes out.
             let reshapes = match layer {
                 Layer::Conv2d { .. } | Layer::MaxPool2d { .. } | Layer::Flatten => true,
-                Layer::Dense { .. } | Layer::Activation(_) | Layer::Dropout { .. } => false,
+                Layer::Dense { .. } | Layer::Activation(_) | Layer::Dropout { .. } | Layer::BatchNorm => false,
             };
             if reshapes {
                 line.push_str(&format!(" → {output}"));

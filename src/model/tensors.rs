@@ -113,6 +113,9 @@ pub enum ParamKind {
         /// Output channels.
         out_channels: usize,
     },
+    /// `nn.BatchNorm1d` / `nn.BatchNorm2d`: weight and bias `[channels]` trained; running
+    /// mean and variance `[channels]` and `num_batches_tracked` kept.
+    BatchNorm(NormShape),
 }
 
 /// Batch norm's running-statistics momentum (PyTorch's default).
@@ -123,7 +126,7 @@ pub const BATCH_NORM_EPS: f32 = 1e-5;
 impl ParamKind {
     /// The tensors this kind owns, in checkpoint order.
     pub fn tensors(&self) -> Vec<TensorDecl> {
-        use TensorRole::Parameter;
+        use TensorRole::{Parameter, State};
         match *self {
             ParamKind::Dense { fan_in, fan_out } => vec![
                 TensorDecl::f32(
@@ -150,6 +153,19 @@ impl ParamKind {
                     TensorDecl::f32("bias", vec![out_channels], Parameter, Init::Zeros),
                 ]
             }
+            ParamKind::BatchNorm(NormShape { channels, .. }) => vec![
+                TensorDecl::f32("weight", vec![channels], Parameter, Init::Ones),
+                TensorDecl::f32("bias", vec![channels], Parameter, Init::Zeros),
+                TensorDecl::f32("running_mean", vec![channels], State, Init::Zeros),
+                TensorDecl::f32("running_var", vec![channels], State, Init::Ones),
+                TensorDecl {
+                    name: "num_batches_tracked",
+                    shape: vec![],
+                    role: State,
+                    init: Init::Zeros,
+                    stored_as: StoredAs::I64,
+                },
+            ],
         }
     }
 
@@ -163,7 +179,7 @@ impl ParamKind {
                     .saturating_mul(g.kernel * g.kernel)
                     .saturating_mul(g.out_height * g.out_width),
             ),
-            ParamKind::Dense { .. } => widest,
+            ParamKind::Dense { .. } | ParamKind::BatchNorm(_) => widest,
         }
     }
 
@@ -175,6 +191,7 @@ impl ParamKind {
                 geometry: g,
                 out_channels,
             } => g.in_channels * g.kernel * g.kernel * out_channels * g.out_height * g.out_width,
+            ParamKind::BatchNorm(n) => n.channels * n.spatial,
         }
     }
 }
@@ -220,6 +237,22 @@ impl Layer {
             }),
             // A conv without image shapes is past the first invalid layer (validation refuses it).
             (Layer::Conv2d { .. }, _, _) => None,
+            (Layer::BatchNorm, SampleShape::Flat(features), _) => Some(ParamKind::BatchNorm(NormShape {
+                channels: features,
+                spatial: 1,
+            })),
+            (
+                Layer::BatchNorm,
+                SampleShape::Image {
+                    channels,
+                    height,
+                    width,
+                },
+                _,
+            ) => Some(ParamKind::BatchNorm(NormShape {
+                channels,
+                spatial: height.saturating_mul(width),
+            })),
             (Layer::Activation(_) | Layer::Dropout { .. } | Layer::MaxPool2d { .. } | Layer::Flatten, _, _) => None,
         }
     }

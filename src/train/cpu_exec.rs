@@ -6,9 +6,9 @@ use std::collections::HashMap;
 use super::layer_ops::{LayerAt, cpu_backward, cpu_forward};
 use super::params::ParamLayout;
 use super::program::{Op, PlainLayer, Stage, StepMetrics, StepProgram, plan};
-use crate::cpu::{self, Real};
+use crate::cpu::{self, NormBatch, Real};
 use crate::error::{Result, check_len};
-use crate::model::{LayerTensors, LossKind, Network, NetworkSpec};
+use crate::model::{BATCH_NORM_EPS, BATCH_NORM_MOMENTUM, LayerTensors, LossKind, Network, NetworkSpec, ParamKind};
 use crate::ops::{Epilogue, MatmulDims, MatmulForm};
 use crate::optimizer::{OptimProgress, OptimState, Optimizer};
 
@@ -43,6 +43,8 @@ struct Workspace<T> {
     labels: Vec<u32>,
     targets: Vec<T>,
     loss_rows: Vec<T>,
+    /// Per layer with tensors: a batch norm's batch statistics (`3 × channels`), else empty.
+    norm_stats: Vec<Vec<T>>,
 }
 
 impl<T: Real> Workspace<T> {
@@ -62,6 +64,13 @@ impl<T: Real> Workspace<T> {
             labels: vec![0; rows],
             targets: vec![T::zero(); rows * spec.outputs()],
             loss_rows: vec![T::zero(); rows],
+            norm_stats: spec
+                .param_layers()
+                .map(|l| match l.kind {
+                    ParamKind::BatchNorm(norm) => vec![T::zero(); 3 * norm.channels],
+                    ParamKind::Dense { .. } | ParamKind::Conv2d { .. } => Vec::new(),
+                })
+                .collect(),
         }
     }
 }
@@ -319,6 +328,47 @@ impl<T: Real> CpuExecutor<T> {
                     act,
                 )?;
             }
+            Op::BatchNormForward {
+                layer,
+                norm,
+                input,
+                output,
+                act,
+                training,
+            } => {
+                let slots = &self.layout.layers[layer];
+                let (w, b) = slots.weight_bias();
+                let affine = (&self.params[w.range()], &self.params[b.range()]);
+                let (before, after) = ws.tensors.split_at_mut(output);
+                let batch = NormBatch { rows, shape: norm };
+                if training {
+                    let stats = &mut ws.norm_stats[layer];
+                    cpu::batch_norm_train_forward(
+                        &before[input],
+                        affine,
+                        &mut after[0],
+                        stats,
+                        batch,
+                        act,
+                        BATCH_NORM_EPS,
+                    )?;
+                } else {
+                    // running_mean, running_var, num_batches_tracked: batch norm's state, in order.
+                    let running = (
+                        &self.layer_state[slots.state[0].range()],
+                        &self.layer_state[slots.state[1].range()],
+                    );
+                    cpu::batch_norm_eval_forward(
+                        &before[input],
+                        affine,
+                        running,
+                        &mut after[0],
+                        batch,
+                        act,
+                        BATCH_NORM_EPS,
+                    )?;
+                }
+            }
             Op::ActivationForward { input, output, act } => {
                 let (before, after) = ws.tensors.split_at_mut(output);
                 cpu::activation_forward(&before[input], &mut after[0], act)?;
@@ -405,6 +455,30 @@ impl<T: Real> CpuExecutor<T> {
                 let dx = input_grad.map(|act| (&mut grads_before[input][..], act));
                 let (x, weight) = (&ws.tensors[input], &self.params[w.range()]);
                 cpu::conv2d_backward(&grads_after[0], x, weight, (dw, db), dx, rows, geometry, out_channels)?;
+            }
+            Op::BatchNormBackward {
+                layer,
+                norm,
+                input,
+                output,
+                input_grad,
+                track,
+            } => {
+                let slots = &self.layout.layers[layer];
+                let (w, b) = slots.weight_bias();
+                let (grads_before, grads_after) = ws.grads.split_at_mut(output);
+                let (dw, db) = split_two(&mut self.grads, w.range(), b.range());
+                let dx = input_grad.map(|act| (&mut grads_before[input][..], act));
+                let batch = NormBatch { rows, shape: norm };
+                let (x, gamma, stats) = (&ws.tensors[input], &self.params[w.range()], &ws.norm_stats[layer]);
+                cpu::batch_norm_backward(&grads_after[0], x, gamma, stats, (dw, db), dx, batch)?;
+                if track {
+                    let (mean, var, count) = (slots.state[0], slots.state[1], slots.state[2]);
+                    let (head, tail) = self.layer_state.split_at_mut(var.offset);
+                    let (var_part, count_part) = tail.split_at_mut(count.offset - var.offset);
+                    let running = (&mut head[mean.range()], &mut var_part[..var.len()], &mut count_part[0]);
+                    cpu::batch_norm_track(stats, running, batch, BATCH_NORM_MOMENTUM)?;
+                }
             }
             Op::ActivationBackward { input, output, act } => {
                 let (before, after) = ws.grads.split_at_mut(output);

@@ -96,11 +96,6 @@ impl ParamLayout {
         ParamLayout { layers, len, state_len }
     }
 
-    /// Every parameter tensor, layer by layer.
-    pub fn tensors(&self) -> impl Iterator<Item = ParamTensor> + '_ {
-        self.layers.iter().flat_map(|l| l.params.iter().copied())
-    }
-
     /// The tensors of `role` laid out flat (zeros in the padding); `layers` may hold every
     /// tensor or, as optimizer moments do, only the parameters.
     fn flatten_role<T: Copy>(&self, layers: &[LayerTensors], role: TensorRole, convert: impl Fn(f32) -> T) -> Vec<T> {

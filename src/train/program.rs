@@ -12,7 +12,7 @@
 use super::layer_ops;
 use crate::activation::Activation;
 use crate::cpu::PoolGeometry;
-use crate::model::{ConvGeometry, Layer, NetworkSpec, ParamKind, ParamLayer, SampleShape};
+use crate::model::{ConvGeometry, Layer, NetworkSpec, NormShape, ParamKind, ParamLayer, SampleShape};
 
 /// Index of a batch tensor in a [`StepProgram`].
 pub(crate) type TensorId = usize;
@@ -73,6 +73,16 @@ pub(crate) enum Op {
         output: TensorId,
         act: Activation,
     },
+    /// `output = act(γ·x̂ + β)` for batch-norm layer `layer`: `x̂` normalized by the batch's
+    /// statistics in `training` (kept for the backward op), by the running ones otherwise.
+    BatchNormForward {
+        layer: usize,
+        norm: NormShape,
+        input: TensorId,
+        output: TensorId,
+        act: Activation,
+        training: bool,
+    },
     /// `output = act(input)`.
     ActivationForward {
         input: TensorId,
@@ -110,6 +120,17 @@ pub(crate) enum Op {
         input: TensorId,
         output: TensorId,
         input_grad: Option<Activation>,
+    },
+    /// Batch norm's `dγ`, `dβ` and, with `input_grad`, `grad[input]` from `grad[output]`; with
+    /// `track`, also moves the running statistics towards the batch's (after the loss guard, so
+    /// a skipped step leaves them as they were).
+    BatchNormBackward {
+        layer: usize,
+        norm: NormShape,
+        input: TensorId,
+        output: TensorId,
+        input_grad: Option<Activation>,
+        track: bool,
     },
     /// `grad[input] = grad[output] ⊙ act'(output)`.
     ActivationBackward {
@@ -166,7 +187,7 @@ fn role(spec: &NetworkSpec, position: usize, stage: Stage, owners: &[ParamLayer]
         Role::Owns(l.index, l.kind)
     };
     match layer {
-        Layer::Dense { .. } | Layer::Conv2d { .. } => owned(),
+        Layer::Dense { .. } | Layer::Conv2d { .. } | Layer::BatchNorm => owned(),
         Layer::Activation(act) => Role::Activation(act),
         Layer::Dropout { rate } if stage.training_mode() && rate > 0.0 => Role::Plain(PlainLayer::Dropout { rate }),
         Layer::Dropout { .. } | Layer::Flatten => Role::Skip,
@@ -273,6 +294,14 @@ pub(crate) fn plan(spec: &NetworkSpec, stage: Stage, clip: bool) -> StepProgram 
                         output,
                         act,
                     },
+                    ParamKind::BatchNorm(norm) => Op::BatchNormForward {
+                        layer,
+                        norm,
+                        input,
+                        output,
+                        act,
+                        training: stage.training_mode(),
+                    },
                 }
             }
             Role::Activation(act) => Op::ActivationForward {
@@ -297,7 +326,10 @@ pub(crate) fn plan(spec: &NetworkSpec, stage: Stage, clip: bool) -> StepProgram 
     let mut has_grad = vec![false; widths.len()];
     let mut seen_params = false;
     for op in &forward {
-        if matches!(op, Op::DenseForward { .. } | Op::ConvForward { .. }) {
+        if matches!(
+            op,
+            Op::DenseForward { .. } | Op::ConvForward { .. } | Op::BatchNormForward { .. }
+        ) {
             seen_params = true;
         }
         if seen_params {
@@ -357,6 +389,20 @@ pub(crate) fn plan(spec: &NetworkSpec, stage: Stage, clip: bool) -> StepProgram 
                     output,
                     input_grad: grad_of(input),
                 }),
+                Op::BatchNormForward {
+                    layer,
+                    norm,
+                    input,
+                    output,
+                    ..
+                } => ops.push(Op::BatchNormBackward {
+                    layer,
+                    norm,
+                    input,
+                    output,
+                    input_grad: grad_of(input),
+                    track: stage == Stage::Train,
+                }),
                 Op::ActivationForward { input, output, act } if has_grad[input] => {
                     ops.push(Op::ActivationBackward { input, output, act })
                 }
@@ -379,6 +425,7 @@ pub(crate) fn plan(spec: &NetworkSpec, stage: Stage, clip: bool) -> StepProgram 
                 | Op::Loss { .. }
                 | Op::DenseBackward { .. }
                 | Op::ConvBackward { .. }
+                | Op::BatchNormBackward { .. }
                 | Op::ActivationBackward { .. }
                 | Op::LayerBackward { .. }
                 | Op::GradNorm
@@ -410,6 +457,7 @@ fn output_of(op: &Op) -> TensorId {
     match *op {
         Op::DenseForward { output, .. }
         | Op::ConvForward { output, .. }
+        | Op::BatchNormForward { output, .. }
         | Op::ActivationForward { output, .. }
         | Op::LayerForward { output, .. } => output,
         Op::Gather
@@ -417,6 +465,7 @@ fn output_of(op: &Op) -> TensorId {
         | Op::Loss { .. }
         | Op::DenseBackward { .. }
         | Op::ConvBackward { .. }
+        | Op::BatchNormBackward { .. }
         | Op::ActivationBackward { .. }
         | Op::LayerBackward { .. }
         | Op::GradNorm

@@ -56,7 +56,7 @@ impl DeviceLayout {
             // Only dense weights are split across bindings; every other tensor binds whole.
             let splits = match l.kind {
                 ParamKind::Dense { .. } => true,
-                ParamKind::Conv2d { .. } => false,
+                ParamKind::Conv2d { .. } | ParamKind::BatchNorm(_) => false,
             };
             let largest = slots
                 .params
@@ -107,15 +107,27 @@ impl DeviceLayout {
                 limit_name: "max_storage_buffer_binding_size",
             });
         }
-        // Segments: consecutive tensors while they fit one buffer.
+        // Segments: consecutive tensors while they fit one buffer. A dense layer's weight and
+        // bias are bound apart and may fall in different segments; every other kind binds its
+        // parameters as one view, so they stay together.
         let max_elems = (limits.max_buffer_size / 4) as usize / ALIGN * ALIGN;
+        let mut units: Vec<Range<usize>> = Vec::new();
+        for (l, slots) in spec.param_layers().zip(&params.layers) {
+            let aligned = |t: &ParamTensor| t.offset..t.offset + t.len().div_ceil(ALIGN) * ALIGN;
+            match l.kind {
+                ParamKind::Dense { .. } => units.extend(slots.params.iter().map(aligned)),
+                ParamKind::Conv2d { .. } | ParamKind::BatchNorm(_) => {
+                    let (first, last) = (slots.params[0], slots.params[slots.params.len() - 1]);
+                    units.push(aligned(&first).start..aligned(&last).end);
+                }
+            }
+        }
         let mut segments: Vec<Range<usize>> = Vec::new();
         let mut start = 0;
-        for t in params.tensors() {
-            let end = t.offset + t.len().div_ceil(ALIGN) * ALIGN;
-            if end - start > max_elems && t.offset > start {
-                segments.push(start..t.offset);
-                start = t.offset;
+        for unit in units {
+            if unit.end - start > max_elems && unit.start > start {
+                segments.push(start..unit.start);
+                start = unit.start;
             }
         }
         segments.push(start..params.len);
@@ -151,7 +163,11 @@ impl DeviceLayout {
                     [channels.saturating_mul(kernel * kernel), channels, out_channels],
                 ),
                 Layer::MaxPool2d { .. } => ("max_pool_forward", [channels; 3]),
-                Layer::Dense { .. } | Layer::Activation(_) | Layer::Dropout { .. } | Layer::Flatten => continue,
+                Layer::Dense { .. }
+                | Layer::Activation(_)
+                | Layer::Dropout { .. }
+                | Layer::Flatten
+                | Layer::BatchNorm => continue,
             };
             for extent in std::iter::once(eval_batch).chain(extents) {
                 if extent > limit as usize {

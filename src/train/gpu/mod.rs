@@ -156,6 +156,7 @@ impl GpuBackend {
             spec: &self.spec,
             layout: &self.layout,
             params: &self.params,
+            layer_state: &self.layer_state,
             grads: &self.grads,
             moments: &self.moments,
             state: &self.state,

@@ -1,8 +1,10 @@
 //! The GPU executor: turns each op of a [`StepProgram`] into dispatches, prepared once (bind
 //! groups and all) against a workspace's buffers, and recorded every step.
 
+use crate::cpu::NormBatch;
 use crate::data::Dataset;
 use crate::error::Result;
+use crate::gpu::batchnorm::{self, NormGrads, NormTensors};
 use crate::gpu::data::{BatchTargets, DeviceDataset};
 use crate::gpu::{self, Dispatch, GpuBuffer, GpuContext, GpuView, Operand};
 use crate::model::{ConvGeometry, NetworkSpec, ParamKind};
@@ -27,6 +29,8 @@ pub(crate) struct Workspace {
     pub loss_rows: GpuBuffer<f32>,
     /// Per layer with tensors that is a conv: its path, with the im2col scratch if it needs it.
     pub conv: Vec<Option<gpu::ConvWork>>,
+    /// Per layer with tensors that is a batch norm: its batch statistics (`3 × channels`).
+    pub norm_stats: Vec<Option<GpuBuffer<f32>>>,
 }
 
 impl Workspace {
@@ -57,7 +61,16 @@ impl Workspace {
                         let s = conv_shape(geometry, out_channels, rows);
                         gpu::ConvWork::new(ctx, &s, &format!("conv {}", l.index)).map(Some)
                     }
-                    ParamKind::Dense { .. } => Ok(None),
+                    ParamKind::Dense { .. } | ParamKind::BatchNorm(_) => Ok(None),
+                })
+                .collect::<Result<_>>()?,
+            norm_stats: spec
+                .param_layers()
+                .map(|l| match l.kind {
+                    ParamKind::BatchNorm(norm) => ctx
+                        .zeros(&format!("batch norm {} statistics", l.index), 3 * norm.channels)
+                        .map(Some),
+                    ParamKind::Dense { .. } | ParamKind::Conv2d { .. } => Ok(None),
                 })
                 .collect::<Result<_>>()?,
         })
@@ -66,6 +79,13 @@ impl Workspace {
     /// Conv layer `layer`'s path and scratch.
     fn conv_work(&self, layer: usize) -> &gpu::ConvWork {
         self.conv[layer].as_ref().expect("a conv layer has its path")
+    }
+
+    /// Batch-norm layer `layer`'s batch statistics.
+    fn norm_stats(&self, layer: usize) -> &GpuBuffer<f32> {
+        self.norm_stats[layer]
+            .as_ref()
+            .expect("a batch norm layer has its statistics")
     }
 
     fn grad(&self, t: usize) -> &GpuBuffer<f32> {
@@ -96,6 +116,8 @@ pub(crate) struct Resources<'a> {
     pub spec: &'a NetworkSpec,
     pub layout: &'a DeviceLayout,
     pub params: &'a FlatBuffers,
+    /// The layers' own state (batch norm's running statistics), flat.
+    pub layer_state: &'a GpuBuffer<f32>,
     pub grads: &'a FlatBuffers,
     pub moments: &'a [FlatBuffers],
     pub state: &'a GpuBuffer<OptimState>,
@@ -105,6 +127,21 @@ pub(crate) struct Resources<'a> {
 }
 
 impl Resources<'_> {
+    /// Batch-norm layer `layer`'s tensors as its kernels bind them.
+    fn norm_tensors(&self, layer: usize) -> Result<NormTensors<'_>> {
+        let slots = &self.layout.params.layers[layer];
+        let (w, b) = slots.weight_bias();
+        // running_mean, running_var, num_batches_tracked: batch norm's state, in order.
+        let (mean, var, count) = (slots.state[0], slots.state[1], slots.state[2]);
+        Ok(NormTensors {
+            affine: self.params.view(w.through(b))?,
+            bias_at: b.offset - w.offset,
+            running: self.layer_state.view(mean.through(count))?,
+            var_at: var.offset - mean.offset,
+            count_at: count.offset - mean.offset,
+        })
+    }
+
     fn layer_at(&self, position: usize, plain: PlainLayer) -> LayerAt {
         LayerAt {
             plain,
@@ -206,6 +243,22 @@ fn record(r: &Resources<'_>, op: Op, ws: &Workspace, classes: bool, out: &mut Ve
                 &ws.tensors[output],
                 act,
             )?);
+        }
+        Op::BatchNormForward {
+            layer,
+            norm,
+            input,
+            output,
+            act,
+            training,
+        } => {
+            let batch = NormBatch { rows, shape: norm };
+            let (x, y, t) = (&ws.tensors[input], &ws.tensors[output], r.norm_tensors(layer)?);
+            out.push(if training {
+                batchnorm::batch_norm_train_forward(ctx, x, t, (y, ws.norm_stats(layer)), batch, act)?
+            } else {
+                batchnorm::batch_norm_eval_forward(ctx, x, t, y, batch, act)?
+            });
         }
         Op::ActivationForward { input, output, act } => out.push(gpu::activation_forward(
             ctx,
@@ -331,6 +384,31 @@ fn record(r: &Resources<'_>, op: Op, ws: &Workspace, classes: bool, out: &mut Ve
                     )?);
                 }
             }
+        }
+        Op::BatchNormBackward {
+            layer,
+            norm,
+            input,
+            output,
+            input_grad,
+            track,
+        } => {
+            let slots = &r.layout.params.layers[layer];
+            let (w, b) = slots.weight_bias();
+            let grads = NormGrads {
+                affine: r.grads.view(w.through(b))?,
+                dx: input_grad.map(|act| (ws.grad(input), act)),
+            };
+            out.push(batchnorm::batch_norm_backward(
+                ctx,
+                (ws.grad(output), &ws.tensors[input]),
+                r.norm_tensors(layer)?,
+                ws.norm_stats(layer),
+                grads,
+                r.state,
+                NormBatch { rows, shape: norm },
+                track,
+            )?);
         }
         Op::ActivationBackward { input, output, act } => out.push(gpu::activation_backward(
             ctx,
