@@ -5,8 +5,9 @@
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use shadergrad::cpu;
 use shadergrad::gpu::{self, GpuContext};
-use shadergrad::{Epilogue, MatmulDims, MatmulForm, cpu};
+use shadergrad::ops::{Epilogue, MatmulDims, MatmulForm};
 
 const SHAPES: [(usize, usize, usize); 4] = [(128, 784, 512), (128, 512, 256), (512, 512, 512), (1024, 1024, 1024)];
 

@@ -9,8 +9,9 @@ use std::sync::Arc;
 
 use shadergrad::gpu::{ChoiceSource, ConvPath, GpuContext, ShapeClass, list_adapters, tuning};
 use shadergrad::model::{LossKind, Network, NetworkSpec, ParamKind};
+use shadergrad::ops::{MatmulDims, MatmulForm};
 use shadergrad::train::{Device, TrainConfig, Trainer};
-use shadergrad::{Activation, MatmulDims, MatmulForm, data};
+use shadergrad::{Activation, data};
 
 fn main() {
     println!("adapters on this machine: {}", list_adapters());

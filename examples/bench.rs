@@ -16,8 +16,9 @@ use shadergrad::data::{batches, epoch_order};
 use shadergrad::gpu::profiler::PassTimer;
 use shadergrad::gpu::{self, GpuContext};
 use shadergrad::model::{LossKind, Network, NetworkSpec};
+use shadergrad::ops::{Epilogue, MatmulDims, MatmulForm};
 use shadergrad::train::{Backend, BackendChoice, CpuBackend, Device, GpuBackend, TrainConfig, gpu_profile};
-use shadergrad::{Activation, Epilogue, MatmulDims, MatmulForm, Optimizer, cpu};
+use shadergrad::{Activation, Optimizer, cpu};
 
 #[derive(Parser, Debug)]
 #[command(about = "Benchmark shadergrad's CPU and GPU backends side by side")]

@@ -5,19 +5,24 @@
 //! kernel is tested against.
 //!
 //! ## Layout
-//! - [`model`]: a model as data — an input width, a list of [`model::Layer`]s (dense,
-//!   activation, dropout) and a loss head — built with [`model::Model::input`] or parsed from
-//!   text (`784,dense512,relu,dropout0.2,dense10`); its parameters; checkpoints.
+//! - [`prelude`]: what a user needs, in one import.
+//! - [`model`]: a model as data — an input width or image shape, a list of [`model::Layer`]s
+//!   (dense, conv, pooling, flatten, batch norm, activation, dropout) and a loss head — built
+//!   with [`model::Model::input`] or parsed from text (`784,dense512,relu,dropout0.2,dense10`);
+//!   each layer kind declares the named tensors it owns ([`model::ParamKind::tensors`]); its
+//!   tensors on the host ([`model::Network`]); checkpoints under PyTorch's names.
 //! - [`train`]: the training step written once (the step program, planned per model and
 //!   stage, fusion decided there), its two executors — [`train::CpuBackend`] (over
-//!   [`train::CpuExecutor`], generic over `f32`/`f64`) and [`train::GpuBackend`] — and the
-//!   [`train::Trainer`] loop with schedules, metrics, checkpoints and failure handling.
-//! - [`gpu`]: the device ([`gpu::GpuContext`]), typed buffers, and one module per kernel
-//!   family, each binding a WGSL file in `shaders/`.
-//! - [`cpu`]: the same operations on the host, one module per family, generic over `f32`/`f64`.
+//!   [`train::CpuExecutor`], generic over `f32`/`f64`) and [`train::GpuBackend`] — the
+//!   [`train::Trainer`] loop with schedules, metrics, checkpoints and failure handling, and the
+//!   [`train::Predictor`] for inference.
+//! - [`gpu`]: the device ([`gpu::GpuContext`]), typed buffers, and the settings and reports of
+//!   its kernel choices. The kernels themselves (one module per family, each binding a WGSL
+//!   file in `shaders/`) and their CPU twins (module `cpu`, generic over `f32`/`f64`) are
+//!   crate-private: the `internals` feature opens them for this crate's tests and benches.
 //! - [`data`], [`files`], [`memory`]: datasets, safe writes, memory checks before allocating.
 //!
-//! An op is found by name on both sides: `shaders/loss.wgsl` ↔ [`gpu::loss`] ↔ [`cpu::loss`].
+//! An op is found by name on both sides: `shaders/loss.wgsl` ↔ `gpu::loss` ↔ `cpu::loss`.
 //!
 //! ## Conventions
 //! - Numbers are `f32` (the CPU path also runs in `f64` for gradient checks), matrices row-major.
@@ -40,8 +45,30 @@
 //! machine without any adapter, and says why. `docs/portability.md` lists the GPU
 //! implementations the suite runs on and what differs between them.
 
+// Every public item is documented; the kernel modules the `internals` feature opens are not API.
+#![cfg_attr(not(feature = "internals"), warn(missing_docs))]
+
+/// Declares modules that hold kernels and their twins: public with the `internals` feature (the
+/// crate's own tests, benches and examples turn it on), crate-private otherwise, so the public
+/// API is the model, training, data and device, not the kernels under them.
+macro_rules! kernel_modules {
+    ($($(#[$attr:meta])* $name:ident),* $(,)?) => {$(
+        $(#[$attr])*
+        #[cfg(feature = "internals")]
+        pub mod $name;
+        $(#[$attr])*
+        #[cfg(not(feature = "internals"))]
+        #[allow(dead_code)]
+        pub(crate) mod $name;
+    )*};
+}
+pub(crate) use kernel_modules;
+
 pub mod activation;
-pub mod cpu;
+kernel_modules! {
+    /// The CPU twins of the GPU kernels, generic over `f32` and `f64`.
+    cpu,
+}
 pub mod data;
 pub mod error;
 pub mod files;
@@ -69,8 +96,7 @@ pub mod prelude {
 
 pub use activation::Activation;
 pub use error::{Error, Result};
-pub use ops::{Epilogue, MatmulDims, MatmulForm};
-pub use optimizer::{OptimProgress, OptimState, Optimizer};
+pub use optimizer::Optimizer;
 /// The README's Rust snippets, compiled as doctests so they cannot rot.
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]

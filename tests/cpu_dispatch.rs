@@ -5,7 +5,8 @@
 
 mod common;
 
-use shadergrad::{Epilogue, MatmulDims, MatmulForm, cpu};
+use shadergrad::cpu;
+use shadergrad::ops::{Epilogue, MatmulDims, MatmulForm};
 
 /// `op(A)·op(B)` in f64 by the definition.
 fn plain(form: MatmulForm, d: MatmulDims, a: &[f32], b: &[f32]) -> Vec<f32> {

@@ -7,7 +7,9 @@ use common::{GPU_TOLERANCE, assert_close, poisoned, random_labels, random_vec, r
 use rand::RngExt;
 use shadergrad::gpu::{GpuBuffer, Operand};
 use shadergrad::model::LossKind;
-use shadergrad::{Activation, Epilogue, MatmulDims, MatmulForm, OptimState, Optimizer, cpu, gpu};
+use shadergrad::ops::{Epilogue, MatmulDims, MatmulForm};
+use shadergrad::optimizer::OptimState;
+use shadergrad::{Activation, Optimizer, cpu, gpu};
 
 /// (m, k, n): edge sizes 1, 3, 17, 127, 785, K never a multiple of a tile, plus the MNIST layer.
 const MATMUL_SHAPES: &[(usize, usize, usize)] = &[

@@ -10,8 +10,9 @@ use common::{assert_close, random_vec, rng};
 use shadergrad::data::{Dataset, batches, epoch_order};
 use shadergrad::gpu::{AdapterRequest, GpuContext, Operand};
 use shadergrad::model::{LossKind, Network, NetworkSpec};
+use shadergrad::ops::{Epilogue, MatmulDims, MatmulForm};
 use shadergrad::train::{Backend, CpuBackend, GpuBackend};
-use shadergrad::{Activation, Epilogue, Error, MatmulDims, MatmulForm, Optimizer, cpu, gpu};
+use shadergrad::{Activation, Error, Optimizer, cpu, gpu};
 
 const SMALL_BINDING: u64 = 256 * 1024;
 

@@ -106,16 +106,16 @@ fn initialisation_is_seeded_and_scaled_per_activation() {
     assert_ne!(a, Network::init(&relu, 6));
     let std = |w: &[f32]| (w.iter().map(|v| (*v as f64).powi(2)).sum::<f64>() / w.len() as f64).sqrt();
     // He for the ReLU layer: σ = √(2/400) ≈ 0.0707.
-    let he = std(&a.layers[0].weight());
+    let he = std(a.layers[0].weight());
     assert!((he - (2.0f64 / 400.0).sqrt()).abs() < 0.003, "He std {he}");
     // Glorot uniform for the linear output: σ = √(2/(300+10)) ≈ 0.0803.
-    let glorot = std(&a.layers[1].weight());
+    let glorot = std(a.layers[1].weight());
     assert!((glorot - (2.0f64 / 310.0).sqrt()).abs() < 0.004, "Glorot std {glorot}");
     let bound = (6.0f32 / 310.0).sqrt();
     assert!(a.layers[1].weight().iter().all(|w| w.abs() <= bound));
     assert!(a.layers.iter().all(|l| l.bias().iter().all(|&b| b == 0.0)));
     let tanh = NetworkSpec::new(&[400, 300, 10], Activation::Tanh, LossKind::SoftmaxCrossEntropy).unwrap();
-    let glorot_hidden = std(&Network::init(&tanh, 5).layers[0].weight());
+    let glorot_hidden = std(Network::init(&tanh, 5).layers[0].weight());
     assert!(
         (glorot_hidden - (2.0f64 / 700.0).sqrt()).abs() < 0.003,
         "Glorot hidden std {glorot_hidden}"

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 
 use common::{GPU_TOLERANCE, assert_close, random_vec, rng};
 use shadergrad::gpu::{AdapterRequest, ChoiceSource, GpuContext, MatmulChoice, MatmulKernel, ShapeClass};
-use shadergrad::{Epilogue, MatmulDims, MatmulForm, cpu, gpu};
+use shadergrad::ops::{Epilogue, MatmulDims, MatmulForm};
+use shadergrad::{cpu, gpu};
 
 fn open(cache: &Path, forced: Option<MatmulKernel>) -> GpuContext {
     GpuContext::with_request(&AdapterRequest {

@@ -6,7 +6,9 @@
 //! `rows·spatial` values and keeps them (`stats`: `[mean | 1/√(var + ε) | var]`) for the backward
 //! pass, which also moves the running statistics towards them (unbiased variance, as PyTorch).
 
-use super::Real;
+use rayon::prelude::*;
+
+use super::{PARALLEL_MIN_ELEMENTS, Real, for_each_row};
 use crate::activation::Activation;
 use crate::error::{Result, check_len, check_nonzero};
 use crate::model::NormShape;
@@ -45,16 +47,89 @@ impl NormBatch {
         Ok(())
     }
 
-    /// Calls `f(channel, run)` for every contiguous run of one channel's values, sample by sample.
-    fn runs(&self, mut f: impl FnMut(usize, std::ops::Range<usize>)) {
+    /// Values per sample.
+    fn sample_len(&self) -> usize {
+        self.shape.channels * self.shape.spatial
+    }
+
+    /// Per channel, the sums `f` adds up over each contiguous run of its values: `f(channel,
+    /// run start)` returns the run's `K` sums. Samples are summed in fixed blocks (in parallel
+    /// when the batch is large) whose partial sums are added in order, so the result does not
+    /// depend on the thread count.
+    fn channel_sums<T: Real, const K: usize>(&self, f: impl Fn(usize, usize) -> [T; K] + Sync) -> Vec<[T; K]> {
         let (c, s) = (self.shape.channels, self.shape.spatial);
-        for b in 0..self.rows {
-            for ch in 0..c {
-                let start = (b * c + ch) * s;
-                f(ch, start..start + s);
+        let partial = |first: usize| {
+            let mut acc = vec![[T::zero(); K]; c];
+            for b in first..(first + SUM_BLOCK_ROWS).min(self.rows) {
+                for (ch, sums) in acc.iter_mut().enumerate() {
+                    for (total, v) in sums.iter_mut().zip(f(ch, (b * c + ch) * s)) {
+                        *total = *total + v;
+                    }
+                }
+            }
+            acc
+        };
+        let starts: Vec<usize> = (0..self.rows).step_by(SUM_BLOCK_ROWS).collect();
+        let partials: Vec<Vec<[T; K]>> = if self.len() >= PARALLEL_MIN_ELEMENTS {
+            starts.par_iter().map(|&b| partial(b)).collect()
+        } else {
+            starts.iter().map(|&b| partial(b)).collect()
+        };
+        let mut totals = vec![[T::zero(); K]; c];
+        for p in partials {
+            for (total, part) in totals.iter_mut().zip(p) {
+                for (t, v) in total.iter_mut().zip(part) {
+                    *t = *t + v;
+                }
+            }
+        }
+        totals
+    }
+
+    /// Calls `f(channel, run start, out run)` for every contiguous run of one channel's values
+    /// of `out`, sample by sample (in parallel when large).
+    fn map_runs<T: Real>(&self, out: &mut [T], f: impl Fn(usize, usize, &mut [T]) + Send + Sync) {
+        let (c, s) = (self.shape.channels, self.shape.spatial);
+        for_each_row(out, self.sample_len(), |b, sample| {
+            for (ch, run) in sample.chunks_exact_mut(s).enumerate() {
+                f(ch, (b * c + ch) * s, run);
+            }
+        });
+    }
+}
+
+/// Samples per block of a channel sum (see [`NormBatch::channel_sums`]).
+const SUM_BLOCK_ROWS: usize = 8;
+
+/// `Σ f(a[i], b[i])` over a run, in 8 interleaved partial sums the compiler can vectorise (a
+/// single running sum is a chain it may not reorder).
+#[inline]
+fn lane_sums<T: Real, const K: usize>(a: &[T], b: &[T], f: impl Fn(T, T) -> [T; K]) -> [T; K] {
+    const LANES: usize = 8;
+    let mut lanes = [[T::zero(); K]; LANES];
+    let (a_chunks, b_chunks) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let (a_rest, b_rest) = (a_chunks.remainder(), b_chunks.remainder());
+    for (ac, bc) in a_chunks.zip(b_chunks) {
+        for l in 0..LANES {
+            let v = f(ac[l], bc[l]);
+            for k in 0..K {
+                lanes[l][k] = lanes[l][k] + v[k];
             }
         }
     }
+    let mut total = [T::zero(); K];
+    for lane in lanes {
+        for k in 0..K {
+            total[k] = total[k] + lane[k];
+        }
+    }
+    for (&x, &y) in a_rest.iter().zip(b_rest) {
+        let v = f(x, y);
+        for k in 0..K {
+            total[k] = total[k] + v[k];
+        }
+    }
+    total
 }
 
 fn real<T: Real>(v: f64) -> T {
@@ -84,26 +159,25 @@ pub fn batch_norm_train_forward<T: Real>(
         ],
     )?;
     let n: T = real(batch.count() as f64);
-    let mut sum = vec![T::zero(); c];
-    batch.runs(|ch, run| sum[ch] = x[run].iter().fold(sum[ch], |acc, &v| acc + v));
-    let mean: Vec<T> = sum.iter().map(|&s| s / n).collect();
-    let mut squares = vec![T::zero(); c];
-    batch.runs(|ch, run| {
-        squares[ch] = x[run]
-            .iter()
-            .fold(squares[ch], |acc, &v| acc + (v - mean[ch]) * (v - mean[ch]))
+    let sp = batch.shape.spatial;
+    let sums = batch.channel_sums(|_, at| lane_sums(&x[at..at + sp], &x[at..at + sp], |v, _| [v]));
+    let mean: Vec<T> = sums.iter().map(|[s]| *s / n).collect();
+    let squares = batch.channel_sums(|ch, at| {
+        let m = mean[ch];
+        lane_sums(&x[at..at + sp], &x[at..at + sp], |v, _| [(v - m) * (v - m)])
     });
     let eps: T = real(f64::from(eps));
     for ch in 0..c {
-        let variance = squares[ch] / n;
+        let variance = squares[ch][0] / n;
         stats[ch] = mean[ch];
         stats[c + ch] = T::one() / (variance + eps).sqrt();
         stats[2 * c + ch] = variance;
     }
-    batch.runs(|ch, run| {
-        let (scale, shift) = (gamma[ch] * stats[c + ch], beta[ch]);
-        for i in run {
-            y[i] = act.forward((x[i] - mean[ch]) * scale + shift);
+    let scale: Vec<T> = (0..c).map(|ch| gamma[ch] * stats[c + ch]).collect();
+    batch.map_runs(y, |ch, at, out| {
+        let (m, k, shift) = (mean[ch], scale[ch], beta[ch]);
+        for (o, &v) in out.iter_mut().zip(&x[at..]) {
+            *o = act.forward((v - m) * k + shift);
         }
     });
     Ok(())
@@ -132,10 +206,11 @@ pub fn batch_norm_eval_forward<T: Real>(
         ],
     )?;
     let eps: T = real(f64::from(eps));
-    batch.runs(|ch, run| {
-        let scale = gamma[ch] / (running_var[ch] + eps).sqrt();
-        for i in run {
-            y[i] = act.forward((x[i] - running_mean[ch]) * scale + beta[ch]);
+    let scale: Vec<T> = (0..c).map(|ch| gamma[ch] / (running_var[ch] + eps).sqrt()).collect();
+    batch.map_runs(y, |ch, at, out| {
+        let (m, k, shift) = (running_mean[ch], scale[ch], beta[ch]);
+        for (o, &v) in out.iter_mut().zip(&x[at..]) {
+            *o = act.forward((v - m) * k + shift);
         }
     });
     Ok(())
@@ -166,23 +241,26 @@ pub fn batch_norm_backward<T: Real>(
         ],
     )?;
     let (mean, inv_std) = (&stats[..c], &stats[c..2 * c]);
-    dgamma.fill(T::zero());
-    dbeta.fill(T::zero());
-    batch.runs(|ch, run| {
-        for i in run {
-            dbeta[ch] = dbeta[ch] + dy[i];
-            dgamma[ch] = dgamma[ch] + dy[i] * (x[i] - mean[ch]) * inv_std[ch];
-        }
+    let sp = batch.shape.spatial;
+    let sums = batch.channel_sums(|ch, at| {
+        let (m, k) = (mean[ch], inv_std[ch]);
+        lane_sums(&dy[at..at + sp], &x[at..at + sp], |g, v| [g, g * (v - m) * k])
     });
+    for (ch, [sum_dy, sum_dy_xhat]) in sums.into_iter().enumerate() {
+        dbeta[ch] = sum_dy;
+        dgamma[ch] = sum_dy_xhat;
+    }
     if let Some((dx, input_act)) = dx {
         check_len("batch_norm_backward", "dx", dx.len(), batch.len())?;
         let n: T = real(batch.count() as f64);
-        batch.runs(|ch, run| {
-            let scale = gamma[ch] * inv_std[ch] / n;
-            for i in run {
-                let xhat = (x[i] - mean[ch]) * inv_std[ch];
-                let d = scale * (n * dy[i] - dbeta[ch] - xhat * dgamma[ch]);
-                dx[i] = d * input_act.derivative_from_output(x[i]);
+        let (dgamma, dbeta) = (&*dgamma, &*dbeta);
+        batch.map_runs(dx, |ch, at, out| {
+            let (m, k) = (mean[ch], inv_std[ch]);
+            let scale = gamma[ch] * k / n;
+            let (sum_dy, sum_dy_xhat) = (dbeta[ch], dgamma[ch]);
+            for ((o, &g), &v) in out.iter_mut().zip(&dy[at..]).zip(&x[at..]) {
+                let xhat = (v - m) * k;
+                *o = scale * (n * g - sum_dy - xhat * sum_dy_xhat) * input_act.derivative_from_output(v);
             }
         });
     }

@@ -1,3 +1,4 @@
+#![cfg_attr(not(feature = "internals"), allow(unused_imports))]
 //! The CPU backend: the reference every GPU kernel is tested against, and a real backend.
 //!
 //! One module per kernel family, mirroring `shaders/` and `src/gpu/`. Every function is
@@ -26,6 +27,7 @@ pub use elementwise::{activation_backward, activation_forward, bias_grad};
 pub use loss::{mae, mse, sigmoid_binary_cross_entropy, softmax_cross_entropy};
 pub use matmul::matmul;
 pub use metrics::{BatchMetrics, batch_metrics, count_correct};
+
 pub use optim::*;
 pub use pool::{PoolGeometry, max_pool2d_backward, max_pool2d_forward};
 

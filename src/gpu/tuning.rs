@@ -32,6 +32,7 @@ const CACHE_FILE: &str = "matmul-kernels.json";
 /// `m·k·n` within the same factor-of-8 bucket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ShapeClass {
+    /// Which operands are transposed.
     pub form: MatmulForm,
     /// `⌈log₂(m·k·n) / 3⌉`.
     pub size_bucket: u32,
@@ -40,6 +41,7 @@ pub struct ShapeClass {
 }
 
 impl ShapeClass {
+    /// The class of a `form` product of `dims` (`aligned`: A's and B's rows are whole vec4s).
     pub fn of(form: MatmulForm, dims: MatmulDims, aligned: bool) -> Self {
         let work = (dims.m as u64 * dims.k as u64 * dims.n as u64).max(1);
         let log2 = 64 - (work - 1).leading_zeros();
@@ -84,8 +86,11 @@ impl ShapeClass {
 /// paired (the weight gradient's), and the shape classes of `dW = dZᵀ·X` and `dX = dZ·W`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PairClass {
+    /// The kernel the pair would run (the weight gradient's).
     pub kernel: MatmulKernel,
+    /// The class of `dW = dZᵀ·X`.
     pub weight_grad: ShapeClass,
+    /// The class of `dX = dZ·W`.
     pub input_grad: ShapeClass,
 }
 
@@ -104,11 +109,14 @@ impl PairClass {
 /// (`gpu/matmul_pair.rs`) or as two.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Pairing {
+    /// One launch of the paired kernel.
     Paired,
+    /// Two launches, each product on its own kernel.
     Separate,
 }
 
 impl Pairing {
+    /// Both decisions.
     pub const ALL: [Pairing; 2] = [Pairing::Paired, Pairing::Separate];
 
     /// The name `SHADERGRAD_PAIRING` takes.
@@ -197,7 +205,9 @@ pub enum ChoiceSource {
 /// The kernel a shape class runs, and the kernel seconds each candidate took when timed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MatmulChoice {
+    /// The kernel the class runs.
     pub kernel: MatmulKernel,
+    /// How it was chosen.
     pub source: ChoiceSource,
     /// `(kernel, seconds per run)` of each candidate timed, fastest first.
     pub timings: Vec<(MatmulKernel, f64)>,

@@ -52,6 +52,7 @@ const STATE_STEP_AT: usize = 24;
 pub struct OptimizerSnapshot {
     /// [`crate::Optimizer::kind`]: `sgd`, `momentum`, `adam` or `rmsprop`.
     pub kind: String,
+    /// The step counter and Adam's β powers.
     pub progress: OptimProgress,
     /// `moments[j][layer]`, named by [`crate::Optimizer::moment_names`], shaped like the layer.
     pub moments: Vec<Vec<LayerTensors>>,
@@ -71,8 +72,11 @@ pub struct Progress {
 /// Everything needed to use a trained network, or to resume training it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Checkpoint {
+    /// The model and every tensor of its layers.
     pub network: Network,
+    /// The optimizer's state, for resuming (absent in an inference-only file).
     pub optimizer: Option<OptimizerSnapshot>,
+    /// Where training stood: epoch, step, seed.
     pub progress: Progress,
 }
 

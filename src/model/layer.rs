@@ -11,22 +11,37 @@ use crate::activation::Activation;
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Layer {
     /// Fully connected: weight `[units × in]` and bias `[units]`, as PyTorch's `nn.Linear`.
-    Dense { units: usize },
+    Dense {
+        /// Outputs.
+        units: usize,
+    },
     /// An elementwise nonlinearity.
     Activation(Activation),
     /// Inverted dropout: in training each element is zeroed with probability `rate` and the
     /// rest are scaled by `1/(1 − rate)`; at evaluation it passes its input through.
-    Dropout { rate: f32 },
+    Dropout {
+        /// Probability of zeroing an element, in `[0, 1)`.
+        rate: f32,
+    },
     /// 2-D convolution over `[C × H × W]` images, as PyTorch's `nn.Conv2d`: weight
     /// `[out_channels × in_channels × kernel × kernel]`, bias `[out_channels]`, zero padding.
     Conv2d {
+        /// Output channels.
         out_channels: usize,
+        /// Window side.
         kernel: usize,
+        /// Step between windows.
         stride: usize,
+        /// Zeros added on each side.
         padding: usize,
     },
     /// Max pooling over `kernel × kernel` windows, as PyTorch's `nn.MaxPool2d` (no padding).
-    MaxPool2d { kernel: usize, stride: usize },
+    MaxPool2d {
+        /// Window side.
+        kernel: usize,
+        /// Step between windows.
+        stride: usize,
+    },
     /// `[C × H × W]` to `C·H·W` features, as `torch.flatten(x, 1)`: the layout is already
     /// row-major, so nothing moves.
     Flatten,

@@ -96,9 +96,11 @@ impl std::str::FromStr for LossKind {
 /// MNIST example uses it when `--preset` is given without `--lr`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Preset {
+    /// What `--preset` takes.
     pub name: &'static str,
     /// The model in the text form [`NetworkSpec::parse`] reads.
     pub text: &'static str,
+    /// Adam's learning rate for it.
     pub adam_lr: f32,
 }
 
@@ -131,10 +133,15 @@ const MAX_FEATURES: usize = 1 << 30;
 /// its features are the flattened image, as in PyTorch's NCHW).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SampleShape {
+    /// This many features.
     Flat(usize),
+    /// An image, row-major.
     Image {
+        /// Channels.
         channels: usize,
+        /// Rows.
         height: usize,
+        /// Columns.
         width: usize,
     },
 }
@@ -179,13 +186,21 @@ impl std::fmt::Display for SampleShape {
 /// Where a convolution runs: its input image and window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConvGeometry {
+    /// Input channels.
     pub in_channels: usize,
+    /// Input rows.
     pub height: usize,
+    /// Input columns.
     pub width: usize,
+    /// Window side.
     pub kernel: usize,
+    /// Step between windows.
     pub stride: usize,
+    /// Zeros added on each side.
     pub padding: usize,
+    /// Output rows.
     pub out_height: usize,
+    /// Output columns.
     pub out_width: usize,
 }
 

@@ -19,6 +19,7 @@ mod run_folder;
 mod schedule;
 mod trainer;
 
+pub use crate::cpu::Real;
 pub use backend::{Backend, Totals};
 pub use cpu_backend::CpuBackend;
 pub use cpu_exec::{BatchInputs, CpuExecutor, StepOutcome};
