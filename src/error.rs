@@ -362,6 +362,13 @@ pub enum Error {
     /// A training option that cannot be used (batch size 0, negative learning rate, …).
     #[error("invalid training option: {0}")]
     InvalidOption(String),
+    /// A program's recording asked for a kernel choice its planning did not make (a bug in
+    /// this crate: recording never times kernels).
+    #[error("internal error: recording needed a kernel choice the plan did not make ({what})")]
+    Unplanned {
+        /// The shape class or pair class.
+        what: String,
+    },
 }
 
 /// Shorthand for `std::result::Result<T, shadergrad::Error>`.

@@ -369,3 +369,55 @@ fn a_cache_that_cannot_be_used_is_reported_and_never_blocks() {
     }
     let _ = std::fs::remove_dir_all(&base);
 }
+
+/// Kernel choice is a planning step: in a program's recording the tuner answers only from
+/// choices already made (a new shape class is an error, and nothing is timed or written), while
+/// planning times the class and lists it in the plan. A trained program's plan covers the
+/// classes the device chose, and the step's recording did not add any.
+#[test]
+fn recording_never_times_and_planning_lists_the_choices() {
+    let _ = gpu_or_skip!();
+    let dir = std::env::temp_dir().join(format!("shadergrad-planning-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let ctx = open(&dir, None);
+    let d = MatmulDims::new(37, 53, 29);
+    let (a, b) = (
+        ctx.zeros::<f32>("a", d.m * d.k).unwrap(),
+        ctx.zeros::<f32>("b", d.k * d.n).unwrap(),
+    );
+    let c = ctx.zeros::<f32>("c", d.m * d.n).unwrap();
+    let prepare = || gpu::matmul(&ctx, MatmulForm::AB, d, &a, &b, &c, Epilogue::None);
+
+    let err = gpu::tuning::recording(prepare).unwrap_err();
+    assert!(matches!(err, shadergrad::Error::Unplanned { .. }), "{err}");
+    assert!(ctx.matmul_choices().is_empty(), "recording timed nothing");
+    assert!(!cache_file(&dir).exists(), "recording wrote nothing");
+
+    let (_, plan) = gpu::tuning::planning(prepare).unwrap();
+    let choices = ctx.matmul_choices();
+    assert_eq!(choices.len(), 1, "{choices:?}");
+    assert_eq!(plan.matmuls, [(choices[0].0, choices[0].1.kernel)]);
+    assert_eq!(choices[0].1.source, ChoiceSource::Measured, "planning timed the class");
+    gpu::tuning::recording(prepare).expect("the planned class records");
+
+    // A training program: planned before it is recorded, its plan lists the classes it runs.
+    let ctx = std::sync::Arc::new(open(&dir.join("train"), None));
+    let spec = shadergrad::model::NetworkSpec::parse(
+        "10,dense32,batchnorm,relu,dense4",
+        shadergrad::model::LossKind::SoftmaxCrossEntropy,
+    )
+    .unwrap();
+    let network = shadergrad::model::Network::init(&spec, 1);
+    let data = common::four_class_data(64, "planning");
+    let config = common::config(shadergrad::Optimizer::sgd(0.1), 16, 0.0);
+    let mut backend = shadergrad::train::GpuBackend::new(std::sync::Arc::clone(&ctx), &network, &config).unwrap();
+    use shadergrad::train::Backend;
+    let order: Vec<u32> = (0..64).collect();
+    backend.train_batches(&data, &[&order[..16]]).unwrap();
+    let plan = backend.kernel_plan();
+    let chosen: Vec<ShapeClass> = ctx.matmul_choices().into_iter().map(|(class, _)| class).collect();
+    assert!(!plan.matmuls.is_empty());
+    assert_eq!(plan.matmuls.len(), chosen.len(), "{plan:?} vs {chosen:?}");
+    assert!(plan.matmuls.iter().all(|(class, _)| chosen.contains(class)), "{plan:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

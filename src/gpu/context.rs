@@ -10,8 +10,9 @@ use crate::gpu::kernels::PipelineCache;
 /// [`AdapterRequest::from_env`] reads `SHADERGRAD_BACKEND` (`vulkan|metal|dx12|gl`),
 /// `SHADERGRAD_ADAPTER` (a case-insensitive substring of the adapter name), `SHADERGRAD_MATMUL`
 /// (`auto|block|tiled|rows`), `SHADERGRAD_CONV` (`auto|im2col|implicit`),
-/// `SHADERGRAD_PAIRING` (`auto|timed|paired|separate`), `SHADERGRAD_CACHE_DIR` and
-/// `SHADERGRAD_WGSL_LOG`.
+/// `SHADERGRAD_PAIRING` (`auto|timed|paired|separate`), `SHADERGRAD_CACHE_DIR`,
+/// `SHADERGRAD_WGSL_LOG` and `SHADERGRAD_COMPILE_TIMES`: the crate's only reads of the
+/// environment besides `MNIST_DIR` (the data's default folder, `data::Mnist`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AdapterRequest {
     /// Only adapters of this backend.
@@ -35,6 +36,8 @@ pub struct AdapterRequest {
     /// Record every pipeline compiled, with its module's text, in this folder
     /// (`SHADERGRAD_WGSL_LOG`; see `tests/webgpu/check_modules.py`).
     pub wgsl_log_dir: Option<std::path::PathBuf>,
+    /// Print how long each pipeline took to compile (`SHADERGRAD_COMPILE_TIMES`, any value).
+    pub log_compile_times: bool,
 }
 
 impl AdapterRequest {
@@ -86,6 +89,7 @@ impl AdapterRequest {
             wgsl_log_dir: std::env::var_os("SHADERGRAD_WGSL_LOG")
                 .filter(|v| !v.is_empty())
                 .map(std::path::PathBuf::from),
+            log_compile_times: std::env::var_os("SHADERGRAD_COMPILE_TIMES").is_some_and(|v| !v.is_empty()),
             ..AdapterRequest::default()
         })
     }
@@ -335,7 +339,7 @@ impl GpuContext {
             queue,
             info,
             limits,
-            pipelines: PipelineCache::new(backend, request.wgsl_log_dir.clone()),
+            pipelines: PipelineCache::new(backend, (request.wgsl_log_dir.clone(), request.log_compile_times)),
             placeholder,
             scratch,
             tuner,

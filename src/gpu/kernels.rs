@@ -145,16 +145,20 @@ pub(crate) struct PipelineCache {
     backend: wgpu::Backend,
     /// Where each compiled pipeline is recorded (`SHADERGRAD_WGSL_LOG`, see `gpu/wgsl_log.rs`).
     wgsl_log: Option<std::path::PathBuf>,
+    /// Print each pipeline's compile time (`SHADERGRAD_COMPILE_TIMES`).
+    log_compile_times: bool,
     modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
     pipelines: Mutex<HashMap<Key, Arc<Compiled>>>,
 }
 
 impl PipelineCache {
-    /// An empty cache for a device of `backend`, recording what it compiles in `wgsl_log`.
-    pub fn new(backend: wgpu::Backend, wgsl_log: Option<std::path::PathBuf>) -> Self {
+    /// An empty cache for a device of `backend`, recording what it compiles in `wgsl_log` and
+    /// printing compile times with `log_compile_times`.
+    pub fn new(backend: wgpu::Backend, (wgsl_log, log_compile_times): (Option<std::path::PathBuf>, bool)) -> Self {
         PipelineCache {
             backend,
             wgsl_log,
+            log_compile_times,
             modules: Mutex::default(),
             pipelines: Mutex::default(),
         }
@@ -242,7 +246,7 @@ impl PipelineCache {
             },
             cache: None,
         });
-        if std::env::var_os("SG_TIME").is_some() {
+        if self.log_compile_times {
             eprintln!(
                 "compile {} {} {:?}: {:?}",
                 kernel.shader.name,

@@ -6,8 +6,8 @@ use std::sync::LazyLock;
 use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::gpu::buffer::Binding;
-use crate::gpu::kernels::{Constants, Kernel, MATMUL, MATMUL_BLOCK, MATMUL_CPU, MATMUL_CPU_SUBGROUP, Slot};
-use crate::gpu::matmul_pair::{SECOND_JOB_BINDINGS, job_constant, pair_kernel};
+use crate::gpu::kernels::{Constants, Kernel, MATMUL, MATMUL_BLOCK, MATMUL_CPU, MATMUL_CPU_SUBGROUP, Shader, Slot};
+use crate::gpu::matmul_pair::{SECOND_JOB_BINDINGS, job_constant, pair_kernel, pair_slots};
 use crate::gpu::tuning::{PairClass, Pairing, ShapeClass};
 use crate::gpu::uniforms::{MatmulParams, PairParams};
 use crate::gpu::{Dispatch, GpuBuffer, GpuContext, GpuView};
@@ -52,18 +52,55 @@ const VEC4_SLOTS: &[(u32, Slot)] = &[
     (7, Slot::ReadWrite),
 ];
 
-// Each kernel's paired form (two jobs per launch), generated from its WGSL on first use.
-static TILED_PAIR: LazyLock<Kernel> = LazyLock::new(|| pair_kernel(&TILED, include_str!("../../shaders/matmul.wgsl")));
+/// A paired module's text: the preludes, then the generated file.
+macro_rules! pair_shader {
+    ($name:literal, $single:expr) => {
+        Shader {
+            name: $name,
+            source: concat!(
+                include_str!("../../shaders/activation.wgsl"),
+                include_str!("../../shaders/matmul_params.wgsl"),
+                include_str!(concat!("../../shaders/", $name))
+            ),
+            trusted: $single.shader.trusted,
+            subgroups: $single.shader.subgroups,
+        }
+    };
+}
+
+// Each kernel's paired form (two jobs per launch, see `gpu/matmul_pair.rs`): a checked-in module
+// generated from the kernel's own WGSL, as the other generated kernels are.
+static TILED_PAIR_SHADER: Shader = pair_shader!("matmul_pair.wgsl", TILED);
+static BLOCK_TILED_PAIR_SHADER: Shader = pair_shader!("matmul_block_pair.wgsl", BLOCK_TILED);
+static ROW_BLOCK_PAIR_SHADER: Shader = pair_shader!("matmul_cpu_pair.wgsl", ROW_BLOCK);
+static ROW_BLOCK_SUBGROUP_PAIR_SHADER: Shader = pair_shader!("matmul_cpu_subgroup_pair.wgsl", ROW_BLOCK_SUBGROUP);
+static TILED_PAIR: LazyLock<Kernel> = LazyLock::new(|| pair_kernel(&TILED, &TILED_PAIR_SHADER, &TILED_PAIR_SLOTS));
 static BLOCK_TILED_PAIR: LazyLock<Kernel> =
-    LazyLock::new(|| pair_kernel(&BLOCK_TILED, include_str!("../../shaders/matmul_block.wgsl")));
+    LazyLock::new(|| pair_kernel(&BLOCK_TILED, &BLOCK_TILED_PAIR_SHADER, &VEC4_PAIR_SLOTS));
 static ROW_BLOCK_PAIR: LazyLock<Kernel> =
-    LazyLock::new(|| pair_kernel(&ROW_BLOCK, include_str!("../../shaders/matmul_cpu.wgsl")));
+    LazyLock::new(|| pair_kernel(&ROW_BLOCK, &ROW_BLOCK_PAIR_SHADER, &VEC4_PAIR_SLOTS));
 static ROW_BLOCK_SUBGROUP_PAIR: LazyLock<Kernel> = LazyLock::new(|| {
     pair_kernel(
         &ROW_BLOCK_SUBGROUP,
-        include_str!("../../shaders/matmul_cpu_subgroup.wgsl"),
+        &ROW_BLOCK_SUBGROUP_PAIR_SHADER,
+        &VEC4_PAIR_SLOTS,
     )
 });
+static TILED_PAIR_SLOTS: LazyLock<Vec<(u32, Slot)>> = LazyLock::new(|| pair_slots(TILED.slots));
+static VEC4_PAIR_SLOTS: LazyLock<Vec<(u32, Slot)>> = LazyLock::new(|| pair_slots(VEC4_SLOTS));
+
+/// Each kernel with its file and its paired module's file: what `gpu/matmul_pair.rs` generates.
+#[cfg(test)]
+pub(crate) const PAIR_SOURCES: [(Kernel, &str, &str); 4] = [
+    (TILED, include_str!("../../shaders/matmul.wgsl"), "matmul_pair.wgsl"),
+    (BLOCK_TILED, include_str!("../../shaders/matmul_block.wgsl"), "matmul_block_pair.wgsl"),
+    (ROW_BLOCK, include_str!("../../shaders/matmul_cpu.wgsl"), "matmul_cpu_pair.wgsl"),
+    (
+        ROW_BLOCK_SUBGROUP,
+        include_str!("../../shaders/matmul_cpu_subgroup.wgsl"),
+        "matmul_cpu_subgroup_pair.wgsl",
+    ),
+];
 
 /// `NO_GROUP` in `shaders/matmul_common.wgsl`: no workgroup computes a bias gradient.
 const NO_GROUP: u32 = u32::MAX;

@@ -9,13 +9,22 @@
 //! `x < split` to the first copy and the rest to the second. Both copies see the grid, builtins
 //! and constants of a launch of their own, so each computes exactly what the single kernel does.
 //! Workgroup memory is shared: a workgroup runs one copy only.
+//!
+//! WGSL variants are made one way in this crate: a generator writes a checked-in `.wgsl` file,
+//! and a test fails when the file differs from what the generator writes now (so the module a
+//! device compiles is text anyone can read, diff and hand to a browser, and nothing is built at
+//! run time). The register-tiled kernels come from Python scripts (`shaders/gen_*.py`,
+//! `tests/shader_sources.rs`); the paired modules from [`pair_source`] here, run by the test
+//! `generated_pair_modules_are_up_to_date` (`SHADERGRAD_BLESS=1` rewrites the files).
 
 use crate::gpu::kernels::{Kernel, Shader, Slot};
+#[cfg(test)]
 use std::fmt::Write as _;
 
 /// The second job's binding numbers are the first job's plus this.
 pub(crate) const SECOND_JOB_BINDINGS: u32 = 8;
 
+#[cfg(test)] // The generator: run by `generated_pair_modules_are_up_to_date`.
 /// What the pair module declares besides the two copies: the uniform of both jobs and how the
 /// grid is shared. Rust twin: `PairParams` in `gpu/uniforms.rs`.
 const PAIR_PARAMS: &str = "
@@ -33,34 +42,32 @@ struct PairParams {
 @group(0) @binding(4) var<uniform> pp: PairParams;
 ";
 
-/// The text before the kernel copies: activation functions and `Params`, declared once.
-const PRELUDE: &str = concat!(
-    include_str!("../../shaders/activation.wgsl"),
-    include_str!("../../shaders/matmul_params.wgsl")
-);
+#[cfg(test)] // The generator: run by `generated_pair_modules_are_up_to_date`.
 const COMMON: &str = include_str!("../../shaders/matmul_common.wgsl");
 
-/// The paired form of `single`, whose kernel file (after the common part) is `kernel_file`. Its
-/// WGSL is generated once per process; the text is leaked, like a `static` shader's.
-pub(crate) fn pair_kernel(single: &Kernel, kernel_file: &str) -> Kernel {
-    let source = pair_source(PRELUDE, &[COMMON, kernel_file].concat(), single.entry);
-    let shader: &'static Shader = Box::leak(Box::new(Shader {
-        name: leak(format!("{} pair", single.shader.name)),
-        source: leak(source),
-        trusted: single.shader.trusted,
-        subgroups: single.shader.subgroups,
-    }));
+/// The paired form of `single`: the checked-in module `shader` (generated from `single`'s WGSL
+/// by [`pair_source`]), its entry point, and `slots` ([`pair_slots`] of `single`'s).
+pub(crate) fn pair_kernel(single: &Kernel, shader: &'static Shader, slots: &'static [(u32, Slot)]) -> Kernel {
     Kernel {
         shader,
-        entry: leak(pair_entry(single.entry)),
-        slots: Box::leak(pair_slots(single.slots).into_boxed_slice()),
+        entry: PAIR_ENTRIES
+            .iter()
+            .find(|(e, _)| *e == single.entry)
+            .map(|&(_, pair)| pair)
+            .expect("every matmul kernel has a paired entry point"),
+        slots,
     }
 }
 
-fn leak(s: String) -> &'static str {
-    Box::leak(s.into_boxed_str())
-}
+/// Each matmul entry point and its paired form's ([`pair_entry`]).
+const PAIR_ENTRIES: [(&str, &str); 4] = [
+    ("matmul", "matmul_pair"),
+    ("matmul_block", "matmul_block_pair"),
+    ("matmul_rows", "matmul_rows_pair"),
+    ("matmul_rows_subgroup", "matmul_rows_subgroup_pair"),
+];
 
+#[cfg(test)] // The generator: run by `generated_pair_modules_are_up_to_date`.
 /// The pair module's entry point for the single kernel `entry`.
 fn pair_entry(entry: &str) -> String {
     format!("{entry}_pair")
@@ -93,6 +100,7 @@ pub(crate) fn job_constant(name: &str, job: usize) -> &'static str {
     }
 }
 
+#[cfg(test)] // The generator: run by `generated_pair_modules_are_up_to_date`.
 /// The entry point of a kernel text: its name, `@workgroup_size`, and its parameters as
 /// `(builtin, name)`.
 #[derive(Debug, Clone, PartialEq)]
@@ -102,8 +110,10 @@ struct Entry {
     builtins: Vec<(String, String)>,
 }
 
+#[cfg(test)] // The generator: run by `generated_pair_modules_are_up_to_date`.
 /// WGSL running two jobs of the kernel in `kernel` (the matmul common part and one kernel file,
-/// entry point `entry`) in one launch; `prelude` (activations, `Params`) is included once.
+/// entry point `entry`) in one launch; `prelude` (activations, `Params`) is included once (the
+/// checked-in modules leave it out: the host prepends it, as to every matmul module).
 pub(crate) fn pair_source(prelude: &str, kernel: &str, entry: &str) -> String {
     let mut out = String::from(prelude);
     out.push_str(PAIR_PARAMS);
@@ -169,6 +179,7 @@ fn {pair}(
     out
 }
 
+#[cfg(test)] // The generator: run by `generated_pair_modules_are_up_to_date`.
 /// Job `job`'s copy of `kernel` (comments dropped), and its entry point as it was declared.
 fn job_copy(kernel: &str, job: usize) -> (String, Entry) {
     let text: String = kernel
@@ -192,6 +203,7 @@ fn job_copy(kernel: &str, job: usize) -> (String, Entry) {
     (rename_identifiers(&text, rename), entry)
 }
 
+#[cfg(test)] // The generator: run by `generated_pair_modules_are_up_to_date`.
 /// Turns the `@compute` entry point into a plain function taking its builtins as arguments.
 fn plain_entry(text: &str) -> (String, Entry) {
     let at = text.find("@compute").expect("a compute entry point");
@@ -225,6 +237,7 @@ fn plain_entry(text: &str) -> (String, Entry) {
     (plain, Entry { name, size, builtins })
 }
 
+#[cfg(test)] // The generator: run by `generated_pair_modules_are_up_to_date`.
 /// The index of the `)` matching the `(` that `text` starts with.
 fn matching_paren(text: &str) -> usize {
     let mut depth = 0;
@@ -243,12 +256,14 @@ fn matching_paren(text: &str) -> usize {
     panic!("unbalanced parentheses")
 }
 
+#[cfg(test)] // The generator: run by `generated_pair_modules_are_up_to_date`.
 fn between<'t>(text: &'t str, open: &str, close: &str) -> Option<&'t str> {
     let start = text.find(open)? + open.len();
     let end = start + text[start..].find(close)?;
     Some(&text[start..end])
 }
 
+#[cfg(test)] // The generator: run by `generated_pair_modules_are_up_to_date`.
 /// Adds `by` to every `@binding(N)`.
 fn shift_bindings(text: &str, by: u32) -> String {
     let mut out = String::with_capacity(text.len());
@@ -265,6 +280,7 @@ fn shift_bindings(text: &str, by: u32) -> String {
     out
 }
 
+#[cfg(test)] // The generator: run by `generated_pair_modules_are_up_to_date`.
 /// The names declared at module scope (unindented lines): functions, constants, overrides and
 /// bindings. Workgroup variables are left shared.
 fn module_names(text: &str) -> Vec<String> {
@@ -305,6 +321,7 @@ fn module_names(text: &str) -> Vec<String> {
     names
 }
 
+#[cfg(test)] // The generator: run by `generated_pair_modules_are_up_to_date`.
 /// Replaces each identifier `rename` maps, except member names (after `.`) and attribute names
 /// (after `@`). Numeric literals are skipped whole, so a suffix like `0u` is not an identifier.
 fn rename_identifiers(text: &str, rename: impl Fn(&str) -> Option<String>) -> String {
@@ -340,9 +357,41 @@ fn rename_identifiers(text: &str, rename: impl Fn(&str) -> Option<String>) -> St
     out
 }
 
+#[cfg(test)] // The generator: run by `generated_pair_modules_are_up_to_date`.
+/// The first lines of a generated paired module.
+pub(crate) fn generated_header(single_file: &str) -> String {
+    format!(
+        "// Generated from {single_file} by src/gpu/matmul_pair.rs (pair_source): do not edit.\n\
+         // `cargo test generated_pair_modules` checks it; SHADERGRAD_BLESS=1 rewrites it.\n"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every checked-in paired module is what [`pair_source`] makes of its kernel now.
+    #[test]
+    fn generated_pair_modules_are_up_to_date() {
+        let shaders = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
+        let bless = std::env::var_os("SHADERGRAD_BLESS").is_some_and(|v| !v.is_empty());
+        for (single, kernel_file, output) in crate::gpu::matmul::PAIR_SOURCES {
+            let single_file = single.shader.name;
+            let fresh = generated_header(single_file) + &pair_source("", &[COMMON, kernel_file].concat(), single.entry);
+            let path = shaders.join(output);
+            if bless {
+                std::fs::write(&path, &fresh).unwrap();
+            }
+            let committed = std::fs::read_to_string(&path).unwrap_or_default();
+            assert!(
+                committed == fresh,
+                "shaders/{output} differs from what pair_source makes of {single_file}: run \
+                 SHADERGRAD_BLESS=1 cargo test generated_pair_modules"
+            );
+            let entry = PAIR_ENTRIES.iter().find(|(e, _)| *e == single.entry).unwrap().1;
+            assert_eq!(entry, pair_entry(single.entry));
+        }
+    }
 
     const TOY: &str = "
 @group(0) @binding(0) var<storage, read> a: array<f32>;

@@ -54,7 +54,7 @@ pub use context::{AdapterRequest, GpuContext, SUBGROUP_KERNEL_LANES, list_adapte
 pub use conv_path::ConvPath;
 pub use dispatch::Dispatch;
 pub use matmul::MatmulKernel;
-pub use tuning::{ChoiceSource, MatmulChoice, PairClass, Pairing, PairingRequest, ShapeClass};
+pub use tuning::{ChoiceSource, KernelPlan, MatmulChoice, PairClass, Pairing, PairingRequest, ShapeClass};
 kernel_exports!({
     conv::{ConvScratch, ConvShape, conv2d_backward, conv2d_forward, max_pool2d_backward, max_pool2d_forward},
     conv_implicit::{conv2d_backward_implicit, conv2d_forward_implicit},

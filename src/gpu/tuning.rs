@@ -9,13 +9,14 @@
 //! a new class takes the choice of the nearest class already measured (same form and alignment),
 //! or the adapter type's default, and is measured on a later run.
 
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use serde_json::Value;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::gpu::matmul::MatmulKernel;
 use crate::ops::{MatmulDims, MatmulForm};
 
@@ -213,6 +214,82 @@ pub struct MatmulChoice {
     pub timings: Vec<(MatmulKernel, f64)>,
 }
 
+/// The kernel choices one program's planning made: each shape class and pair class its matmuls
+/// fall in, with what the device runs for it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct KernelPlan {
+    /// Each matmul shape class and its kernel, in the order the program first needed them.
+    pub matmuls: Vec<(ShapeClass, MatmulKernel)>,
+    /// Each dense layer's gradient pair and whether it runs as one launch.
+    pub pairings: Vec<(PairClass, Pairing)>,
+}
+
+/// What the tuner may do on this thread now.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Anything: choose, timing a new class (kernel tests, benches).
+    Free,
+    /// A program's planning: choose, timing a new class, and note each choice in the plan.
+    Planning,
+    /// A program's recording: answer from choices already made, or fail. Never times, compiles
+    /// a candidate or writes the cache.
+    Recording,
+}
+
+thread_local! {
+    static PHASE: Cell<Phase> = const { Cell::new(Phase::Free) };
+    static PLAN: RefCell<KernelPlan> = RefCell::new(KernelPlan::default());
+}
+
+/// Runs `f` in `phase` on this thread, restoring the previous phase after (even on a panic).
+fn in_phase<T>(phase: Phase, f: impl FnOnce() -> T) -> T {
+    struct Restore(Phase);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            PHASE.set(self.0);
+        }
+    }
+    let _restore = Restore(PHASE.replace(phase));
+    f()
+}
+
+/// Runs `f` as a program's planning: every kernel choice it asks for is made now (timing a shape
+/// class the device has not seen on scratch copies, within the budget, and caching the result)
+/// and returned as the plan.
+pub fn planning<T>(f: impl FnOnce() -> Result<T>) -> Result<(T, KernelPlan)> {
+    PLAN.take();
+    let out = in_phase(Phase::Planning, f)?;
+    Ok((out, PLAN.take()))
+}
+
+/// Runs `f` as a program's recording: every kernel choice must have been made by its planning; a
+/// class that was not is [`Error::Unplanned`], never timed.
+pub fn recording<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+    in_phase(Phase::Recording, f)
+}
+
+/// Notes a matmul choice in the plan being made on this thread, if one is.
+fn note_matmul(class: ShapeClass, kernel: MatmulKernel) {
+    if PHASE.get() == Phase::Planning {
+        PLAN.with_borrow_mut(|plan| {
+            if !plan.matmuls.iter().any(|(c, _)| *c == class) {
+                plan.matmuls.push((class, kernel));
+            }
+        });
+    }
+}
+
+/// Notes a pairing in the plan being made on this thread, if one is.
+fn note_pairing(class: PairClass, pairing: Pairing) {
+    if PHASE.get() == Phase::Planning {
+        PLAN.with_borrow_mut(|plan| {
+            if !plan.pairings.iter().any(|(c, _)| *c == class) {
+                plan.pairings.push((class, pairing));
+            }
+        });
+    }
+}
+
 /// One device's choices.
 pub(crate) struct Tuner {
     forced: Option<MatmulKernel>,
@@ -320,7 +397,13 @@ impl Tuner {
     pub fn choose(&self, class: ShapeClass, time: impl FnMut(MatmulKernel) -> Result<f64>) -> Result<MatmulKernel> {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(choice) = state.choices.get(&class) {
+            note_matmul(class, choice.kernel);
             return Ok(choice.kernel);
+        }
+        if PHASE.get() == Phase::Recording {
+            return Err(Error::Unplanned {
+                what: format!("matmul class {}", class.key()),
+            });
         }
         let (kernel, source, timings) = match self.forced {
             Some(kernel) => (kernel, ChoiceSource::Forced, Vec::new()),
@@ -341,6 +424,7 @@ impl Tuner {
             timings,
         };
         state.choices.insert(class, choice);
+        note_matmul(class, kernel);
         Ok(kernel)
     }
 
@@ -354,7 +438,13 @@ impl Tuner {
     pub fn choose_pairing(&self, class: PairClass, time: impl FnMut(Pairing) -> Result<f64>) -> Result<Pairing> {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(&(pairing, _)) = state.pairings.get(&class) {
+            note_pairing(class, pairing);
             return Ok(pairing);
+        }
+        if PHASE.get() == Phase::Recording {
+            return Err(Error::Unplanned {
+                what: class.key(),
+            });
         }
         let (pairing, source, _) = match self.pairing {
             PairingRequest::Forced(pairing) => (pairing, ChoiceSource::Forced, Vec::new()),
@@ -364,6 +454,7 @@ impl Tuner {
             }
         };
         state.pairings.insert(class, (pairing, source));
+        note_pairing(class, pairing);
         Ok(pairing)
     }
 
@@ -374,6 +465,7 @@ impl Tuner {
             .pairings
             .entry(class)
             .or_insert((Pairing::Separate, ChoiceSource::DeviceLimits));
+        note_pairing(class, Pairing::Separate);
     }
 
     /// One timed decision among `candidates`, under the cache-file key `key`: cached, or timed

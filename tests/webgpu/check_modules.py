@@ -55,13 +55,14 @@ def load_log(log_dir):
 
 
 def crate_modules():
-    """Every module the crate can create: each static `Shader`'s file name in src/gpu, and the
-    paired form of each matmul kernel (gpu/matmul_pair.rs makes one per kernel)."""
+    """Every module the crate can create: each static `Shader`'s file name in src/gpu, and each
+    paired matmul module (`pair_shader!("matmul_pair.wgsl", …)` in gpu/matmul.rs)."""
     names = set()
     for rs in (REPO / "src" / "gpu").glob("*.rs"):
-        names.update(re.findall(r'static \w+: Shader = Shader \{\s*name: "([\w.]+)"', rs.read_text()))
-    pairs = {f"{n}_pair.wgsl" for n in names if n.startswith("matmul")}
-    return names | pairs
+        text = rs.read_text()
+        names.update(re.findall(r'static \w+: Shader = Shader \{\s*name: "([\w.]+)"', text))
+        names.update(re.findall(r'pair_shader!\("([\w.]+)"', text))
+    return names
 
 
 class Handler(http.server.BaseHTTPRequestHandler):

@@ -18,7 +18,7 @@ use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::gpu::data::DeviceDataset;
 use crate::gpu::profiler::PassTimer;
-use crate::gpu::{Dispatch, GpuBuffer, GpuContext};
+use crate::gpu::{Dispatch, GpuBuffer, GpuContext, KernelPlan};
 use crate::model::{Network, NetworkSpec, OptimizerSnapshot};
 use crate::optimizer::{OptimProgress, OptimState, Optimizer};
 use layout::{DeviceLayout, FlatBuffers};
@@ -44,6 +44,36 @@ struct Program {
     gathers: Vec<Vec<Dispatch>>,
     /// Every op after the gather.
     body: Vec<Dispatch>,
+    /// The kernel choices its planning made.
+    plan: KernelPlan,
+}
+
+/// Plans a program, then records it. Planning allocates the workspace (a conv's path follows
+/// the matmul kernel chosen for its shape) and makes every kernel choice the program's matmuls
+/// need, asking the device's tuner, which times a shape class it has not seen (on scratch
+/// copies, within its budget) and caches the result on disk. Recording then prepares the
+/// dispatches from those choices alone: it never times, compiles a candidate or touches the
+/// disk (a choice the plan did not make is [`Error::Unplanned`]).
+fn plan_and_record(
+    r: &Resources<'_>,
+    program: &StepProgram,
+    (rows, slots): (usize, usize),
+    classes: bool,
+    gather: impl FnOnce(&Workspace) -> Result<Vec<Vec<Dispatch>>>,
+) -> Result<Program> {
+    let (ws, plan) = crate::gpu::tuning::planning(|| {
+        let ws = Workspace::new(r.ctx, r.spec, program, rows, slots)?;
+        record::body(r, program, &ws, classes)?;
+        Ok(ws)
+    })?;
+    let (gathers, body) =
+        crate::gpu::tuning::recording(|| Ok((gather(&ws)?, record::body(r, program, &ws, classes)?)))?;
+    Ok(Program {
+        ws,
+        gathers,
+        body,
+        plan,
+    })
 }
 
 /// Trains on a GPU through the WGSL kernels.
@@ -142,6 +172,17 @@ impl GpuBackend {
         self.layout.weight_chunks[l].len()
     }
 
+    /// The kernel choices of the training program planned last (empty before the first
+    /// step): each matmul shape class with its kernel, and each gradient pair's launch count.
+    pub fn kernel_plan(&self) -> KernelPlan {
+        self.programs
+            .iter()
+            .filter(|((_, _, stage), _)| *stage == Stage::Train)
+            .map(|(_, p)| p.plan.clone())
+            .next()
+            .unwrap_or_default()
+    }
+
     /// Dispatches one training step records (gather included), for reporting.
     pub fn dispatches_per_step(&self) -> Option<usize> {
         self.programs
@@ -183,15 +224,16 @@ impl GpuBackend {
                 1
             };
             let program = self.step_program(stage);
-            let ws = Workspace::new(&self.ctx, &self.spec, &program, rows, slots)?;
-            let gathers = record::gathers(&self.ctx, &self.spec, data, &self.datasets[&data.id()], &ws, slots)?;
             let totals = if stage == Stage::Train {
                 &self.train_totals
             } else {
                 &self.eval_totals
             };
-            let body = record::body(&self.resources(totals), &program, &ws, data.classes().is_some())?;
-            self.programs.insert(key, Program { ws, gathers, body });
+            let device_data = &self.datasets[&data.id()];
+            let gather = |ws: &Workspace| record::gathers(&self.ctx, &self.spec, data, device_data, ws, slots);
+            let classes = data.classes().is_some();
+            let planned = plan_and_record(&self.resources(totals), &program, (rows, slots), classes, gather)?;
+            self.programs.insert(key, planned);
         }
         Ok(&self.programs[&key])
     }
@@ -343,10 +385,9 @@ impl Backend for GpuBackend {
                     self.predict_programs.clear();
                 }
                 let program = self.step_program(Stage::Predict);
-                let ws = Workspace::new(&self.ctx, &self.spec, &program, n, 1)?;
-                let body = record::body(&self.resources(&self.eval_totals), &program, &ws, false)?;
-                let gathers = Vec::new();
-                self.predict_programs.insert(n, Program { ws, gathers, body });
+                let resources = self.resources(&self.eval_totals);
+                let planned = plan_and_record(&resources, &program, (n, 1), false, |_| Ok(Vec::new()))?;
+                self.predict_programs.insert(n, planned);
             }
             let program = &self.predict_programs[&n];
             self.ctx.write(&program.ws.tensors[0], chunk)?;
