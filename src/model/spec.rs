@@ -307,7 +307,7 @@ impl NetworkSpec {
         self.flow().0
     }
 
-    /// Checks and builds a model: at least one dense layer, no width 0 or beyond 2^30,
+    /// Checks and builds a model: at least one dense or conv layer, no width 0 or beyond 2^30,
     /// dropout rates in `[0, 1)`, at least two outputs for softmax cross-entropy.
     pub fn from_layers(inputs: usize, layers: Vec<Layer>, loss: LossKind) -> Result<Self> {
         let spec = NetworkSpec {
@@ -349,7 +349,7 @@ impl NetworkSpec {
         let sizes = spec.sizes();
         if sizes.len() < 2 {
             return Err(Error::InvalidNetwork(format!(
-                "model {} has no dense layer; it needs at least one, e.g. {inputs},dense10",
+                "model {} has no dense or conv layer; it needs at least one, e.g. {inputs},dense10",
                 spec.text()
             )));
         }

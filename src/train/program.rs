@@ -326,12 +326,7 @@ pub(crate) fn plan(spec: &NetworkSpec, stage: Stage, clip: bool) -> StepProgram 
     let mut has_grad = vec![false; widths.len()];
     let mut seen_params = false;
     for op in &forward {
-        if matches!(
-            op,
-            Op::DenseForward { .. } | Op::ConvForward { .. } | Op::BatchNormForward { .. }
-        ) {
-            seen_params = true;
-        }
+        seen_params |= trains(op);
         if seen_params {
             has_grad[output_of(op)] = true;
         }
@@ -450,6 +445,25 @@ pub(crate) fn plan(spec: &NetworkSpec, stage: Stage, clip: bool) -> StepProgram 
         has_grad,
         ops,
         output,
+    }
+}
+
+/// Whether a forward op has parameters the step trains (so every tensor after it needs a
+/// gradient).
+fn trains(op: &Op) -> bool {
+    match op {
+        Op::DenseForward { .. } | Op::ConvForward { .. } | Op::BatchNormForward { .. } => true,
+        Op::ActivationForward { .. } | Op::LayerForward { .. } => false,
+        Op::Gather
+        | Op::Tick
+        | Op::Loss { .. }
+        | Op::DenseBackward { .. }
+        | Op::ConvBackward { .. }
+        | Op::BatchNormBackward { .. }
+        | Op::ActivationBackward { .. }
+        | Op::LayerBackward { .. }
+        | Op::GradNorm
+        | Op::Update => unreachable!("only forward ops are in the forward pass"),
     }
 }
 

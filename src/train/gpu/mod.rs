@@ -167,7 +167,8 @@ impl GpuBackend {
         self.programs.clear();
     }
 
-    /// How many storage bindings dense layer `l`'s weight is split across (1 when it fits one).
+    /// How many storage bindings the weight of layer `l` (counted among the layers with tensors)
+    /// is split across (1 when it fits one; only dense weights are split).
     pub fn weight_bindings(&self, l: usize) -> usize {
         self.layout.weight_chunks[l].len()
     }
