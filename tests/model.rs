@@ -84,8 +84,8 @@ fn bad_model_text_is_refused_with_a_reason() {
     let loss = LossKind::SoftmaxCrossEntropy;
     for (text, wanted) in [
         ("dense10", "must start with the input width"),
-        ("784", "no dense layer"),
-        ("784,relu", "no dense layer"),
+        ("784", "no dense or conv layer"),
+        ("784,relu", "no dense or conv layer"),
         ("784,dense", "is not a whole number"),
         ("784,dense0,dense10", "0"),
         ("784,dropout1.0,dense10", "dropout rate 1 must be in [0, 1)"),
