@@ -175,7 +175,7 @@ impl PipelineCache {
         if let Some(found) = pipelines.get(&key) {
             return Arc::clone(found);
         }
-        let t0 = std::time::Instant::now();
+        let t0 = web_time::Instant::now();
         let module = {
             let mut modules = self.modules.lock().unwrap_or_else(|p| p.into_inner());
             modules

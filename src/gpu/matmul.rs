@@ -382,7 +382,7 @@ fn time_dispatch(ctx: &GpuContext, dispatch: &Dispatch) -> Result<f64> {
         Some(timer) => ctx.run_timed(&[dispatch], &timer),
         None => {
             ctx.wait()?;
-            let start = std::time::Instant::now();
+            let start = web_time::Instant::now();
             ctx.run(&[dispatch])?;
             ctx.wait()?;
             Ok(start.elapsed().as_secs_f64())

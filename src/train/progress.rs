@@ -2,7 +2,7 @@
 //! terminal (CI logs get the one line per epoch the caller prints instead).
 
 use std::io::IsTerminal;
-use std::time::Instant;
+use web_time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 

@@ -1,7 +1,7 @@
 //! The training loop: epochs of shuffled batches on a backend, a learning-rate schedule, and
 //! per-epoch reports.
 
-use std::time::Instant;
+use web_time::Instant;
 
 use super::backend::{Backend, Totals};
 use super::device::Device;
