@@ -362,6 +362,12 @@ pub enum Error {
     /// A training option that cannot be used (batch size 0, negative learning rate, …).
     #[error("invalid training option: {0}")]
     InvalidOption(String),
+    /// An operation this platform cannot do (a blocking GPU call in a browser).
+    #[error("not supported here: {what}")]
+    Unsupported {
+        /// What was asked.
+        what: String,
+    },
     /// A program's recording asked for a kernel choice its planning did not make (a bug in
     /// this crate: recording never times kernels).
     #[error("internal error: recording needed a kernel choice the plan did not make ({what})")]

@@ -230,8 +230,14 @@ impl GpuContext {
         Ok(())
     }
 
-    /// Copies the buffer back to the host, waiting for all earlier work to finish.
+    /// Copies the buffer back to the host, waiting for all earlier work to finish (native; in a
+    /// browser, await [`GpuContext::read_async`]).
     pub fn read<T: Pod>(&self, buffer: &GpuBuffer<T>) -> Result<Vec<T>> {
+        crate::gpu::context::block_on(self.read_async(buffer))?
+    }
+
+    /// [`GpuContext::read`] as a future: the form a browser awaits.
+    pub async fn read_async<T: Pod>(&self, buffer: &GpuBuffer<T>) -> Result<Vec<T>> {
         let what = buffer.label.clone();
         let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("readback"),
@@ -248,7 +254,8 @@ impl GpuContext {
             sender.send(result).ok();
         });
         self.wait()?;
-        let mapped = pollster::block_on(receiver.receive());
+        let mapped = receiver.receive().await;
+        self.take_errors("reading a buffer")?;
         match mapped {
             Some(Ok(())) => {}
             Some(Err(e)) => {

@@ -249,13 +249,21 @@ impl GpuContext {
         Self::with_request(&AdapterRequest::from_env()?)
     }
 
-    /// Opens the best adapter matching `request`: hardware first, software otherwise.
+    /// Opens the best adapter matching `request`: hardware first, software otherwise. Blocks
+    /// until the device is ready; in a browser, which cannot block, use
+    /// [`GpuContext::with_request_async`].
     pub fn with_request(request: &AdapterRequest) -> Result<Self> {
+        block_on(Self::with_request_async(request))?
+    }
+
+    /// [`GpuContext::with_request`] as a future: in a browser the adapter and the device come
+    /// from promises, so this is the form a page awaits.
+    pub async fn with_request_async(request: &AdapterRequest) -> Result<Self> {
         let backends = request.backend.map_or(wgpu::Backends::all(), backend_bit);
         let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
         desc.backends = backends;
         let instance = wgpu::Instance::new(desc);
-        let adapters = pollster::block_on(instance.enumerate_adapters(backends));
+        let adapters = instance.enumerate_adapters(backends).await;
         let adapter = adapters
             .iter()
             .filter(|a| request.matches(&a.get_info()))
@@ -267,10 +275,10 @@ impl GpuContext {
                 available: list_adapters(),
             });
         };
-        Self::from_adapter(adapter, request)
+        Self::from_adapter(adapter, request).await
     }
 
-    fn from_adapter(adapter: wgpu::Adapter, request: &AdapterRequest) -> Result<Self> {
+    async fn from_adapter(adapter: wgpu::Adapter, request: &AdapterRequest) -> Result<Self> {
         let info = adapter.get_info();
         // The adapter's own limits, not WebGPU's defaults: buffers as large as the device allows.
         let mut limits = adapter.limits();
@@ -292,18 +300,20 @@ impl GpuContext {
                 ),
             });
         }
-        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
-            label: Some("shadergrad"),
-            required_features: features,
-            required_limits: limits.clone(),
-            experimental_features: wgpu::ExperimentalFeatures::disabled(),
-            memory_hints: wgpu::MemoryHints::Performance,
-            trace: wgpu::Trace::Off,
-        }))
-        .map_err(|e| Error::DeviceRequest {
-            adapter: info.name.clone(),
-            reason: e.to_string(),
-        })?;
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("shadergrad"),
+                required_features: features,
+                required_limits: limits.clone(),
+                experimental_features: wgpu::ExperimentalFeatures::disabled(),
+                memory_hints: wgpu::MemoryHints::Performance,
+                trace: wgpu::Trace::Off,
+            })
+            .await
+            .map_err(|e| Error::DeviceRequest {
+                adapter: info.name.clone(),
+                reason: e.to_string(),
+            })?;
 
         let uncaptured = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&uncaptured);
@@ -459,6 +469,13 @@ impl GpuContext {
     /// and internal errors it raises come back as an [`Error::Gpu`] for this caller alone.
     pub(crate) fn scoped<R>(&self, context: &str, f: impl FnOnce() -> R) -> Result<R> {
         self.check_lost()?;
+        if cfg!(target_arch = "wasm32") {
+            // A browser settles error scopes asynchronously, and a page cannot block on them:
+            // its errors arrive through the uncaptured-error handler and the next read (or
+            // `wait`) reports them.
+            let result = f();
+            return self.take_errors(context).map(|()| result);
+        }
         let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let internal = self.device.push_error_scope(wgpu::ErrorFilter::Internal);
@@ -526,7 +543,8 @@ impl GpuContext {
         })
     }
 
-    /// Blocks until all submitted work has finished.
+    /// Blocks until all submitted work has finished (a no-op in a browser, where the device is
+    /// polled by the page's event loop).
     pub fn wait(&self) -> Result<()> {
         self.check_lost()?;
         self.device
@@ -542,7 +560,7 @@ impl GpuContext {
 /// Every adapter wgpu can see on this machine, one per line, for error messages.
 pub fn list_adapters() -> String {
     let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
-    let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
+    let adapters = block_on(instance.enumerate_adapters(wgpu::Backends::all())).unwrap_or_default();
     if adapters.is_empty() {
         return "none (install a Vulkan driver, e.g. `apt-get install mesa-vulkan-drivers` for lavapipe)".to_string();
     }
@@ -554,4 +572,16 @@ pub fn list_adapters() -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// Runs a future to completion on this thread: the blocking API on native. A browser cannot
+/// block (its promises settle only when the page yields), so there the blocking forms are an
+/// error that names the awaitable one.
+pub(crate) fn block_on<F: std::future::Future>(future: F) -> Result<F::Output> {
+    if cfg!(target_arch = "wasm32") {
+        return Err(Error::Unsupported {
+            what: "a blocking GPU call in a browser: use the async form (with_request_async, read_async)".into(),
+        });
+    }
+    Ok(pollster::block_on(future))
 }

@@ -5,7 +5,7 @@
 //! nothing, so a training step is a fixed list of dispatches replayed every step.
 
 pub(crate) mod buffer;
-mod context;
+pub(crate) mod context;
 mod dispatch;
 pub(crate) mod kernels;
 mod matmul_pair;

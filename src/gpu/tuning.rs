@@ -507,7 +507,8 @@ impl Tuner {
         if let Some(found) = cached {
             return Ok(found);
         }
-        if state.spent_seconds >= TIMING_BUDGET_SECONDS {
+        // A browser cannot wait for the device mid-call, so nothing can be timed there.
+        if state.spent_seconds >= TIMING_BUDGET_SECONDS || cfg!(target_arch = "wasm32") {
             return Ok((fallback, ChoiceSource::Unmeasured, Vec::new()));
         }
         // Two rounds over the candidates, the faster of each one's two runs kept: a burst of

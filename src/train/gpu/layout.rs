@@ -232,10 +232,10 @@ impl FlatBuffers {
     }
 
     /// Every segment read back into one flat vector.
-    pub fn read(&self, ctx: &GpuContext) -> Result<Vec<f32>> {
+    pub async fn read_async(&self, ctx: &GpuContext) -> Result<Vec<f32>> {
         let mut flat = Vec::new();
         for s in &self.segments {
-            flat.extend(ctx.read(s)?);
+            flat.extend(ctx.read_async(s).await?);
         }
         Ok(flat)
     }

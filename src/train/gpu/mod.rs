@@ -16,6 +16,7 @@ use super::backend::{Backend, Totals, check_batches, check_fits, check_predict_i
 use super::program::{Stage, StepProgram, plan};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
+use crate::gpu::context::block_on;
 use crate::gpu::data::DeviceDataset;
 use crate::gpu::profiler::PassTimer;
 use crate::gpu::{Dispatch, GpuBuffer, GpuContext, KernelPlan};
@@ -299,14 +300,99 @@ impl GpuBackend {
         Ok(None)
     }
 
-    fn read_totals(&mut self, stage: Stage) -> Result<(f64, u64)> {
+    /// [`Backend::take_train_totals`] as a future (the form a browser awaits).
+    pub async fn take_train_totals_async(&mut self) -> Result<Totals> {
+        let (loss_sum, correct) = self.read_totals_async(Stage::Train).await?;
+        let samples = std::mem::take(&mut self.train_samples);
+        let state = self.ctx.read_async(&self.state).await?[0];
+        Ok(Totals {
+            loss_sum,
+            correct,
+            samples,
+            has_accuracy: self.train_has_accuracy,
+            nonfinite_step: (state.first_nonfinite_step > 0).then_some(u64::from(state.first_nonfinite_step)),
+            skipped_steps: u64::from(state.skipped_steps),
+        })
+    }
+
+    /// [`Backend::evaluate`] as a future.
+    pub async fn evaluate_async(&mut self, data: &Dataset) -> Result<Totals> {
+        check_fits(&self.spec, data)?;
+        let order: Vec<u32> = (0..data.len() as u32).collect();
+        for chunk in order.chunks(self.layout.eval_batch) {
+            self.submit_batches(data, &[chunk], Stage::Evaluate, None)?;
+        }
+        let (loss_sum, correct) = self.read_totals_async(Stage::Evaluate).await?;
+        Ok(Totals {
+            loss_sum,
+            correct,
+            samples: data.len() as u64,
+            has_accuracy: data.classes().is_some(),
+            ..Totals::default()
+        })
+    }
+
+    /// [`Backend::predict`] as a future.
+    pub async fn predict_async(&mut self, features: &[f32], rows: usize) -> Result<Vec<f32>> {
+        check_predict_input(&self.spec, features, rows)?;
+        // In chunks that fit the bindings, like evaluation; programs for at most two sizes
+        // (full chunks and the remainder) are kept.
+        let (inputs, outputs) = (self.spec.inputs(), self.spec.outputs());
+        let output = self.step_program(Stage::Predict).output;
+        let mut out = Vec::with_capacity(rows * outputs);
+        for chunk in features.chunks(self.layout.eval_batch * inputs) {
+            let n = chunk.len() / inputs;
+            if !self.predict_programs.contains_key(&n) {
+                if self.predict_programs.len() >= 2 {
+                    self.predict_programs.clear();
+                }
+                let program = self.step_program(Stage::Predict);
+                let resources = self.resources(&self.eval_totals);
+                let planned = plan_and_record(&resources, &program, (n, 1), false, |_| Ok(Vec::new()))?;
+                self.predict_programs.insert(n, planned);
+            }
+            let program = &self.predict_programs[&n];
+            self.ctx.write(&program.ws.tensors[0], chunk)?;
+            self.ctx.run(&program.body.iter().collect::<Vec<_>>())?;
+            out.extend(self.ctx.read_async(&program.ws.tensors[output]).await?);
+        }
+        self.spec.loss.output_transform(&mut out, outputs);
+        Ok(out)
+    }
+
+    /// [`Backend::network`] as a future.
+    pub async fn network_async(&mut self) -> Result<Network> {
+        let flat = self.params.read_async(&self.ctx).await?;
+        let kept = self.ctx.read_async(&self.layer_state).await?;
+        Network::from_layers(&self.spec, self.layout.params.unflatten(&flat, Some(&kept), |v| v))
+    }
+
+    /// [`Backend::optimizer_snapshot`] as a future.
+    pub async fn optimizer_snapshot_async(&mut self) -> Result<OptimizerSnapshot> {
+        let mut moments = Vec::new();
+        for m in &self.moments {
+            moments.push(
+                self.layout
+                    .params
+                    .unflatten(&m.read_async(&self.ctx).await?, None, |v| v),
+            );
+        }
+        let state = self.ctx.read_async(&self.state).await?[0];
+        Ok(OptimizerSnapshot {
+            kind: self.optimizer.kind().to_string(),
+            progress: OptimProgress::from(&state),
+            moments,
+        })
+    }
+
+    async fn read_totals_async(&mut self, stage: Stage) -> Result<(f64, u64)> {
         let acc = if stage == Stage::Train {
             &self.train_totals
         } else {
             &self.eval_totals
         };
-        let loss = self.ctx.read(&acc.loss)?[0];
-        let correct = self.ctx.read(&acc.correct)?[0];
+        let loss = self.ctx.read_async(&acc.loss).await?[0];
+        let correct = self.ctx.read_async(&acc.correct).await?[0];
         self.ctx.write(&acc.loss, &[0.0])?;
         self.ctx.write(&acc.correct, &[0])?;
         self.in_flight.clear();
@@ -315,6 +401,26 @@ impl GpuBackend {
 }
 
 impl Backend for GpuBackend {
+    fn take_train_totals(&mut self) -> Result<Totals> {
+        block_on(self.take_train_totals_async())?
+    }
+
+    fn evaluate(&mut self, data: &Dataset) -> Result<Totals> {
+        block_on(self.evaluate_async(data))?
+    }
+
+    fn predict(&mut self, features: &[f32], rows: usize) -> Result<Vec<f32>> {
+        block_on(self.predict_async(features, rows))?
+    }
+
+    fn network(&mut self) -> Result<Network> {
+        block_on(self.network_async())?
+    }
+
+    fn optimizer_snapshot(&mut self) -> Result<OptimizerSnapshot> {
+        block_on(self.optimizer_snapshot_async())?
+    }
+
     fn name(&self) -> String {
         format!("gpu: {}", self.ctx.describe())
     }
@@ -342,63 +448,6 @@ impl Backend for GpuBackend {
         Ok(())
     }
 
-    fn take_train_totals(&mut self) -> Result<Totals> {
-        let (loss_sum, correct) = self.read_totals(Stage::Train)?;
-        let samples = std::mem::take(&mut self.train_samples);
-        let state = self.ctx.read(&self.state)?[0];
-        Ok(Totals {
-            loss_sum,
-            correct,
-            samples,
-            has_accuracy: self.train_has_accuracy,
-            nonfinite_step: (state.first_nonfinite_step > 0).then_some(u64::from(state.first_nonfinite_step)),
-            skipped_steps: u64::from(state.skipped_steps),
-        })
-    }
-
-    fn evaluate(&mut self, data: &Dataset) -> Result<Totals> {
-        check_fits(&self.spec, data)?;
-        let order: Vec<u32> = (0..data.len() as u32).collect();
-        for chunk in order.chunks(self.layout.eval_batch) {
-            self.submit_batches(data, &[chunk], Stage::Evaluate, None)?;
-        }
-        let (loss_sum, correct) = self.read_totals(Stage::Evaluate)?;
-        Ok(Totals {
-            loss_sum,
-            correct,
-            samples: data.len() as u64,
-            has_accuracy: data.classes().is_some(),
-            ..Totals::default()
-        })
-    }
-
-    fn predict(&mut self, features: &[f32], rows: usize) -> Result<Vec<f32>> {
-        check_predict_input(&self.spec, features, rows)?;
-        // In chunks that fit the bindings, like evaluation; programs for at most two sizes
-        // (full chunks and the remainder) are kept.
-        let (inputs, outputs) = (self.spec.inputs(), self.spec.outputs());
-        let output = self.step_program(Stage::Predict).output;
-        let mut out = Vec::with_capacity(rows * outputs);
-        for chunk in features.chunks(self.layout.eval_batch * inputs) {
-            let n = chunk.len() / inputs;
-            if !self.predict_programs.contains_key(&n) {
-                if self.predict_programs.len() >= 2 {
-                    self.predict_programs.clear();
-                }
-                let program = self.step_program(Stage::Predict);
-                let resources = self.resources(&self.eval_totals);
-                let planned = plan_and_record(&resources, &program, (n, 1), false, |_| Ok(Vec::new()))?;
-                self.predict_programs.insert(n, planned);
-            }
-            let program = &self.predict_programs[&n];
-            self.ctx.write(&program.ws.tensors[0], chunk)?;
-            self.ctx.run(&program.body.iter().collect::<Vec<_>>())?;
-            out.extend(self.ctx.read(&program.ws.tensors[output])?);
-        }
-        self.spec.loss.output_transform(&mut out, outputs);
-        Ok(out)
-    }
-
     fn set_learning_rate(&mut self, lr: f32) -> Result<()> {
         super::check_learning_rate(lr)?;
         // A 4-byte write, ordered before the next submit.
@@ -416,26 +465,6 @@ impl Backend for GpuBackend {
             .queue
             .write_buffer(&self.state.buffer, offset, bytemuck::bytes_of(&u32::from(skip)));
         Ok(())
-    }
-
-    fn network(&mut self) -> Result<Network> {
-        let flat = self.params.read(&self.ctx)?;
-        let kept = self.ctx.read(&self.layer_state)?;
-        Network::from_layers(&self.spec, self.layout.params.unflatten(&flat, Some(&kept), |v| v))
-    }
-
-    fn optimizer_snapshot(&mut self) -> Result<OptimizerSnapshot> {
-        let moments = self
-            .moments
-            .iter()
-            .map(|m| Ok(self.layout.params.unflatten(&m.read(&self.ctx)?, None, |v| v)))
-            .collect::<Result<Vec<_>>>()?;
-        let state = self.ctx.read(&self.state)?[0];
-        Ok(OptimizerSnapshot {
-            kind: self.optimizer.kind().to_string(),
-            progress: OptimProgress::from(&state),
-            moments,
-        })
     }
 
     fn restore_optimizer(&mut self, snapshot: &OptimizerSnapshot) -> Result<()> {
