@@ -43,7 +43,32 @@ pub fn digit_features(path: &Path) -> Result<Vec<f32>> {
         image::ImageError::Limits(_) => invalid(format!("it is larger than {MAX_SIDE}×{MAX_SIDE} pixels")),
         other => invalid(other.to_string()),
     })?;
-    let rgba = image.to_rgba32f();
+    features_from_rgba(&image.to_rgba32f(), path)
+}
+
+/// [`digit_features`] of decoded RGBA pixels (`width × height`, 4 bytes each, row-major), as a
+/// page's canvas gives them; `source` names them in errors.
+pub fn rgba_digit_features(width: u32, height: u32, rgba: &[u8], source: &Path) -> Result<Vec<f32>> {
+    let invalid = |problem: String| Error::InvalidImage {
+        path: source.to_path_buf(),
+        problem,
+    };
+    if width == 0 || height == 0 || width > MAX_SIDE || height > MAX_SIDE {
+        return Err(invalid(format!(
+            "{width}×{height} pixels is not a digit image (1 to {MAX_SIDE} per side)"
+        )));
+    }
+    let buffer = image::RgbaImage::from_raw(width, height, rgba.to_vec())
+        .ok_or_else(|| invalid(format!("{} bytes are not {width}×{height} RGBA pixels", rgba.len())))?;
+    features_from_rgba(&image::DynamicImage::ImageRgba8(buffer).to_rgba32f(), source)
+}
+
+/// The preprocessing both forms share.
+fn features_from_rgba(rgba: &image::Rgba32FImage, path: &Path) -> Result<Vec<f32>> {
+    let invalid = |problem: String| Error::InvalidImage {
+        path: path.to_path_buf(),
+        problem,
+    };
     // Rec. 601 luma, as `to_luma8` computes it; a gray pixel is its own value exactly.
     let luma = |p: &image::Rgba<f32>| {
         let [r, g, b, _] = p.0;

@@ -87,6 +87,41 @@ fn load_split(dir: &Path, split: &str) -> Result<Dataset> {
     let labels_path = find_file(dir, labels_what, &format!("{split}-labels"), "idx1-ubyte")?;
     let images = read_idx(&images_path)?;
     let labels = read_idx(&labels_path)?;
+    split_from_idx(images, labels, (&images_path, &labels_path))
+}
+
+impl Mnist {
+    /// An MNIST-style set from the bytes of its four IDX files (gzip or raw), as a page fetches
+    /// them; `source` names where they came from in errors.
+    pub fn from_idx_bytes(
+        (train_images, train_labels): (&[u8], &[u8]),
+        (test_images, test_labels): (&[u8], &[u8]),
+        source: &Path,
+    ) -> Result<Mnist> {
+        let split = |images: &[u8], labels: &[u8], stem: &str| {
+            let (images_path, labels_path) = (
+                source.join(format!("{stem}-images-idx3-ubyte.gz")),
+                source.join(format!("{stem}-labels-idx1-ubyte.gz")),
+            );
+            let images = crate::data::idx::parse_idx(images, &images_path)?;
+            let labels = crate::data::idx::parse_idx(labels, &labels_path)?;
+            split_from_idx(images, labels, (&images_path, &labels_path))
+        };
+        Ok(Mnist {
+            train: split(train_images, train_labels, "train")?,
+            test: split(test_images, test_labels, "t10k")?,
+            dir: source.to_path_buf(),
+        })
+    }
+}
+
+/// One split's dataset from its parsed images and labels, checked against each other.
+fn split_from_idx(
+    images: crate::data::idx::IdxArray,
+    labels: crate::data::idx::IdxArray,
+    (images_path, labels_path): (&Path, &Path),
+) -> Result<Dataset> {
+    let (images_path, labels_path) = (images_path.to_path_buf(), labels_path.to_path_buf());
     let corrupt = |path: &Path, problem: String| Error::CorruptFile {
         path: path.to_path_buf(),
         problem,
