@@ -285,3 +285,22 @@ fn multi_member_gzip_reads_every_member() {
     assert_eq!(read.dims, array.dims);
     assert_eq!(read.data, array.data);
 }
+
+/// The bundled sample from its files' bytes (as the page fetches them) is the sample loaded from
+/// its folder; a truncated file is named.
+#[test]
+fn mnist_from_idx_bytes_equals_the_folder() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/data/mnist-sample");
+    let bytes = |name: &str| std::fs::read(dir.join(name)).unwrap();
+    let (ti, tl) = (bytes("train-images-idx3-ubyte.gz"), bytes("train-labels-idx1-ubyte.gz"));
+    let (ei, el) = (bytes("t10k-images-idx3-ubyte.gz"), bytes("t10k-labels-idx1-ubyte.gz"));
+    let from_bytes = Mnist::from_idx_bytes((&ti, &tl), (&ei, &el), Path::new("page")).unwrap();
+    let from_dir = Mnist::load(&dir).unwrap();
+    for (a, b) in [(&from_bytes.train, &from_dir.train), (&from_bytes.test, &from_dir.test)] {
+        assert_eq!((a.len(), a.dim()), (b.len(), b.dim()));
+        assert_eq!(a.features(), b.features());
+        assert_eq!(a.targets(), b.targets());
+    }
+    let err = Mnist::from_idx_bytes((&ti[..ti.len() / 2], &tl), (&ei, &el), Path::new("page")).unwrap_err();
+    assert!(err.to_string().contains("train-images-idx3-ubyte.gz"), "{err}");
+}

@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use shadergrad::data::Dataset;
 use shadergrad::model::{LossKind, Network, NetworkSpec};
@@ -215,4 +215,46 @@ fn classify_names_what_each_head_outputs() {
         assert_eq!(line.contains('%'), percent, "{loss:?}: {line}");
         assert_eq!(line.contains("score"), !percent, "{loss:?}: {line}");
     }
+}
+
+/// A page's canvas pixels (`rgba_digit_features`, what the browser's classify uses) give the
+/// very features the PNG of the same pixels gives `classify`: one preprocessing for both.
+#[test]
+fn canvas_pixels_are_preprocessed_as_a_png_is() {
+    use shadergrad::data::image::{digit_features, rgba_digit_features};
+    let dir = temp("canvas");
+    std::fs::create_dir_all(&dir).unwrap();
+    // A 280×280 "canvas": a white ring on black (resized to 28×28), a dark bar on a transparent
+    // canvas (alpha compositing), and a 28×28 one (no resize).
+    let ring = image::RgbaImage::from_fn(280, 280, |x, y| {
+        let r = ((x as f32 - 140.0).powi(2) + (y as f32 - 140.0).powi(2)).sqrt();
+        let v = if (70.0..95.0).contains(&r) { 255 } else { 0 };
+        image::Rgba([v, v, v, 255])
+    });
+    let bar = image::RgbaImage::from_fn(280, 280, |x, _| {
+        if (120..160).contains(&x) {
+            image::Rgba([0, 0, 0, 255])
+        } else {
+            image::Rgba([0, 0, 0, 0])
+        }
+    });
+    let small = image::RgbaImage::from_fn(28, 28, |x, y| {
+        let v = ((x * 9 + y * 3) % 256) as u8;
+        image::Rgba([v, v, v, 255])
+    });
+    for (name, img) in [("ring.png", ring), ("bar.png", bar), ("small.png", small)] {
+        img.save(dir.join(name)).unwrap();
+        let from_png = digit_features(&dir.join(name)).unwrap();
+        let (w, h) = img.dimensions();
+        let from_canvas = rgba_digit_features(w, h, &img.into_raw(), Path::new("canvas")).unwrap();
+        assert_eq!(from_canvas, from_png, "{name}");
+    }
+    let err = rgba_digit_features(28, 28, &[0; 100], Path::new("canvas"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("100 bytes are not 28×28 RGBA pixels"), "{err}");
+    let err = rgba_digit_features(0, 28, &[], Path::new("canvas"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("is not a digit image"), "{err}");
 }

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::error::{Error, Result};
 
 /// Sample features, row-major `[len × dim]`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Features {
     /// Bytes scaled by `scale` on use (MNIST pixels with `scale = 1/255`): 4× smaller on the device.
     U8 {
@@ -20,7 +20,7 @@ pub enum Features {
 }
 
 /// What each sample should produce.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Targets {
     /// A class index per sample (softmax-CE; one-hot targets for BCE/MSE).
     Classes {
