@@ -48,27 +48,16 @@
 // Every public item is documented; the kernel modules the `internals` feature opens are not API.
 #![cfg_attr(not(feature = "internals"), warn(missing_docs))]
 
-/// Declares modules that hold kernels and their twins: public with the `internals` feature (the
-/// crate's own tests, benches and examples turn it on), crate-private otherwise, so the public
-/// API is the model, training, data and device, not the kernels under them.
-macro_rules! kernel_modules {
-    ($($(#[$attr:meta])* $name:ident),* $(,)?) => {$(
-        $(#[$attr])*
-        #[cfg(feature = "internals")]
-        pub mod $name;
-        $(#[$attr])*
-        #[cfg(not(feature = "internals"))]
-        #[allow(dead_code)]
-        pub(crate) mod $name;
-    )*};
-}
-pub(crate) use kernel_modules;
-
 pub mod activation;
-kernel_modules! {
-    /// The CPU twins of the GPU kernels, generic over `f32` and `f64`.
-    cpu,
-}
+/// The CPU twins of the GPU kernels, generic over `f32` and `f64`: public with the `internals`
+/// feature (this crate's tests, benches and examples), crate-private otherwise, so the public API
+/// is the model, training, data and device, not the kernels under them.
+#[cfg(feature = "internals")]
+pub mod cpu;
+/// The CPU twins of the GPU kernels (crate-private without the `internals` feature).
+#[cfg(not(feature = "internals"))]
+#[allow(dead_code)]
+pub(crate) mod cpu;
 pub mod data;
 pub mod error;
 pub mod files;

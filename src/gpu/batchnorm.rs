@@ -49,6 +49,22 @@ pub(crate) struct BatchNormParams {
 
 const WORKGROUP: u32 = 256;
 
+/// Prepares entry point `entry` of the module with its `slots` bound to `bindings` in order.
+fn launch(
+    ctx: &GpuContext,
+    entry: &'static str,
+    slots: &'static [(u32, Slot)],
+    bindings: &[Binding<'_>],
+    (p, grid): (BatchNormParams, [u32; 3]),
+) -> Result<Dispatch> {
+    let kernel = Kernel {
+        shader: &BATCH_NORM,
+        entry,
+        slots,
+    };
+    ctx.prepare(&kernel, &Vec::new(), bindings, bytemuck::bytes_of(&p), grid)
+}
+
 /// A layer's tensors as the kernels bind them: weight and bias in one view of the parameters
 /// (`bias_at` values apart), and running mean, running variance and `num_batches_tracked` in
 /// one view of the layer state (`var_at`, `count_at` apart).
@@ -121,19 +137,20 @@ pub fn batch_norm_train_forward(
         groups_x,
         ..params(batch, &t, (act, Activation::Identity))
     };
-    let kernel = Kernel {
-        shader: &BATCH_NORM,
-        entry: ENTRY,
-        slots: &[
+    let bindings: [Binding<'_>; 4] = [x.into(), y.into(), t.affine.binding(), stats.into()];
+    launch(
+        ctx,
+        ENTRY,
+        &[
             (0, Slot::Read),
             (2, Slot::ReadWrite),
             (3, Slot::Read),
             (4, Slot::ReadWrite),
             (8, Slot::Uniform),
         ],
-    };
-    let bindings: [Binding<'_>; 4] = [x.into(), y.into(), t.affine.binding(), stats.into()];
-    ctx.prepare(&kernel, &Vec::new(), &bindings, bytemuck::bytes_of(&p), grid)
+        &bindings,
+        (p, grid),
+    )
 }
 
 /// Prepares the evaluation forward: `y = act(γ·(x − running_mean)/√(running_var + ε) + β)`.
@@ -152,19 +169,20 @@ pub fn batch_norm_eval_forward(
         threads_x,
         ..params(batch, &t, (act, Activation::Identity))
     };
-    let kernel = Kernel {
-        shader: &BATCH_NORM,
-        entry: ENTRY,
-        slots: &[
+    let bindings: [Binding<'_>; 4] = [x.into(), y.into(), t.affine.binding(), t.running.binding()];
+    launch(
+        ctx,
+        ENTRY,
+        &[
             (0, Slot::Read),
             (2, Slot::ReadWrite),
             (3, Slot::Read),
             (5, Slot::ReadWrite),
             (8, Slot::Uniform),
         ],
-    };
-    let bindings: [Binding<'_>; 4] = [x.into(), y.into(), t.affine.binding(), t.running.binding()];
-    ctx.prepare(&kernel, &Vec::new(), &bindings, bytemuck::bytes_of(&p), grid)
+        &bindings,
+        (p, grid),
+    )
 }
 
 /// Where the backward writes: the weight and bias gradients (one view, `bias_at` apart) and,
@@ -202,21 +220,6 @@ pub fn batch_norm_backward(
         flags: u32::from(grads.dx.is_some()) | (u32::from(track) << 1),
         ..params(batch, &t, (Activation::Identity, input_act))
     };
-    let kernel = Kernel {
-        shader: &BATCH_NORM,
-        entry: ENTRY,
-        slots: &[
-            (0, Slot::Read),
-            (1, Slot::Read),
-            (2, Slot::ReadWrite),
-            (3, Slot::Read),
-            (4, Slot::ReadWrite),
-            (5, Slot::ReadWrite),
-            (6, Slot::ReadWrite),
-            (7, Slot::Read),
-            (8, Slot::Uniform),
-        ],
-    };
     let dx: Binding<'_> = match grads.dx {
         Some((dx, _)) => dx.into(),
         None => ctx.scratch_binding(),
@@ -231,5 +234,21 @@ pub fn batch_norm_backward(
         grads.affine.binding(),
         state.into(),
     ];
-    ctx.prepare(&kernel, &Vec::new(), &bindings, bytemuck::bytes_of(&p), grid)
+    launch(
+        ctx,
+        ENTRY,
+        &[
+            (0, Slot::Read),
+            (1, Slot::Read),
+            (2, Slot::ReadWrite),
+            (3, Slot::Read),
+            (4, Slot::ReadWrite),
+            (5, Slot::ReadWrite),
+            (6, Slot::ReadWrite),
+            (7, Slot::Read),
+            (8, Slot::Uniform),
+        ],
+        &bindings,
+        (p, grid),
+    )
 }

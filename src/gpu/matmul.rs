@@ -79,13 +79,8 @@ static BLOCK_TILED_PAIR: LazyLock<Kernel> =
     LazyLock::new(|| pair_kernel(&BLOCK_TILED, &BLOCK_TILED_PAIR_SHADER, &VEC4_PAIR_SLOTS));
 static ROW_BLOCK_PAIR: LazyLock<Kernel> =
     LazyLock::new(|| pair_kernel(&ROW_BLOCK, &ROW_BLOCK_PAIR_SHADER, &VEC4_PAIR_SLOTS));
-static ROW_BLOCK_SUBGROUP_PAIR: LazyLock<Kernel> = LazyLock::new(|| {
-    pair_kernel(
-        &ROW_BLOCK_SUBGROUP,
-        &ROW_BLOCK_SUBGROUP_PAIR_SHADER,
-        &VEC4_PAIR_SLOTS,
-    )
-});
+static ROW_BLOCK_SUBGROUP_PAIR: LazyLock<Kernel> =
+    LazyLock::new(|| pair_kernel(&ROW_BLOCK_SUBGROUP, &ROW_BLOCK_SUBGROUP_PAIR_SHADER, &VEC4_PAIR_SLOTS));
 static TILED_PAIR_SLOTS: LazyLock<Vec<(u32, Slot)>> = LazyLock::new(|| pair_slots(TILED.slots));
 static VEC4_PAIR_SLOTS: LazyLock<Vec<(u32, Slot)>> = LazyLock::new(|| pair_slots(VEC4_SLOTS));
 
@@ -93,8 +88,16 @@ static VEC4_PAIR_SLOTS: LazyLock<Vec<(u32, Slot)>> = LazyLock::new(|| pair_slots
 #[cfg(test)]
 pub(crate) const PAIR_SOURCES: [(Kernel, &str, &str); 4] = [
     (TILED, include_str!("../../shaders/matmul.wgsl"), "matmul_pair.wgsl"),
-    (BLOCK_TILED, include_str!("../../shaders/matmul_block.wgsl"), "matmul_block_pair.wgsl"),
-    (ROW_BLOCK, include_str!("../../shaders/matmul_cpu.wgsl"), "matmul_cpu_pair.wgsl"),
+    (
+        BLOCK_TILED,
+        include_str!("../../shaders/matmul_block.wgsl"),
+        "matmul_block_pair.wgsl",
+    ),
+    (
+        ROW_BLOCK,
+        include_str!("../../shaders/matmul_cpu.wgsl"),
+        "matmul_cpu_pair.wgsl",
+    ),
     (
         ROW_BLOCK_SUBGROUP,
         include_str!("../../shaders/matmul_cpu_subgroup.wgsl"),

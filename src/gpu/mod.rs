@@ -11,32 +11,80 @@ pub(crate) mod kernels;
 mod matmul_pair;
 mod uniforms;
 mod wgsl_log;
-crate::kernel_modules! {
-    /// Batch normalization.
-    batchnorm,
-    /// Direct and im2col convolution, max pooling.
-    conv,
-    /// Implicit-GEMM convolution.
-    conv_implicit,
-    /// Which convolution path a device runs.
-    conv_path,
-    /// Gathering a batch on the device.
-    data,
-    /// Inverted dropout.
-    dropout,
-    /// Activations.
-    elementwise,
-    /// Fused loss heads and step metrics.
-    loss,
-    /// Matrix multiplication kernels.
-    matmul,
-    /// Optimizer updates.
-    optim,
-    /// Timestamp queries around passes.
-    profiler,
-    /// Timed kernel choices and their cache.
-    tuning,
-}
+// The kernel modules: public with the `internals` feature (this crate's tests, benches and
+// examples), crate-private otherwise. Written out, not made by a macro, so rustfmt sees them.
+/// Batch normalization.
+#[cfg(feature = "internals")]
+pub mod batchnorm;
+#[cfg(not(feature = "internals"))]
+#[allow(dead_code)]
+pub(crate) mod batchnorm;
+/// Direct and im2col convolution, max pooling.
+#[cfg(feature = "internals")]
+pub mod conv;
+#[cfg(not(feature = "internals"))]
+#[allow(dead_code)]
+pub(crate) mod conv;
+/// Implicit-GEMM convolution.
+#[cfg(feature = "internals")]
+pub mod conv_implicit;
+#[cfg(not(feature = "internals"))]
+#[allow(dead_code)]
+pub(crate) mod conv_implicit;
+/// Which convolution path a device runs.
+#[cfg(feature = "internals")]
+pub mod conv_path;
+#[cfg(not(feature = "internals"))]
+#[allow(dead_code)]
+pub(crate) mod conv_path;
+/// Gathering a batch on the device.
+#[cfg(feature = "internals")]
+pub mod data;
+#[cfg(not(feature = "internals"))]
+#[allow(dead_code)]
+pub(crate) mod data;
+/// Inverted dropout.
+#[cfg(feature = "internals")]
+pub mod dropout;
+#[cfg(not(feature = "internals"))]
+#[allow(dead_code)]
+pub(crate) mod dropout;
+/// Activations.
+#[cfg(feature = "internals")]
+pub mod elementwise;
+#[cfg(not(feature = "internals"))]
+#[allow(dead_code)]
+pub(crate) mod elementwise;
+/// Fused loss heads and step metrics.
+#[cfg(feature = "internals")]
+pub mod loss;
+#[cfg(not(feature = "internals"))]
+#[allow(dead_code)]
+pub(crate) mod loss;
+/// Matrix multiplication kernels.
+#[cfg(feature = "internals")]
+pub mod matmul;
+#[cfg(not(feature = "internals"))]
+#[allow(dead_code)]
+pub(crate) mod matmul;
+/// Optimizer updates.
+#[cfg(feature = "internals")]
+pub mod optim;
+#[cfg(not(feature = "internals"))]
+#[allow(dead_code)]
+pub(crate) mod optim;
+/// Timestamp queries around passes.
+#[cfg(feature = "internals")]
+pub mod profiler;
+#[cfg(not(feature = "internals"))]
+#[allow(dead_code)]
+pub(crate) mod profiler;
+/// Timed kernel choices and their cache.
+#[cfg(feature = "internals")]
+pub mod tuning;
+#[cfg(not(feature = "internals"))]
+#[allow(dead_code)]
+pub(crate) mod tuning;
 
 /// Re-exports kernel functions: public with the `internals` feature, crate-wide otherwise.
 macro_rules! kernel_exports {

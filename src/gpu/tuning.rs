@@ -442,9 +442,7 @@ impl Tuner {
             return Ok(pairing);
         }
         if PHASE.get() == Phase::Recording {
-            return Err(Error::Unplanned {
-                what: class.key(),
-            });
+            return Err(Error::Unplanned { what: class.key() });
         }
         let (pairing, source, _) = match self.pairing {
             PairingRequest::Forced(pairing) => (pairing, ChoiceSource::Forced, Vec::new()),

@@ -316,7 +316,7 @@ pub(crate) fn plan(spec: &NetworkSpec, stage: Stage, clip: bool) -> StepProgram 
                 output: new_tensor(Activation::Identity),
             },
         };
-        current = output_of(&op);
+        current = forward_output(&op).0;
         forward.push(op);
         i += 1;
     }
@@ -326,9 +326,10 @@ pub(crate) fn plan(spec: &NetworkSpec, stage: Stage, clip: bool) -> StepProgram 
     let mut has_grad = vec![false; widths.len()];
     let mut seen_params = false;
     for op in &forward {
-        seen_params |= trains(op);
+        let (output, trains) = forward_output(op);
+        seen_params |= trains;
         if seen_params {
-            has_grad[output_of(op)] = true;
+            has_grad[output] = true;
         }
     }
 
@@ -448,32 +449,14 @@ pub(crate) fn plan(spec: &NetworkSpec, stage: Stage, clip: bool) -> StepProgram 
     }
 }
 
-/// Whether a forward op has parameters the step trains (so every tensor after it needs a
-/// gradient).
-fn trains(op: &Op) -> bool {
-    match op {
-        Op::DenseForward { .. } | Op::ConvForward { .. } | Op::BatchNormForward { .. } => true,
-        Op::ActivationForward { .. } | Op::LayerForward { .. } => false,
-        Op::Gather
-        | Op::Tick
-        | Op::Loss { .. }
-        | Op::DenseBackward { .. }
-        | Op::ConvBackward { .. }
-        | Op::BatchNormBackward { .. }
-        | Op::ActivationBackward { .. }
-        | Op::LayerBackward { .. }
-        | Op::GradNorm
-        | Op::Update => unreachable!("only forward ops are in the forward pass"),
-    }
-}
-
-fn output_of(op: &Op) -> TensorId {
+/// A forward op's output tensor, and whether the op has parameters the step trains (so every
+/// tensor after it needs a gradient).
+fn forward_output(op: &Op) -> (TensorId, bool) {
     match *op {
-        Op::DenseForward { output, .. }
-        | Op::ConvForward { output, .. }
-        | Op::BatchNormForward { output, .. }
-        | Op::ActivationForward { output, .. }
-        | Op::LayerForward { output, .. } => output,
+        Op::DenseForward { output, .. } | Op::ConvForward { output, .. } | Op::BatchNormForward { output, .. } => {
+            (output, true)
+        }
+        Op::ActivationForward { output, .. } | Op::LayerForward { output, .. } => (output, false),
         Op::Gather
         | Op::Tick
         | Op::Loss { .. }
