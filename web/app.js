@@ -89,7 +89,7 @@ async function train(model, epochs) {
   stopRequested = false;
   $("stop").disabled = false; $("train").disabled = true;
   points.length = 0;
-  status(session.start(model, LR[model] ?? 1e-3, BATCH, 0n));
+  status(session.start(model, LR[model] ?? 1e-3, BATCH, 0n, epochs));
   const perEpoch = session.batches_per_epoch();
   let report = null, samples = 0, seconds = 0;
   try {
@@ -177,7 +177,7 @@ $("save").onclick = () => guard(async () => {
 $("load").onchange = () => guard(async () => {
   const file = $("load").files[0];
   if (!file) return;
-  const summary = session.load_checkpoint(new Uint8Array(await file.arrayBuffer()), 1e-3, BATCH);
+  const summary = session.load_checkpoint(new Uint8Array(await file.arrayBuffer()), 1e-3, BATCH, Number($("epochs").value));
   $("save").disabled = false;
   status(`loaded ${file.name}:\n${summary}`);
 });

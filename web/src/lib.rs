@@ -19,7 +19,7 @@ use std::sync::Arc;
 use shadergrad::data::{Dataset, Mnist, batches, epoch_order};
 use shadergrad::gpu::{AdapterRequest, ConvPath, GpuContext, MatmulKernel};
 use shadergrad::model::{Checkpoint, LossKind, Network, NetworkSpec, Progress};
-use shadergrad::train::{Backend, CpuBackend, GpuBackend, Totals, TrainConfig};
+use shadergrad::train::{Backend, CpuBackend, GpuBackend, LrSchedule, Totals, TrainConfig};
 use shadergrad::{Optimizer, Result};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
@@ -104,6 +104,13 @@ struct State {
     ctx: Option<Arc<GpuContext>>,
     data: Option<Mnist>,
     run: Option<Run>,
+}
+
+/// The learning rate of `epoch` under the run's schedule (past the last epoch: its floor).
+fn epoch_lr(config: &TrainConfig, epoch: usize) -> f32 {
+    config
+        .schedule
+        .lr(config.optimizer.lr(), epoch.min(config.epochs - 1), config.epochs)
 }
 
 /// Adds a part's totals to the epoch's.
@@ -206,23 +213,43 @@ impl Session {
     }
 
     /// Starts training `model` (a preset name, `mlp`, `lenet`, `lenet_bn`, or a model in the
-    /// text form) from a seeded initialisation with Adam at `lr`; returns the model's summary.
-    pub fn start(&self, model: &str, lr: f32, batch_size: usize, seed: u64) -> std::result::Result<String, JsValue> {
+    /// text form) from a seeded initialisation with Adam at `lr`, decayed over `epochs` on a
+    /// cosine as the native `mnist` example does; returns the model's summary.
+    pub fn start(
+        &self,
+        model: &str,
+        lr: f32,
+        batch_size: usize,
+        seed: u64,
+        epochs: usize,
+    ) -> std::result::Result<String, JsValue> {
         let spec = model_spec(model).map_err(js_error)?;
         let network = Network::init(&spec, seed);
-        self.begin(network, lr, batch_size, seed)
+        self.begin(network, (lr, epochs), batch_size, seed)
     }
 
-    fn begin(&self, network: Network, lr: f32, batch_size: usize, seed: u64) -> std::result::Result<String, JsValue> {
+    fn begin(
+        &self,
+        network: Network,
+        (lr, epochs): (f32, usize),
+        batch_size: usize,
+        seed: u64,
+    ) -> std::result::Result<String, JsValue> {
         let mut state = borrow(&self.state)?;
         let summary = network.summary();
         let config = TrainConfig {
             optimizer: Optimizer::adam(lr),
+            schedule: LrSchedule::Cosine { min_lr: 0.0 },
+            epochs: epochs.max(1),
             batch_size,
             seed,
             ..TrainConfig::default()
         };
         let mut engine = Engine::new(state.ctx.as_ref(), network, &config).map_err(js_error)?;
+        engine
+            .backend()
+            .set_learning_rate(epoch_lr(&config, 0))
+            .map_err(js_error)?;
         if let Engine::Gpu(gpu) = &mut engine {
             gpu.set_steps_per_submit(STEPS_PER_SUBMIT);
         }
@@ -302,6 +329,8 @@ impl Session {
             let test = run.engine.evaluate(&data.test).await.map_err(js_error)?;
             run.epoch += 1;
             run.done = 0;
+            let lr = epoch_lr(&run.config, run.epoch);
+            run.engine.backend().set_learning_rate(lr).map_err(js_error)?;
             run.order = epoch_order(data.train.len(), run.config.seed, run.epoch, true);
             let report = serde_json::json!({
                 "epoch": run.epoch,
@@ -359,10 +388,16 @@ impl Session {
 
     /// Loads a checkpoint (one the native trainer wrote, or this page saved) to classify with
     /// or to train further; returns the model's summary.
-    pub fn load_checkpoint(&self, bytes: &[u8], lr: f32, batch_size: usize) -> std::result::Result<String, JsValue> {
+    pub fn load_checkpoint(
+        &self,
+        bytes: &[u8],
+        lr: f32,
+        batch_size: usize,
+        epochs: usize,
+    ) -> std::result::Result<String, JsValue> {
         let checkpoint = Checkpoint::from_bytes(bytes, None).map_err(js_error)?;
         let seed = checkpoint.progress.seed;
-        self.begin(checkpoint.network, lr, batch_size, seed)
+        self.begin(checkpoint.network, (lr, epochs), batch_size, seed)
     }
 }
 
