@@ -225,6 +225,23 @@ def main():
         if got != label:
             failures.append(f"the native checkpoint loaded in the page classified test digit 0 ({label}) as {got}")
 
+        # Bad input as a person gives it: a damaged checkpoint, a blank canvas. Each is refused
+        # with a message naming the problem, and the page keeps working.
+        damaged = work / "damaged.safetensors"
+        damaged.write_bytes(native_ckpt.read_bytes()[:5000])
+        page.send_file("#load", damaged)
+        page.run("while (!/error/.test(document.getElementById('status').textContent)) await new Promise(r => setTimeout(r, 50));")
+        refused = page.run("return document.getElementById('status').textContent;")
+        print(f"a damaged checkpoint: {refused}")
+        if "truncated" not in refused and "not a safetensors" not in refused:
+            failures.append(f"a damaged checkpoint was not refused with a reason: {refused!r}")
+        blank = page.run("document.getElementById('clear').click(); "
+                         "try { await window.shadergradPage.classify(); return 'classified'; } "
+                         "catch (e) { return String(e.message || e); }")
+        print(f"a blank canvas: {blank}")
+        if "blank" not in blank:
+            failures.append(f"a blank canvas was not refused as blank: {blank!r}")
+
         # 5. Every shader module against its CPU twin, in the browser.
         report = page.run("return await window.shadergradPage.checkKernels();")
         results["kernels"] = report
