@@ -7,7 +7,7 @@ use shadergrad::model::Checkpoint;
 
 fuzz_target!(|bytes: &[u8]| {
     if let Ok(checkpoint) = Checkpoint::from_bytes(bytes, None) {
-        assert_eq!(checkpoint.network.layers.len(), checkpoint.network.spec.dense_count());
+        assert_eq!(checkpoint.network.layers.len(), checkpoint.network.spec.param_layer_count());
         assert!(checkpoint.network.is_finite());
         let again = Checkpoint::from_bytes(&checkpoint.to_bytes().unwrap(), None).unwrap();
         assert_eq!(again, checkpoint);

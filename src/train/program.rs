@@ -5,7 +5,8 @@
 //!
 //! Tensors are batch activations `[rows × width]`: tensor 0 is the gathered input, each forward
 //! op writes a new one. Each tensor that needs one has a gradient buffer of the same shape. For
-//! the output of a dense layer fused with its activation, that buffer holds the gradient with
+//! the output of a layer with parameters (dense, conv, batch norm) fused with its activation,
+//! that buffer holds the gradient with
 //! respect to the *pre-activation* (`dZ`): whoever computes it multiplies by `act'` of the
 //! stored output (the `input_act` of the backward ops), so no pre-activation is ever stored.
 
@@ -236,11 +237,13 @@ pub(crate) struct StepProgram {
 
 /// Plans `stage` of `spec`'s step; `clip` adds the gradient-norm op.
 ///
-/// Fusion: a dense layer followed by an activation runs as one `act(X·Wᵀ + b)` op, unless that
-/// activation is the model's last layer (the loss head needs `dLoss/dA` turned into `dZ`, a
+/// Fusion: a layer with parameters (dense, conv, batch norm) followed by an activation runs as
+/// one op with the activation applied to its output (`act(X·Wᵀ + b)` for a dense layer), unless
+/// that activation is the model's last layer (the loss head needs `dLoss/dA` turned into `dZ`, a
 /// separate op either way) or is followed by another activation (whose backward then sees a
 /// plain input). Backward fuses each fused activation's derivative into the op that computes
-/// its gradient: the next dense layer's `dZ·W` epilogue, or the next dropout's mask.
+/// its gradient: the next dense layer's `dZ·W` epilogue, the next conv's or batch norm's input
+/// gradient, or the next dropout's or pooling's mask.
 pub(crate) fn plan(spec: &NetworkSpec, stage: Stage, clip: bool) -> StepProgram {
     // What each layer does in this stage; those that do nothing (dropout at evaluation and at
     // rate 0, flatten) are left out before fusion is decided. Each keeps its position.
