@@ -121,12 +121,7 @@ fn cnn_checkpoints_use_conv2d_names_and_shapes_and_round_trip() {
     )
     .unwrap();
     let mut r = common::rng("cnn checkpoint data");
-    let features = common::random_vec(&mut r, 64 * 36, 1.0);
-    let labels = features
-        .chunks(36)
-        .map(|x| u32::from(x[7] > 0.0) + u32::from(x[20] > 0.5))
-        .collect();
-    let data = Dataset::classification(features, 36, labels, 3).unwrap();
+    let data = image_data(&mut r);
     let mut trainer = Trainer::new(Network::init(&spec, 1), &Device::Cpu, config(Optimizer::adam(1e-2))).unwrap();
     trainer.train_epoch(&data, None, &mut |_, _| {}).unwrap();
     let checkpoint = trainer.checkpoint().unwrap();
@@ -152,6 +147,16 @@ fn cnn_checkpoints_use_conv2d_names_and_shapes_and_round_trip() {
     assert_eq!(again.predict(&x, 3).unwrap(), trainer.predict(&x, 3).unwrap());
 }
 
+/// 64 seeded 1×6×6 images in 3 classes.
+fn image_data(r: &mut rand::rngs::StdRng) -> Dataset {
+    let features = common::random_vec(r, 64 * 36, 1.0);
+    let labels = features
+        .chunks(36)
+        .map(|x| u32::from(x[7] > 0.0) + u32::from(x[20] > 0.5))
+        .collect();
+    Dataset::classification(features, 36, labels, 3).unwrap()
+}
+
 fn batch_norm_spec() -> NetworkSpec {
     NetworkSpec::parse("12,dense20,batchnorm,relu,dense3", LossKind::SoftmaxCrossEntropy).unwrap()
 }
@@ -167,12 +172,7 @@ fn batch_norm_checkpoints_use_pytorch_names_and_round_trip() {
     )
     .unwrap();
     let mut r = common::rng("batch norm checkpoint data");
-    let features = common::random_vec(&mut r, 64 * 36, 1.0);
-    let labels = features
-        .chunks(36)
-        .map(|x| u32::from(x[7] > 0.0) + u32::from(x[20] > 0.5))
-        .collect();
-    let data = Dataset::classification(features, 36, labels, 3).unwrap();
+    let data = image_data(&mut r);
     let mut trainer = Trainer::new(Network::init(&spec, 1), &Device::Cpu, config(Optimizer::adam(1e-2))).unwrap();
     let report = trainer.train_epoch(&data, None, &mut |_, _| {}).unwrap();
     let checkpoint = trainer.checkpoint().unwrap();

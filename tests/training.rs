@@ -8,6 +8,7 @@ use rand::RngExt;
 use shadergrad::data::{Dataset, batches, epoch_order};
 use shadergrad::gpu::{AdapterRequest, GpuContext, Pairing, PairingRequest};
 use shadergrad::model::{LossKind, Network, NetworkSpec};
+use shadergrad::train::agreement::training_drift;
 use shadergrad::train::{Backend, CpuBackend, Device, GpuBackend, LrSchedule, TrainConfig, Trainer};
 use shadergrad::{Activation, Error, Optimizer};
 
@@ -78,29 +79,8 @@ fn compare_backends_on(
     let mut gpu = GpuBackend::new(ctx, &network, &common::config(optimizer, batch, clip)).unwrap();
     let order = epoch_order(data.len(), 3, 0, true);
     let all: Vec<&[u32]> = batches(&order, batch, false).cycle().take(steps).collect();
-    let mut worst_loss: f64 = 0.0;
-    for b in &all {
-        cpu.train_batches(data, &[b]).unwrap();
-        gpu.train_batches(data, &[b]).unwrap();
-        let (c, g) = (cpu.take_train_totals().unwrap(), gpu.take_train_totals().unwrap());
-        assert_eq!(c.samples, g.samples);
-        let drift = (c.loss_sum - g.loss_sum).abs() / c.loss_sum.abs().max(1e-12);
-        worst_loss = worst_loss.max(drift);
-    }
-    let (cn, gn) = (cpu.network().unwrap(), gpu.network().unwrap());
-    // Per layer, over all its tensors together: a bias right before a batch norm has a zero
-    // gradient in exact arithmetic, so its values are rounding noise (~1e-9) that differs
-    // between the backends; next to its weight it weighs nothing, on its own it is all error.
-    let flat = |l: &shadergrad::model::LayerTensors| -> Vec<f32> {
-        l.tensors.iter().flat_map(|t| t.values.iter().copied()).collect()
-    };
-    let worst_param = cn
-        .layers
-        .iter()
-        .zip(&gn.layers)
-        .map(|(c, g)| relative(&flat(g), &flat(c)))
-        .fold(0.0, f64::max);
-    (worst_loss, worst_param)
+    let drift = pollster::block_on(training_drift(&mut cpu, &mut gpu, data, &all)).unwrap();
+    (drift.loss, drift.tensors)
 }
 
 #[test]

@@ -1,6 +1,9 @@
 //! Training: the step program written once ([`Stage`], planned in `program`), its two
 //! executors (the CPU backend and the GPU backend), schedules and the loop.
 
+/// How closely the GPU backend trains as the CPU does (`internals` only).
+#[cfg(feature = "internals")]
+pub mod agreement;
 mod backend;
 pub(crate) mod cpu_backend;
 mod cpu_exec;

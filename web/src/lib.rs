@@ -19,6 +19,7 @@ use std::sync::Arc;
 use shadergrad::data::{Dataset, Mnist, batches, epoch_order};
 use shadergrad::gpu::{AdapterRequest, ConvPath, GpuContext, MatmulKernel};
 use shadergrad::model::{Checkpoint, LossKind, Network, NetworkSpec, Progress};
+use shadergrad::train::agreement::training_drift;
 use shadergrad::train::{Backend, CpuBackend, GpuBackend, LrSchedule, Totals, TrainConfig};
 use shadergrad::{Optimizer, Result};
 use wasm_bindgen::prelude::*;
@@ -526,33 +527,9 @@ async fn compare(ctx: Arc<GpuContext>, text: &str, loss: LossKind, optimizer: Op
     let mut cpu = CpuBackend::new(network.clone(), &config)?;
     let mut gpu = GpuBackend::new(ctx, &network, &config)?;
     let order = epoch_order(data.len(), 3, 0, true);
-    let mut worst_loss: f64 = 0.0;
-    for batch in batches(&order, 16, false).cycle().take(20) {
-        cpu.train_batches(&data, &[batch])?;
-        gpu.train_batches(&data, &[batch])?;
-        let c = cpu.take_train_totals()?;
-        let g = gpu.take_train_totals_async().await?;
-        worst_loss = worst_loss.max((c.loss_sum - g.loss_sum).abs() / c.loss_sum.abs().max(1e-12));
-    }
-    let (c, g) = (cpu.network()?, gpu.network_async().await?);
-    let flat = |l: &shadergrad::model::LayerTensors| -> Vec<f64> {
-        l.tensors
-            .iter()
-            .flat_map(|t| t.values.iter().map(|&v| f64::from(v)))
-            .collect()
-    };
-    let worst_param = c
-        .layers
-        .iter()
-        .zip(&g.layers)
-        .map(|(c, g)| {
-            let (c, g) = (flat(c), flat(g));
-            let diff: f64 = c.iter().zip(&g).map(|(a, b)| (a - b).powi(2)).sum();
-            let norm: f64 = c.iter().map(|a| a * a).sum();
-            (diff / norm.max(1e-30)).sqrt()
-        })
-        .fold(0.0, f64::max);
-    Ok((worst_loss, worst_param))
+    let steps: Vec<&[u32]> = batches(&order, 16, false).cycle().take(20).collect();
+    let drift = training_drift(&mut cpu, &mut gpu, &data, &steps).await?;
+    Ok((drift.loss, drift.tensors))
 }
 
 /// Seeded data for a check: class labels from a fixed projection of the inputs, or targets in
