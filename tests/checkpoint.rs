@@ -499,7 +499,10 @@ fn settings_given_on_resume_take_effect(device: Device) {
             );
         }
     }
-    // Without skipping, the run stops and the good checkpoint stays as it was.
+    // Without skipping, the run stops and the good checkpoint stays as it was. Which guard
+    // stops it depends on the data: a loss that overflows (non-finite), parameters that do, or
+    // a loss that stays finite but huge (SHADERGRAD_TEST_SEED=1796479060771961183 reached
+    // 1.8e29 on lavapipe) — each is a refusal.
     std::fs::write(&path, &good).unwrap();
     let stopped = resume_with(TrainConfig {
         optimizer: Optimizer::adam(1e30),
@@ -508,7 +511,7 @@ fn settings_given_on_resume_take_effect(device: Device) {
     assert!(
         matches!(
             stopped,
-            Err(Error::NonFiniteLoss { .. } | Error::NonFiniteParameters { .. })
+            Err(Error::NonFiniteLoss { .. } | Error::NonFiniteParameters { .. } | Error::Diverged { .. })
         ),
         "{stopped:?}"
     );
