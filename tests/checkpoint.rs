@@ -2,7 +2,6 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use safetensors::tensor::{Dtype, TensorView};
@@ -12,11 +11,8 @@ use shadergrad::model::{Checkpoint, LossKind, Network, NetworkSpec};
 use shadergrad::train::{Device, LrSchedule, TrainConfig, Trainer};
 use shadergrad::{Activation, Error, Optimizer};
 
-fn temp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("shadergrad-ckpt-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+fn temp(name: &str) -> common::TempDir {
+    common::TempDir::new(&format!("ckpt-{name}"))
 }
 
 fn data() -> Dataset {

@@ -1,7 +1,9 @@
 //! The IDX reader and MNIST loader on small generated files, including corrupt ones; batch order.
 
+mod common;
+
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use shadergrad::Error;
 use shadergrad::data::idx::{IdxArray, encode_idx, parse_idx, read_idx};
@@ -13,11 +15,8 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
     e.finish().unwrap()
 }
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("shadergrad-test-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+fn temp_dir(name: &str) -> common::TempDir {
+    common::TempDir::new(&format!("test-{name}"))
 }
 
 fn images(n: usize) -> IdxArray {

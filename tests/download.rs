@@ -1,9 +1,10 @@
 //! The downloader against a local loopback HTTP server serving small generated files.
 #![cfg(feature = "download")]
 
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -62,10 +63,9 @@ fn serve(files: Vec<(&'static str, Vec<u8>)>) -> Server {
     Server { base, requests }
 }
 
-fn temp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("shadergrad-dl-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+/// A folder path for `name`, not created: the code under test makes it.
+fn temp(name: &str) -> common::TempDir {
+    common::TempDir::unmade(&format!("dl-{name}"))
 }
 
 #[test]

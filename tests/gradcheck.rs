@@ -126,6 +126,10 @@ fn loss_gradients() {
 
 /// Central-difference check of the real step program (planned once, run by the CPU executor in
 /// f64) on one model: every parameter's gradient, dropout masks fixed by the step counter.
+///
+/// The callers draw from [`common::fixed_rng`]: among the thousands of ReLU and max-pool inputs a
+/// check makes, one within `H` of its kink (about one fresh draw in a thousand) puts half the
+/// jump in slope into a difference quotient. That is the check's limit, not a wrong gradient.
 fn check_program(spec: &NetworkSpec, rng: &mut StdRng) {
     let rows = 3;
     let network = Network::init(spec, 7);
@@ -163,7 +167,7 @@ fn check_program(spec: &NetworkSpec, rng: &mut StdRng) {
 
 #[test]
 fn the_step_program_gradients_for_every_activation_and_head() {
-    let mut rng = common::rng("program_gradients");
+    let mut rng = common::fixed_rng("program_gradients");
     for loss in LossKind::ALL {
         for act in Activation::ALL {
             let spec = NetworkSpec::new(&[5, 7, 6, 4], act, loss).unwrap();
@@ -174,7 +178,7 @@ fn the_step_program_gradients_for_every_activation_and_head() {
 
 #[test]
 fn the_step_program_gradients_for_every_layer_arrangement() {
-    let mut rng = common::rng("layer_gradients");
+    let mut rng = common::fixed_rng("layer_gradients");
     for (text, loss) in [
         // Dropout after a fused dense+activation (its backward applies relu') and elsewhere.
         (
@@ -205,7 +209,7 @@ fn the_step_program_gradients_for_every_layer_arrangement() {
 
 #[test]
 fn the_step_program_gradients_for_conv_and_pool_layers() {
-    let mut rng = common::rng("conv_gradients");
+    let mut rng = common::fixed_rng("conv_gradients");
     for (text, loss) in [
         // The LeNet shape in small: conv + relu fused, then pooling (its backward applies relu').
         (
@@ -238,7 +242,7 @@ fn the_step_program_gradients_for_conv_and_pool_layers() {
 /// on the input (no input gradient) and as the last layer.
 #[test]
 fn the_step_program_gradients_through_batch_norm() {
-    let mut rng = common::rng("gradcheck_batch_norm");
+    let mut rng = common::fixed_rng("gradcheck_batch_norm");
     for (text, loss) in [
         ("5,dense7,batchnorm,relu,dense4", LossKind::SoftmaxCrossEntropy),
         (

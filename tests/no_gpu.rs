@@ -82,8 +82,7 @@ fn backend_names_parse_and_bad_ones_are_refused() {
 #[test]
 #[cfg(all(feature = "download", feature = "plot", feature = "progress", feature = "png"))]
 fn the_examples_run_on_the_cpu_by_default_and_fail_when_a_gpu_is_required() {
-    let out_dir = std::env::temp_dir().join(format!("shadergrad-no-gpu-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&out_dir);
+    let out_dir = common::TempDir::unmade("no-gpu");
     let run = |extra: &[&str]| {
         let mut cmd = Command::new(common::example("mnist"));
         cmd.args(["--epochs", "1", "--limit-train", "600", "--limit-test", "200", "--out"])

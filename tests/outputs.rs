@@ -3,17 +3,16 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use shadergrad::data::Dataset;
 use shadergrad::model::{LossKind, Network, NetworkSpec};
 use shadergrad::train::{Device, EpochRow, MetricsLog, TrainConfig, Trainer};
 use shadergrad::{Activation, Error};
 
-fn temp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("shadergrad-out-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+/// A folder path for `name`, not created: the code under test makes it.
+fn temp(name: &str) -> common::TempDir {
+    common::TempDir::unmade(&format!("out-{name}"))
 }
 
 #[test]

@@ -99,8 +99,7 @@ proptest! {
             prop_assert_eq!(again, c);
         }
         // The file path (header-checked read) agrees: never a panic.
-        let dir = std::env::temp_dir().join(format!("shadergrad-prop-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = common::TempDir::new("prop");
         let path = dir.join("c.safetensors");
         std::fs::write(&path, &bytes).unwrap();
         let _ = Checkpoint::load(&path);

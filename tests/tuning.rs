@@ -43,8 +43,7 @@ fn cache_file(dir: &Path) -> PathBuf {
 #[test]
 fn kernel_choice_is_timed_then_cached_and_can_be_forced() {
     let shared = gpu_or_skip!();
-    let dir = std::env::temp_dir().join(format!("shadergrad-tuning-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = common::TempDir::unmade("tuning");
 
     // First run: every candidate is timed and the fastest kept.
     let choices = forward_layer(&open(&dir, None));
@@ -181,8 +180,7 @@ fn kernel_names_round_trip() {
 #[test]
 fn conv_path_follows_the_measured_matmul_choice() {
     let shared = gpu_or_skip!();
-    let dir = std::env::temp_dir().join(format!("shadergrad-conv-path-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = common::TempDir::unmade("conv-path");
     // The preset's second convolution at batch 128.
     let shape = gpu::ConvShape {
         geometry: shadergrad::model::ConvGeometry {
@@ -201,7 +199,7 @@ fn conv_path_follows_the_measured_matmul_choice() {
     let ctx = GpuContext::with_request(&AdapterRequest {
         matmul_kernel: None,
         conv_path: None,
-        kernel_cache_dir: Some(dir.clone()),
+        kernel_cache_dir: Some(dir.to_path_buf()),
         ..AdapterRequest::from_env().unwrap()
     })
     .unwrap();
@@ -266,8 +264,7 @@ fn layer_grads(ctx: &GpuContext) -> Vec<(gpu::PairClass, gpu::Pairing, ChoiceSou
 #[test]
 fn pairing_is_timed_then_cached_except_on_cpu_adapters_and_can_be_forced() {
     let shared = gpu_or_skip!();
-    let dir = std::env::temp_dir().join(format!("shadergrad-pairing-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = common::TempDir::unmade("pairing");
     // The matmul kernel is forced: which kernel timing picks varies from run to run, and whether
     // the device binds a pair depends on the kernel (the tiled pair binds 10 storage buffers,
     // the others 14).
@@ -275,7 +272,7 @@ fn pairing_is_timed_then_cached_except_on_cpu_adapters_and_can_be_forced() {
         GpuContext::with_request(&AdapterRequest {
             pairing,
             matmul_kernel: Some(kernel),
-            kernel_cache_dir: Some(dir.clone()),
+            kernel_cache_dir: Some(dir.to_path_buf()),
             ..AdapterRequest::from_env().unwrap()
         })
         .unwrap()
@@ -338,8 +335,7 @@ fn pairing_is_timed_then_cached_except_on_cpu_adapters_and_can_be_forced() {
 #[test]
 fn a_cache_that_cannot_be_used_is_reported_and_never_blocks() {
     let _ = gpu_or_skip!();
-    let base = std::env::temp_dir().join(format!("shadergrad-bad-cache-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&base);
+    let base = common::TempDir::unmade("bad-cache");
     let (fifo, device, under_a_file) = (base.join("fifo"), base.join("device"), base.join("file/sub"));
     for dir in [&fifo, &device] {
         std::fs::create_dir_all(dir).unwrap();
@@ -357,7 +353,7 @@ fn a_cache_that_cannot_be_used_is_reported_and_never_blocks() {
         (&under_a_file, "Not a directory"),
     ] {
         let ctx = GpuContext::with_request(&AdapterRequest {
-            kernel_cache_dir: Some(dir.clone()),
+            kernel_cache_dir: Some(dir.to_path_buf()),
             ..AdapterRequest::from_env().unwrap()
         })
         .unwrap();
@@ -377,8 +373,7 @@ fn a_cache_that_cannot_be_used_is_reported_and_never_blocks() {
 #[test]
 fn recording_never_times_and_planning_lists_the_choices() {
     let _ = gpu_or_skip!();
-    let dir = std::env::temp_dir().join(format!("shadergrad-planning-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = common::TempDir::unmade("planning");
     let ctx = open(&dir, None);
     let d = MatmulDims::new(37, 53, 29);
     let (a, b) = (
