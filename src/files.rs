@@ -20,21 +20,48 @@ pub(crate) fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::i
 }
 
 /// Temporary names that exist right now in this process (between a save's link and its
-/// rename): what [`remove_unfinished_temps`] removes when a signal ends the process.
+/// rename): what [`remove_unfinished_temps`] removes when a save does not finish in time.
 static UNFINISHED: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
 
-/// Removes the temporary files of saves this process has under way, for a signal handler that
-/// is about to end the process (the examples install one for Ctrl-C and SIGTERM). The file
-/// being replaced keeps its previous content.
+/// Held by a save for as long as its temporary name may exist. A signal handler that ends the
+/// process takes it and never gives it back: the save under way finishes first (its name is
+/// gone by its rename), and none starts after.
+static NAMED_WINDOW: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// How long [`remove_unfinished_temps`] waits for a save under way to finish.
+const FINISH_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Makes sure no save of this process leaves a temporary file, for a signal handler that is
+/// about to end the process (the examples install one for Ctrl-C and SIGTERM). A save under way
+/// finishes first (waiting up to 5 s; after that its temporary file is removed instead, and the
+/// file being replaced keeps its previous content). After this call every save in this process
+/// waits forever: call it only right before the process exits.
+///
+/// Signal handlers run on their own thread (as the `ctrlc` crate's do), so the save they
+/// interrupt goes on meanwhile; simply removing the names it had then raced with a save that
+/// linked its name an instant later.
 pub fn remove_unfinished_temps() {
+    let deadline = std::time::Instant::now() + FINISH_WAIT;
+    loop {
+        match NAMED_WINDOW.try_lock() {
+            Ok(gate) => return std::mem::forget(gate),
+            Err(std::sync::TryLockError::Poisoned(gate)) => return std::mem::forget(gate.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(5))
+            }
+            Err(std::sync::TryLockError::WouldBlock) => break,
+        }
+    }
     let names = UNFINISHED.lock().unwrap_or_else(|p| p.into_inner());
     for name in names.iter() {
         let _ = std::fs::remove_file(name);
     }
 }
 
-/// Keeps `temp` in [`UNFINISHED`] while `f` runs.
+/// Runs `f`, which may give `temp` a name, inside the named window: listed in [`UNFINISHED`]
+/// and holding [`NAMED_WINDOW`].
 fn while_unfinished<R>(temp: &Path, f: impl FnOnce() -> R) -> R {
+    let _window = NAMED_WINDOW.lock().unwrap_or_else(|p| p.into_inner());
     UNFINISHED
         .lock()
         .unwrap_or_else(|p| p.into_inner())
@@ -217,31 +244,36 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     if let Some(result) = write_unnamed_then_rename(&target, &temp, bytes) {
         return result;
     }
-    let result = while_unfinished(&temp, || {
-        // This process's own leftover (a save that failed half way) goes first; `create_new`
-        // then never follows a symlink or opens a FIFO someone put at the temporary name.
-        if std::fs::symlink_metadata(&temp).is_ok() {
-            std::fs::remove_file(&temp).map_err(io("remove the old temporary file", &temp))?;
+    while_unfinished(&temp, || {
+        let written = write_named_then_rename(&target, &temp, bytes);
+        if written.is_err() {
+            let _ = std::fs::remove_file(&temp);
         }
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&temp)
-            .map_err(io("create", &temp))?;
-        file.write_all(bytes).map_err(io("write", &temp))?;
-        file.sync_all().map_err(io("write", &temp))?;
-        std::fs::rename(&temp, &target).map_err(io("rename a temporary file onto", &target))?;
-        // The rename itself must reach the disk before the file counts as saved.
-        #[cfg(unix)]
-        std::fs::File::open(folder_of(&target))
-            .and_then(|d| d.sync_all())
-            .map_err(io("sync the folder of", &target))?;
-        Ok(())
-    });
-    if result.is_err() {
-        let _ = std::fs::remove_file(&temp);
+        written
+    })
+}
+
+/// Writes `bytes` to the temporary name `temp`, syncs it and renames it over `target`.
+fn write_named_then_rename(target: &Path, temp: &Path, bytes: &[u8]) -> Result<()> {
+    // This process's own leftover (a save that failed half way) goes first; `create_new` then
+    // never follows a symlink or opens a FIFO someone put at the temporary name.
+    if std::fs::symlink_metadata(temp).is_ok() {
+        std::fs::remove_file(temp).map_err(io("remove the old temporary file", temp))?;
     }
-    result
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(temp)
+        .map_err(io("create", temp))?;
+    file.write_all(bytes).map_err(io("write", temp))?;
+    file.sync_all().map_err(io("write", temp))?;
+    std::fs::rename(temp, target).map_err(io("rename a temporary file onto", target))?;
+    // The rename itself must reach the disk before the file counts as saved.
+    #[cfg(unix)]
+    std::fs::File::open(folder_of(target))
+        .and_then(|d| d.sync_all())
+        .map_err(io("sync the folder of", target))?;
+    Ok(())
 }
 
 /// An exclusive lock on an output (a run's folder or a checkpoint), held until dropped or until
@@ -337,12 +369,16 @@ fn write_unnamed_then_rename(target: &Path, temp: &Path, bytes: &[u8]) -> Option
                 libc::AT_SYMLINK_FOLLOW,
             )
         };
-        (linked == 0).then(|| std::fs::rename(temp, target).map_err(io("rename a temporary file onto", target)))
+        (linked == 0).then(|| {
+            let renamed = std::fs::rename(temp, target).map_err(io("rename a temporary file onto", target));
+            if renamed.is_err() {
+                let _ = std::fs::remove_file(temp);
+            }
+            renamed
+        })
     });
-    let renamed = linked_and_renamed?;
-    if renamed.is_err() {
-        let _ = std::fs::remove_file(temp);
-        return Some(renamed);
+    if let Err(e) = linked_and_renamed? {
+        return Some(Err(e));
     }
     Some(
         std::fs::File::open(&folder)
