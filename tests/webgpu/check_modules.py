@@ -107,8 +107,9 @@ def run_browser(chromium, url, timeout, stderr_path):
     profile = tempfile.mkdtemp(prefix="shadergrad-chromium-")
     try:
         with open(stderr_path, "wb") as err:
+            # TMPDIR: Chromium's singleton socket goes in the profile too, removed with it.
             proc = subprocess.Popen([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", url],
-                                    stdout=subprocess.DEVNULL, stderr=err)
+                                    stdout=subprocess.DEVNULL, stderr=err, env={**os.environ, "TMPDIR": profile})
             try:
                 arrived = Handler.done.wait(timeout)
             finally:

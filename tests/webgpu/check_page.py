@@ -18,8 +18,10 @@ import base64
 import functools
 import http.server
 import json
+import os
 import pathlib
 import re
+import shutil
 import socket
 import struct
 import subprocess
@@ -158,10 +160,11 @@ def main():
     server = http.server.ThreadingHTTPServer(("127.0.0.1", port), functools.partial(Quiet, directory=str(REPO)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     driver_port = free_port()
-    chromedriver = subprocess.Popen(["chromedriver", f"--port={driver_port}"], stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.DEVNULL)
     failures, results = [], {}
     work = pathlib.Path(tempfile.mkdtemp(prefix="shadergrad-page-"))
+    # Chromium's profiles and singleton sockets go in `work` too, so a run leaves nothing behind.
+    chromedriver = subprocess.Popen(["chromedriver", f"--port={driver_port}"], stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL, env={**os.environ, "TMPDIR": str(work)})
     try:
         for _ in range(100):
             try:
@@ -278,7 +281,9 @@ def main():
         pathlib.Path(args.json).write_text(json.dumps(results, indent=2))
     if failures:
         print("FAILED:\n  " + "\n  ".join(failures))
+        print(f"(the checkpoints and images it used are kept in {work})")
         sys.exit(1)
+    shutil.rmtree(work, ignore_errors=True)
     print("page: every check passed")
 
 
