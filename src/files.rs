@@ -59,7 +59,9 @@ pub fn remove_unfinished_temps() {
 }
 
 /// Runs `f`, which may give `temp` a name, inside the named window: listed in [`UNFINISHED`]
-/// and holding [`NAMED_WINDOW`].
+/// and holding [`NAMED_WINDOW`]. The name is gone when the window closes: renamed by a save
+/// that succeeded, removed here after one that failed. (It holds this process's PID, and the
+/// window admits one save at a time, so nothing else can have made it.)
 fn while_unfinished<R>(temp: &Path, f: impl FnOnce() -> R) -> R {
     let _window = NAMED_WINDOW.lock().unwrap_or_else(|p| p.into_inner());
     UNFINISHED
@@ -67,6 +69,7 @@ fn while_unfinished<R>(temp: &Path, f: impl FnOnce() -> R) -> R {
         .unwrap_or_else(|p| p.into_inner())
         .push(temp.to_path_buf());
     let result = f();
+    let _ = std::fs::remove_file(temp);
     UNFINISHED
         .lock()
         .unwrap_or_else(|p| p.into_inner())
@@ -244,13 +247,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     if let Some(result) = write_unnamed_then_rename(&target, &temp, bytes) {
         return result;
     }
-    while_unfinished(&temp, || {
-        let written = write_named_then_rename(&target, &temp, bytes);
-        if written.is_err() {
-            let _ = std::fs::remove_file(&temp);
-        }
-        written
-    })
+    while_unfinished(&temp, || write_named_then_rename(&target, &temp, bytes))
 }
 
 /// Writes `bytes` to the temporary name `temp`, syncs it and renames it over `target`.
@@ -369,13 +366,7 @@ fn write_unnamed_then_rename(target: &Path, temp: &Path, bytes: &[u8]) -> Option
                 libc::AT_SYMLINK_FOLLOW,
             )
         };
-        (linked == 0).then(|| {
-            let renamed = std::fs::rename(temp, target).map_err(io("rename a temporary file onto", target));
-            if renamed.is_err() {
-                let _ = std::fs::remove_file(temp);
-            }
-            renamed
-        })
+        (linked == 0).then(|| std::fs::rename(temp, target).map_err(io("rename a temporary file onto", target)))
     });
     if let Err(e) = linked_and_renamed? {
         return Some(Err(e));
