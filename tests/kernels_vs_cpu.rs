@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{GPU_TOLERANCE, assert_close, assert_close_floor, poisoned, random_labels, random_vec, rng};
+use common::{GPU_TOLERANCE, assert_close, assert_close_to, poisoned, random_labels, random_vec, rng};
 use rand::RngExt;
 use shadergrad::gpu::{GpuBuffer, Operand};
 use shadergrad::model::LossKind;
@@ -110,7 +110,7 @@ fn run_matmul(form: MatmulForm, d: MatmulDims, epilogue_kind: u8, act: Activatio
         ctx.run(&[&dispatch]).unwrap();
         let got = ctx.read(&gc).unwrap();
         let what = format!("matmul {kernel:?} {form:?} {d:?} epilogue {epilogue_kind} {act:?}");
-        worst = worst.max(assert_product_close(&what, &got, &want, &scale));
+        worst = worst.max(assert_close_to(&what, &got, &want, &scale));
     }
     worst
 }
@@ -169,7 +169,7 @@ fn assert_bias_grad(what: &str, got: &[f32], dz: &[f32], want: &[f32]) -> f64 {
     let range = DB_OFFSET..DB_OFFSET + want.len();
     let mut scale = vec![0.0f32; want.len()];
     cpu::bias_grad(&abs(dz), &mut scale, dz.len() / want.len(), want.len()).unwrap();
-    let error = assert_product_close(&format!("{what} db"), &got[range.clone()], want, &scale);
+    let error = assert_close_to(&format!("{what} db"), &got[range.clone()], want, &scale);
     let outside = got[..range.start].iter().chain(&got[range.end..]);
     assert!(
         outside.copied().all(f32::is_nan),
@@ -217,7 +217,7 @@ fn weight_grad_with_fused_bias_grad_matches_cpu() {
             .unwrap();
             ctx.run(&[&dispatch]).unwrap();
             let what = format!("weight_grad {kernel:?} {d:?}");
-            worst = worst.max(assert_product_close(
+            worst = worst.max(assert_close_to(
                 &format!("{what} dW"),
                 &ctx.read(&gdw).unwrap(),
                 &dw,
@@ -295,13 +295,13 @@ fn dense_grads_in_one_launch_match_cpu() {
             );
             ctx.run(&[&dispatch]).unwrap();
             let what = format!("dense_grads {kernel:?} {d:?} {act:?}");
-            worst = worst.max(assert_product_close(
+            worst = worst.max(assert_close_to(
                 &format!("{what} dW"),
                 &ctx.read(&gdw).unwrap(),
                 &dw,
                 &dw_scale,
             ));
-            worst = worst.max(assert_product_close(
+            worst = worst.max(assert_close_to(
                 &format!("{what} dX"),
                 &ctx.read(&gdx).unwrap(),
                 &dx,
@@ -329,12 +329,14 @@ fn elementwise_kernels_match_cpu() {
             let ga = poisoned(ctx, "a", len);
             let d = gpu::activation_forward(ctx, &gx, &ga, act).unwrap();
             ctx.run(&[&d]).unwrap();
-            worst = worst.max(assert_close_floor(
+            // A one-element tanh output of 1e-3 is off by one rounding of `exp` near 0 (3e-8):
+            // 3e-5 of itself, but nothing wrong with the kernel. Outputs are of order one.
+            let floor: Vec<f32> = a.iter().map(|v| v.abs().max(0.01)).collect();
+            worst = worst.max(assert_close_to(
                 &format!("activation_forward {act:?} {rows}x{cols}"),
                 &ctx.read(&ga).unwrap(),
                 &a,
-                GPU_TOLERANCE,
-                0.01,
+                &floor,
             ));
 
             // activation backward from the stored output
@@ -471,17 +473,10 @@ fn assert_dz_close(what: &str, head: Head, got: &[f32], want: &[f32], z: &[f32],
             Head::Mse => 2.0 * (z[i].abs() + targets[i].abs()) * inv_b,
             Head::Mae => inv_b,
         })
+        .zip(want)
+        .map(|(t, w)| t.max(w.abs()))
         .collect();
-    assert!(
-        got.iter().all(|v| v.is_finite()),
-        "{what}: dZ not finite: {:?}",
-        &got[..got.len().min(8)]
-    );
-    let gap: Vec<f32> = got.iter().zip(want).map(|(g, w)| g - w).collect();
-    let err = norm(&gap) / norm(want).max(norm(&terms));
-    eprintln!("{what}: error {err:.3e} of its terms' size");
-    assert!(err <= GPU_TOLERANCE, "{what}: dZ error {err:e} of its terms' size");
-    err
+    assert_close_to(&format!("{what} dZ"), got, want, &terms)
 }
 
 #[test]
@@ -1188,7 +1183,7 @@ fn conv2d_path_matches_cpu(ctx: &gpu::GpuContext, path: gpu::ConvPath) {
             ("dbias", &gdb, &db, &scales.1),
             ("dx", &gdx, &dx, &scales.2),
         ] {
-            worst = worst.max(assert_product_close(
+            worst = worst.max(assert_close_to(
                 &format!("{what} {name}"),
                 &ctx.read(got).unwrap(),
                 want,
@@ -1256,32 +1251,6 @@ fn max_pool2d_matches_cpu() {
 /// Element-wise absolute values: operands for a product's scale.
 fn abs(v: &[f32]) -> Vec<f32> {
     v.iter().map(|x| x.abs()).collect()
-}
-
-/// Asserts a product (a matmul, a convolution, a sum over rows) agrees with the CPU's to
-/// `GPU_TOLERANCE` of `‖scale‖`, the same product over the operands' absolute values: the size
-/// of the terms rounding works on. An output that cancels to near 0 is off by the rounding of
-/// its terms, not of itself: a 3-element dX of 0.0022 from terms of 0.25 differed from the CPU's
-/// by 5.4e-5 of itself (seed 1796482907469345427, block-tiled kernel under the validation
-/// layer). `scale` is at least `|want|` element-wise, so where nothing cancels this is the
-/// relative error of [`assert_close`].
-fn assert_product_close(what: &str, got: &[f32], want: &[f32], scale: &[f32]) -> f64 {
-    assert_eq!((got.len(), scale.len()), (want.len(), want.len()), "{what}: lengths");
-    let gap: Vec<f32> = got.iter().zip(want).map(|(g, w)| g - w).collect();
-    // NaN (an element never written) makes the error NaN, which fails.
-    let err = norm(&gap) / norm(scale).max(f64::MIN_POSITIVE);
-    eprintln!("{what}: error {err:.3e} of the terms' size");
-    assert!(
-        err <= GPU_TOLERANCE,
-        "{what}: error {err:e} of the terms' size > {GPU_TOLERANCE:e}\n got  {:?}\n want {:?}",
-        &got[..got.len().min(8)],
-        &want[..want.len().min(8)]
-    );
-    err
-}
-
-fn norm(v: &[f32]) -> f64 {
-    v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt()
 }
 
 #[test]
